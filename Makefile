@@ -1,0 +1,123 @@
+# threading for Lua: build, test, check, benchmark.
+#
+#   make                 build for LUA=5.4 (or 5.1, 5.2, 5.3, jit)
+#   make demo            install what is missing, build, run the examples
+#   make test            install what is missing, build, run the specs on 5.4
+#   make test-all        the specs on 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make lint            luacheck and cppcheck, zero findings
+#   make asan|tsan       the whole spec suite on a sanitized build
+#   make valgrind        the whole spec suite under memcheck
+#   make bench           each workload beside its Python counterpart
+
+LUA ?= 5.4
+VERSIONS := 5.1 5.2 5.3 5.4 jit
+
+ifeq ($(LUA),jit)
+LUA_BIN := luajit
+LUA_INC := /usr/include/luajit-2.1
+else
+LUA_BIN := lua$(LUA)
+LUA_INC := /usr/include/lua$(LUA)
+endif
+
+SANITIZE ?=
+BUILD := build/$(LUA)$(if $(SANITIZE),-$(SANITIZE))
+CC ?= cc
+OPT ?= -O2
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+        -Wpointer-arith -Wundef -Wwrite-strings -Wredundant-decls \
+        -Wnested-externs -Wformat=2 -Wvla -Werror
+CFLAGS_ALL := -std=c99 -D_GNU_SOURCE $(OPT) -g -fPIC -fvisibility=hidden \
+        $(WARN) -I$(LUA_INC) $(SAN_FLAGS) $(CFLAGS)
+LDFLAGS_ALL := -shared -pthread $(SAN_FLAGS) $(LDFLAGS)
+LIBS := -ldl
+
+ifeq ($(SANITIZE),asan)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_PRELOAD := $(shell $(CC) -print-file-name=libasan.so)
+endif
+ifeq ($(SANITIZE),tsan)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+SAN_PRELOAD := $(shell $(CC) -print-file-name=libtsan.so)
+endif
+
+CORE_SRC := src/threading.c src/object.c src/transfer.c src/wait.c \
+            src/thread.c src/lock.c src/shared.c
+CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+CORE_SO := $(BUILD)/threading/core.so
+HEADERS := $(wildcard src/*.h)
+
+LUA_PATH_DEV := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/support/?.lua;;
+LUA_CPATH_DEV := $(CURDIR)/$(BUILD)/?.so;;
+RUN := env LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_DEV)' \
+       LUA_PATH_5_2= LUA_PATH_5_3= LUA_PATH_5_4= \
+       LUA_CPATH_5_2= LUA_CPATH_5_3= LUA_CPATH_5_4=
+BUSTED := /usr/bin/busted
+BUSTED_ARGS ?=
+
+.PHONY: all build deps test test-all demo lint asan tsan valgrind bench clean
+
+all: build
+
+build: $(CORE_SO)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(CORE_SO): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CORE_OBJ) $(LIBS)
+
+# Debian packages the project needs; installs only what is missing.
+DEB_PKGS := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+            lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted \
+            lua-check cppcheck valgrind gcc make python3
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: deps
+	$(MAKE) check LUA=5.4
+
+# the spec suite on one build (LUA, SANITIZE) without touching packages
+check: build
+	$(RUN) $(SAN_ENV) $(WRAP) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS)
+
+test-all: deps
+	@set -e; for v in $(VERSIONS); do $(MAKE) --no-print-directory check LUA=$$v; done
+
+asan: deps
+	$(MAKE) check SANITIZE=asan OPT=-O1 \
+	  SAN_ENV="LD_PRELOAD=$(shell $(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
+
+tsan: deps
+	$(MAKE) check SANITIZE=tsan OPT=-O1 \
+	  SAN_ENV="LD_PRELOAD=$(shell $(CC) -print-file-name=libtsan.so) TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/.ci/tsan.supp"
+
+valgrind: deps
+	$(MAKE) check OPT=-O1 \
+	  WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/.ci/valgrind.supp"
+
+demo: deps build
+	$(RUN) $(LUA_BIN) examples/01_threads.lua
+	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua
+	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua --no-lock
+
+bench: deps build
+	$(RUN) $(LUA_BIN) bench/run.lua
+
+lint: deps
+	luacheck --quiet lua spec examples bench
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+	  --std=c99 --inline-suppr --suppress=missingIncludeSystem -I src src
+
+clean:
+	rm -rf build

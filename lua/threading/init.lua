@@ -1,0 +1,70 @@
+--- threading: Python-style threads for Lua on native pthreads.
+-- The C core (threading.core) provides the types; this file re-exports it
+-- and adds what is best written in Lua.
+local core = require("threading.core")
+
+local threading = {}
+for k, v in pairs(core) do
+  threading[k] = v
+end
+
+local error, select, setmetatable = error, select, setmetatable
+local unpack = table.unpack or unpack
+
+-- Release after a protected call, then pass its results or its error on.
+local function release_after(lock, ok, ...)
+  lock:release()
+  if not ok then
+    error((...), 0)
+  end
+  return ...
+end
+
+--- obj:with(fn, ...): acquire, call fn(...), release (also on error), and
+-- return fn's results.
+local function with(self, fn, ...)
+  self:acquire()
+  return release_after(self, pcall(fn, ...))
+end
+
+local guard_mt = {
+  __close = function(g)
+    local lock = g[1]
+    if lock then
+      g[1] = nil
+      lock:release()
+    end
+  end,
+}
+guard_mt.__gc = nil
+guard_mt.__index = { release = guard_mt.__close }
+
+--- obj:guard(): acquire and return a value whose closing releases it, for
+-- Lua 5.4's `local _ <close> = lock:guard()`.
+local function guard(self)
+  self:acquire()
+  return setmetatable({ self }, guard_mt)
+end
+
+--- Add the Lua-side methods to a type's method table.
+local function extend(type_name, methods)
+  local mt = debug.getregistry()[type_name]
+  for name, fn in pairs(methods) do
+    mt.methods[name] = fn
+  end
+end
+
+threading._extend = extend
+extend("threading.Lock", { with = with, guard = guard })
+extend("threading.RLock", { with = with, guard = guard })
+
+threading._with = with
+threading._guard = guard
+threading._pack = function(...)
+  return { n = select("#", ...), ... }
+end
+threading._unpack = function(t)
+  return unpack(t, 1, t.n)
+end
+
+return threading

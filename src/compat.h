@@ -1,0 +1,122 @@
+/*
+** compat.h: every difference between Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1.
+** No other file tests LUA_VERSION_NUM; they call the names defined here.
+*/
+#ifndef THREADING_COMPAT_H
+#define THREADING_COMPAT_H
+
+#include "lua.h"
+#include "lauxlib.h"
+#include "lualib.h"
+
+#if defined(__GNUC__)
+#define TH_HIDDEN __attribute__((visibility("hidden")))
+#define TH_UNUSED __attribute__((unused))
+#else
+#define TH_HIDDEN
+#define TH_UNUSED
+#endif
+
+#if LUA_VERSION_NUM >= 503
+#define compat_isinteger(L, i) lua_isinteger(L, i)
+#else
+#define compat_isinteger(L, i) 0
+#endif
+
+#if LUA_VERSION_NUM >= 502
+#define compat_rawlen(L, i) lua_rawlen(L, i)
+#define compat_pushglobals(L) lua_pushglobaltable(L)
+/* 5.2+ upvalue that a loaded chunk binds to the globals */
+#define COMPAT_HAS_ENV_UPVALUE 1
+#else
+#define compat_rawlen(L, i) lua_objlen(L, i)
+#define compat_pushglobals(L) lua_pushvalue(L, LUA_GLOBALSINDEX)
+#define COMPAT_HAS_ENV_UPVALUE 0
+#endif
+
+#if LUA_VERSION_NUM >= 504
+#define compat_newuserdata(L, sz) lua_newuserdatauv(L, sz, 0)
+#define compat_dump(L, w, d) lua_dump(L, w, d, 0)
+#elif LUA_VERSION_NUM == 503
+#define compat_newuserdata(L, sz) lua_newuserdata(L, sz)
+#define compat_dump(L, w, d) lua_dump(L, w, d, 0)
+#else
+#define compat_newuserdata(L, sz) lua_newuserdata(L, sz)
+#define compat_dump(L, w, d) lua_dump(L, w, d)
+#endif
+
+#if LUA_VERSION_NUM >= 502
+#define compat_load(L, r, d, name) lua_load(L, r, d, name, "b")
+#else
+#define compat_load(L, r, d, name) lua_load(L, r, d, name)
+#endif
+
+/* lua_rawgetp/lua_rawsetp exist from 5.2 on; LuaJIT lacks them too. */
+#if LUA_VERSION_NUM >= 502
+#define compat_rawgetp(L, i, p) ((void)lua_rawgetp(L, i, p))
+#define compat_rawsetp(L, i, p) lua_rawsetp(L, i, p)
+#else
+static TH_UNUSED void compat_rawgetp(lua_State *L, int i, const void *p) {
+  i = (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
+  lua_pushlightuserdata(L, (void *)p);
+  lua_rawget(L, i);
+}
+static TH_UNUSED void compat_rawsetp(lua_State *L, int i, const void *p) {
+  i = (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
+  lua_pushlightuserdata(L, (void *)p);
+  lua_insert(L, -2);
+  lua_rawset(L, i);
+}
+#endif
+
+/* LuaJIT 2.1 has luaL_setfuncs, luaL_traceback and luaL_testudata already. */
+#if LUA_VERSION_NUM == 501 && !defined(LUA_JITLIBNAME)
+static TH_UNUSED void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+#define COMPAT_NEED_TRACEBACK 1
+#endif
+
+#if LUA_VERSION_NUM == 501
+#define compat_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#else
+#define compat_absindex(L, i) lua_absindex(L, i)
+#endif
+
+#if defined(COMPAT_NEED_TRACEBACK)
+/* Lua 5.1 has no luaL_traceback: the same text through debug.traceback. */
+static TH_UNUSED void compat_traceback(lua_State *L, lua_State *L1,
+                                       const char *msg, int level) {
+  lua_getglobal(L, "debug");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
+  else lua_pushnil(L);
+  if (lua_isfunction(L, -1) && L == L1) {
+    lua_pushstring(L, msg);
+    lua_pushinteger(L, level + 1);
+    lua_call(L, 2, 1);
+  } else {
+    lua_pop(L, 1);
+    lua_pushstring(L, msg);
+  }
+  lua_remove(L, -2);
+}
+#else
+#define compat_traceback(L, L1, msg, level) luaL_traceback(L, L1, msg, level)
+#endif
+
+/* Push `name` as a module's value, as require does (errors propagate). */
+static TH_UNUSED void compat_require(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
+#endif

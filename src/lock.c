@@ -1,0 +1,184 @@
+/*
+** lock.c: threading.Lock and threading.RLock.
+**
+** A Lock is a word taken with compare-and-swap: the uncontended path never
+** touches the mutex. Waiters count themselves in `waiters` under mu before
+** their last try; release stores 0 and then reads `waiters`, so either it
+** sees the waiter and signals under mu, or the waiter's try sees the 0.
+** Any thread may release a Lock (as in Python); an RLock checks its owner.
+*/
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "lock.h"
+#include "thread.h"
+#include "types.h"
+#include "wait.h"
+
+#define LOCK_MT "threading.Lock"
+#define RLOCK_MT "threading.RLock"
+
+static void lock_destroy(object_t *o);
+const object_type_t lock_type = { LOCK_MT, lock_destroy };
+const object_type_t rlock_type = { RLOCK_MT, lock_destroy };
+
+static void lock_destroy(object_t *o) {
+  lock_t *lk = (lock_t *)o;
+  pthread_mutex_destroy(&lk->mu);
+  pthread_cond_destroy(&lk->cv);
+  free(lk);
+}
+
+static int try_take(lock_t *lk) {
+  int expected = 0;
+  return atomic_compare_exchange_strong(&lk->locked, &expected, 1);
+}
+
+int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
+  int r = WAIT_OK;
+  if (try_take(lk)) return LOCK_TAKEN;
+  if (!blocking) return LOCK_BUSY;
+  WAIT_CHECK(pthread_mutex_lock(&lk->mu));
+  atomic_fetch_add(&lk->waiters, 1);
+  while (!try_take(lk)) {
+    r = wait_on(&lk->obj, &lk->mu, &lk->cv, dl);
+    if (r != WAIT_OK) {
+      /* a release may have raced the timeout: one last try */
+      if (r == WAIT_TIMEOUT && try_take(lk)) r = WAIT_OK;
+      break;
+    }
+  }
+  atomic_fetch_sub(&lk->waiters, 1);
+  WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
+  if (r == WAIT_OK) return LOCK_TAKEN;
+  return r == WAIT_CANCELLED ? LOCK_CANCELLED : LOCK_BUSY;
+}
+
+int lock_give(lock_t *lk) {
+  if (!atomic_exchange(&lk->locked, 0)) return 0;
+  if (atomic_load(&lk->waiters) > 0) {
+    WAIT_CHECK(pthread_mutex_lock(&lk->mu));
+    WAIT_CHECK(pthread_cond_signal(&lk->cv));
+    WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
+  }
+  return 1;
+}
+
+lock_t *lock_check_any(lua_State *L, int idx) {
+  object_t *o = object_test(L, idx);
+  if (o == NULL || (o->type != &lock_type && o->type != &rlock_type))
+    object_typeerror(L, idx, "threading.Lock or threading.RLock");
+  return (lock_t *)o;
+}
+
+/* Parse acquire's ([blocking], [timeout]) or (timeout) at idx. */
+int lock_acquire_args(lua_State *L, int idx, deadline_t *dl) {
+  int blocking = 1;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    *dl = wait_deadline_arg(L, idx);
+    return 1;
+  }
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TBOOLEAN);
+    blocking = lua_toboolean(L, idx);
+  }
+  if (!blocking && !lua_isnoneornil(L, idx + 1))
+    luaL_argerror(L, idx + 1, "cannot specify a timeout for a non-blocking call");
+  *dl = wait_deadline_arg(L, idx + 1);
+  return blocking;
+}
+
+static lock_t *lock_new(lua_State *L, const object_type_t *type) {
+  handle_t *h = object_newhandle(L, type);
+  lock_t *lk = (lock_t *)calloc(1, sizeof *lk);
+  if (lk == NULL) luaL_error(L, "not enough memory");
+  object_init(&lk->obj, type);
+  wait_mutex_init(&lk->mu);
+  wait_cond_init(&lk->cv);
+  atomic_init(&lk->locked, 0);
+  atomic_init(&lk->waiters, 0);
+  object_sethandle(L, h, &lk->obj);
+  return lk;
+}
+
+/* Acquire for the thread `self` (an RLock re-enters). */
+int lock_acquire_as(lock_t *lk, void *self, int blocking, const deadline_t *dl) {
+  int r;
+  if (lk->obj.type == &rlock_type && atomic_load(&lk->owner) == self) {
+    lk->count++;
+    return LOCK_TAKEN;
+  }
+  r = lock_take(lk, blocking, dl);
+  if (r == LOCK_TAKEN) {
+    atomic_store(&lk->owner, self);
+    lk->count = 1;
+  }
+  return r;
+}
+
+/* Release one level; returns 0 if an RLock is not held by self. */
+int lock_release_as(lock_t *lk, void *self) {
+  if (lk->obj.type == &rlock_type) {
+    if (atomic_load(&lk->owner) != self) return 0;
+    if (--lk->count > 0) return 1;
+  }
+  atomic_store(&lk->owner, NULL);
+  return lock_give(lk);
+}
+
+/* Lock:acquire([blocking[, timeout]]) or Lock:acquire(timeout) -> boolean */
+static int lock_acquire(lua_State *L) {
+  lock_t *lk = lock_check_any(L, 1);
+  deadline_t dl;
+  int blocking = lock_acquire_args(L, 2, &dl);
+  int r;
+  wait_check_cancel(L);
+  r = lock_acquire_as(lk, thread_current(), blocking && !(!dl.forever && wait_expired(&dl)), &dl);
+  if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
+  lua_pushboolean(L, r == LOCK_TAKEN);
+  return 1;
+}
+
+/* Lock:release() */
+static int lock_release(lua_State *L) {
+  lock_t *lk = lock_check_any(L, 1);
+  if (!lock_release_as(lk, thread_current()))
+    return luaL_argerror(L, 1, lk->obj.type == &rlock_type
+                                   ? "cannot release un-acquired lock"
+                                   : "release unlocked lock");
+  return 0;
+}
+
+/* Lock:locked() -> boolean */
+static int lock_locked(lua_State *L) {
+  lock_t *lk = lock_check_any(L, 1);
+  lua_pushboolean(L, atomic_load(&lk->locked));
+  return 1;
+}
+
+static int lock_new_lock(lua_State *L) {
+  lock_new(L, &lock_type);
+  return 1;
+}
+
+static int lock_new_rlock(lua_State *L) {
+  lock_new(L, &rlock_type);
+  return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+  {"acquire", lock_acquire},
+  {"release", lock_release},
+  {"locked", lock_locked},
+  {NULL, NULL}
+};
+
+void lock_open(lua_State *L) {
+  object_newmetatable(L, &lock_type, lock_methods, NULL);
+  object_newmetatable(L, &rlock_type, lock_methods, NULL);
+  lua_pushcfunction(L, lock_new_lock);
+  lua_setfield(L, -2, "Lock");
+  lua_pushcfunction(L, lock_new_rlock);
+  lua_setfield(L, -2, "RLock");
+}

@@ -1,0 +1,37 @@
+/*
+** lock.h: Lock and RLock, shared with Condition (which waits on either).
+*/
+#ifndef THREADING_LOCK_H
+#define THREADING_LOCK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "object.h"
+#include "wait.h"
+
+typedef struct lock {
+  object_t obj;
+  atomic_int locked;            /* 1 while held */
+  atomic_int waiters;           /* threads in the slow path */
+  _Atomic(void *) owner;        /* thread that holds it (RLock: checked) */
+  long count;                   /* RLock depth; touched by the owner only */
+  pthread_mutex_t mu;           /* only for sleeping and waking */
+  pthread_cond_t cv;
+} lock_t;
+
+TH_HIDDEN extern const object_type_t lock_type, rlock_type;
+
+enum { LOCK_TAKEN, LOCK_BUSY, LOCK_CANCELLED };
+
+/* Take the lock word (no owner bookkeeping); LOCK_BUSY on timeout. */
+TH_HIDDEN int lock_take(lock_t *lk, int blocking, const deadline_t *dl);
+/* Clear the lock word and wake one waiter; 0 if it was not locked. */
+TH_HIDDEN int lock_give(lock_t *lk);
+TH_HIDDEN int lock_acquire_as(lock_t *lk, void *self, int blocking,
+                              const deadline_t *dl);
+TH_HIDDEN int lock_release_as(lock_t *lk, void *self);
+TH_HIDDEN lock_t *lock_check_any(lua_State *L, int idx);
+TH_HIDDEN int lock_acquire_args(lua_State *L, int idx, deadline_t *dl);
+
+#endif

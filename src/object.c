@@ -1,0 +1,184 @@
+/*
+** object.c: reference counting and Lua handles for shared objects.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "object.h"
+
+/* registry[&handles_key]: weak-valued { [lightuserdata obj] = handle } */
+static const char handles_key = 'h';
+/* metatable[&type_key] = lightuserdata(object_type_t) marks our metatables */
+static const char type_key = 't';
+
+void object_init(object_t *o, const object_type_t *type) {
+  atomic_init(&o->refs, 1);
+  o->type = type;
+}
+
+object_t *object_retain(object_t *o) {
+  atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+  return o;
+}
+
+void object_release(object_t *o) {
+  if (o == NULL) return;
+  /* acq_rel: every write made while holding a reference happens before destroy */
+  if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1)
+    o->type->destroy(o);
+}
+
+static int object_tostring(lua_State *L) {
+  handle_t *h = (handle_t *)lua_touserdata(L, 1);
+  object_t *o = object_test(L, 1);
+  if (o == NULL) lua_pushliteral(L, "threading object (released)");
+  else lua_pushfstring(L, "%s: %p", o->type->name, (void *)h->obj);
+  return 1;
+}
+
+static int object_eq(lua_State *L) {
+  lua_pushboolean(L, object_test(L, 1) != NULL &&
+                         object_test(L, 1) == object_test(L, 2));
+  return 1;
+}
+
+int object_gc(lua_State *L) {
+  handle_t *h = (handle_t *)lua_touserdata(L, 1);
+  if (h != NULL && h->obj != NULL) {
+    object_t *o = h->obj;
+    h->obj = NULL;
+    object_release(o);
+  }
+  return 0;
+}
+
+static void push_handles(lua_State *L) {
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &handles_key);
+  if (lua_istable(L, -1)) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &handles_key);
+}
+
+void object_newmetatable(lua_State *L, const object_type_t *type,
+                         const luaL_Reg *methods, const luaL_Reg *meta) {
+  int has_index = 0, has_tostring = 0;
+  const luaL_Reg *r;
+  luaL_newmetatable(L, type->name);
+  lua_pushstring(L, type->name);
+  lua_setfield(L, -2, "__name");
+  lua_pushlightuserdata(L, (void *)type);
+  compat_rawsetp(L, -2, &type_key);
+  for (r = meta; r != NULL && r->name != NULL; r++) {
+    if (strcmp(r->name, "__index") == 0) has_index = 1;
+    if (strcmp(r->name, "__tostring") == 0) has_tostring = 1;
+  }
+  if (meta != NULL) {
+    lua_pushvalue(L, -1);
+    luaL_setfuncs(L, meta, 1);
+  }
+  if (!has_tostring) {
+    lua_pushcfunction(L, object_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pushcfunction(L, object_eq);
+  lua_setfield(L, -2, "__eq");
+  lua_getfield(L, -1, "__gc");
+  if (lua_isnil(L, -1)) {
+    lua_pushcfunction(L, object_gc);
+    lua_setfield(L, -3, "__gc");
+  }
+  lua_pop(L, 1);
+  /* methods live in their own table, kept in the metatable as `methods` */
+  lua_newtable(L);
+  if (methods != NULL) {
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, methods, 1);
+  }
+  if (!has_index) {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+  }
+  lua_setfield(L, -2, "methods");
+  lua_pop(L, 1);
+}
+
+handle_t *object_newhandle(lua_State *L, const object_type_t *type) {
+  handle_t *h = (handle_t *)compat_newuserdata(L, sizeof(handle_t));
+  h->obj = NULL;
+  luaL_getmetatable(L, type->name);
+  if (lua_isnil(L, -1)) {
+    /* a state that has not loaded the module yet receives an object */
+    lua_pop(L, 1);
+    compat_require(L, "threading");
+    lua_pop(L, 1);
+    luaL_getmetatable(L, type->name);
+  }
+  lua_setmetatable(L, -2);
+  return h;
+}
+
+void object_sethandle(lua_State *L, handle_t *h, object_t *o) {
+  h->obj = o;
+  push_handles(L);
+  lua_pushlightuserdata(L, o);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void object_push(lua_State *L, object_t *o) {
+  handle_t *h;
+  push_handles(L);
+  lua_pushlightuserdata(L, o);
+  lua_rawget(L, -2);
+  h = (handle_t *)lua_touserdata(L, -1);
+  if (h != NULL && h->obj == o) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 2);
+  h = object_newhandle(L, o->type);
+  object_sethandle(L, h, object_retain(o));
+}
+
+object_t *object_test(lua_State *L, int idx) {
+  handle_t *h = (handle_t *)lua_touserdata(L, idx);
+  const void *type;
+  if (h == NULL || !lua_getmetatable(L, idx)) return NULL;
+  compat_rawgetp(L, -1, &type_key);
+  type = lua_touserdata(L, -1);
+  lua_pop(L, 2);
+  return type != NULL ? h->obj : NULL;
+}
+
+int object_typeerror(lua_State *L, int idx, const char *expected) {
+  const char *got;
+  object_t *o = object_test(L, idx);
+  if (o != NULL) got = o->type->name;
+  else if (lua_isnoneornil(L, idx) && lua_gettop(L) < idx) got = "no value";
+  else got = luaL_typename(L, idx);
+  return luaL_argerror(L, idx,
+                       lua_pushfstring(L, "%s expected, got %s", expected, got));
+}
+
+object_t *object_check(lua_State *L, int idx, const object_type_t *type) {
+  handle_t *h = (handle_t *)lua_touserdata(L, idx);
+  if (h != NULL && lua_getmetatable(L, idx)) {
+    const void *t;
+    compat_rawgetp(L, -1, &type_key);
+    t = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    if (t == (const void *)type) {
+      if (h->obj == NULL) luaL_argerror(L, idx, "handle already released");
+      return h->obj;
+    }
+  }
+  object_typeerror(L, idx, type->name);
+  return NULL;
+}

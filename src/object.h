@@ -1,0 +1,69 @@
+/*
+** object.h: the header every shared object of the module starts with.
+**
+** An object is a C struct beginning with object_t. It is reference counted
+** with an atomic counter: each Lua handle (a userdata box holding one
+** pointer), each running thread and each container (queue, value, transfer
+** buffer) that holds it owns one reference. The last release calls the
+** type's destroy function, from whichever OS thread dropped it.
+**
+** Handles are cached per state (a weak table keyed by the object's address),
+** so one object has one handle in each state and handles compare equal and
+** work as table keys.
+*/
+#ifndef THREADING_OBJECT_H
+#define THREADING_OBJECT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "compat.h"
+
+typedef struct object object_t;
+
+typedef struct object_type {
+  const char *name;                 /* metatable name, "threading.Lock" */
+  void (*destroy)(object_t *o);     /* frees the object; refs reached 0 */
+} object_type_t;
+
+struct object {
+  atomic_long refs;
+  const object_type_t *type;
+};
+
+/* The userdata that a Lua handle is; obj is NULL until complete and after __gc. */
+typedef struct handle {
+  object_t *obj;
+} handle_t;
+
+TH_HIDDEN void object_init(object_t *o, const object_type_t *type);
+TH_HIDDEN object_t *object_retain(object_t *o);
+TH_HIDDEN void object_release(object_t *o);
+
+/* Create the metatable for `type` with `methods` (reached through __index
+** unless `meta` has its own __index) and `meta` metamethods. Every function
+** gets the metatable as upvalue 1. Leaves nothing on the stack. */
+TH_HIDDEN void object_newmetatable(lua_State *L, const object_type_t *type,
+                                   const luaL_Reg *methods, const luaL_Reg *meta);
+
+/* Push a handle for `o`, taking a new reference (or reusing this state's
+** existing handle). */
+TH_HIDDEN void object_push(lua_State *L, object_t *o);
+
+/* Push an empty handle box of `type`: set h->obj once the object is built,
+** so that an error half-way leaves nothing to release. */
+TH_HIDDEN handle_t *object_newhandle(lua_State *L, const object_type_t *type);
+/* Record a completed handle (at the top of the stack) in the state's cache. */
+TH_HIDDEN void object_sethandle(lua_State *L, handle_t *h, object_t *o);
+
+/* The object behind a handle at idx, any type of ours, or NULL. */
+TH_HIDDEN object_t *object_test(lua_State *L, int idx);
+/* The object at idx, which must be of `type`; raises a standard bad-argument error. */
+TH_HIDDEN object_t *object_check(lua_State *L, int idx, const object_type_t *type);
+/* Raise "bad argument #idx to 'fn' (<expected> expected, got <type>)". */
+TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);
+
+/* __gc (and __close where a type wants it): drop the handle's reference. */
+TH_HIDDEN int object_gc(lua_State *L);
+
+#endif

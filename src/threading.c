@@ -1,0 +1,62 @@
+/*
+** threading.c: luaopen_threading_core, the module's only exported symbol.
+**
+** Safe to run in many states at once and more than once per state: all
+** process-wide set-up goes through pthread_once.
+*/
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "thread.h"
+#include "types.h"
+#include "wait.h"
+
+#define THREADING_VERSION "0.1.0"
+
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
+/* Threads may run this library's code after the state that loaded it has
+** closed it (daemon threads, a thread finishing its last release): load it
+** once more with RTLD_NODELETE so it is never unmapped. */
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)&pin_library, &info) && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
+
+/* threading.monotonic() -> seconds on a clock that never goes back */
+static int threading_monotonic(lua_State *L) {
+  lua_pushnumber(L, wait_now());
+  return 1;
+}
+
+/* threading.cpu_count() -> online processors */
+static int threading_cpu_count(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"monotonic", threading_monotonic},
+  {"cpu_count", threading_cpu_count},
+  {NULL, NULL}
+};
+
+__attribute__((visibility("default"))) int luaopen_threading_core(lua_State *L);
+
+int luaopen_threading_core(lua_State *L) {
+  pthread_once(&pin_once, pin_library);
+  lua_newtable(L);
+  luaL_setfuncs(L, funcs, 0);
+  thread_open(L);
+  lock_open(L);
+  shared_open(L);
+  lua_pushliteral(L, THREADING_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  thread_register_state(L);
+  return 1;
+}

@@ -1,0 +1,838 @@
+/*
+** transfer.c: Lua value graph <-> self-contained buffer.
+**
+** Encoding runs inside lua_pcall so that a refusal or a memory error frees
+** the partial buffer (and the object references it took) before the error
+** reaches the caller. Tables and Lua functions get ids in the order they are
+** first met, so cycles, shared sub-tables and recursive functions come out
+** with the same shape; the decoder hands out ids in the same order.
+**
+** Buffer layout: a sequence of tagged values.
+**   T_NIL T_FALSE T_TRUE
+**   T_INT  lua_Integer            T_NUM  lua_Number
+**   T_STR  size_t len, bytes
+**   T_TABLE size_t narr, size_t nrec, {key value}* T_END, u8 has_mt, [mt]
+**   T_FUNC size_t len, bytecode, u16 nups, upvalue*
+**   T_REF  size_t id              (a table or function met before)
+**   T_GLOBALS                     (the sender's globals -> the receiver's)
+**   T_NAMED size_t len, "module" or "module\nfield"
+**   T_OBJECT size_t index into objs
+*/
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdatomic.h>
+
+#include "object.h"
+#include "transfer.h"
+
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_END, T_FUNC,
+  T_REF, T_GLOBALS, T_NAMED, T_OBJECT
+};
+
+struct transfer {
+  atomic_long refs;
+  unsigned char *data;
+  size_t len, cap;
+  object_t **objs;
+  size_t nobjs, capobjs;
+  int count;
+};
+
+/* registry[&names_key] = { [value] = "module" | "module\nfield", [&names_key] = #loaded } */
+static const char names_key = 'n';
+
+enum { P_KEY, P_KEYOF, P_UPVALUE, P_META };
+
+typedef struct path_elem {
+  int kind;
+  int idx;              /* stack index of the key (P_KEY, P_KEYOF) */
+  const char *name;     /* upvalue name (P_UPVALUE) */
+} path_elem;
+
+typedef struct encoder {
+  lua_State *L;
+  transfer_t *buf;
+  /* stack slots of helpers made on first use: negative until then */
+  int seen;             /* { [value] = id } */
+  int names;            /* the name map */
+  int names_fresh;      /* the map was rebuilt during this encode */
+  int globals;          /* the sender's globals */
+  int nextid;
+  int depth;
+  const char *root;
+  int first, current;   /* naming of the top-level values */
+  path_elem path[TRANSFER_MAX_DEPTH + 4];
+} encoder;
+
+static void encode_value(encoder *e, int idx);
+
+/* ---------------------------------------------------------------- buffer */
+
+static void buf_reserve(encoder *e, size_t n) {
+  transfer_t *b = e->buf;
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : 64;
+    unsigned char *p;
+    while (cap - b->len < n) {
+      if (cap > SIZE_MAX / 2) luaL_error(e->L, "not enough memory");
+      cap *= 2;
+    }
+    p = (unsigned char *)realloc(b->data, cap);
+    if (p == NULL) luaL_error(e->L, "not enough memory");
+    b->data = p;
+    b->cap = cap;
+  }
+}
+
+static void put_bytes(encoder *e, const void *p, size_t n) {
+  buf_reserve(e, n);
+  memcpy(e->buf->data + e->buf->len, p, n);
+  e->buf->len += n;
+}
+
+static void put_tag(encoder *e, unsigned char tag) {
+  put_bytes(e, &tag, 1);
+}
+
+static void put_size(encoder *e, size_t n) {
+  put_bytes(e, &n, sizeof n);
+}
+
+static void put_lstring(encoder *e, const char *s, size_t len) {
+  put_size(e, len);
+  put_bytes(e, s, len);
+}
+
+/* --------------------------------------------------------------- refusals */
+
+static int is_identifier(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len > 40 || (s[0] >= '0' && s[0] <= '9')) return 0;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+static void add_key(luaL_Buffer *b, lua_State *L, int idx) {
+  char tmp[64];
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (is_identifier(s, len)) {
+        luaL_addchar(b, '.');
+        luaL_addlstring(b, s, len);
+      } else {
+        luaL_addstring(b, "[\"");
+        luaL_addlstring(b, s, len > 24 ? 24 : len);
+        luaL_addstring(b, len > 24 ? "...\"]" : "\"]");
+      }
+      return;
+    }
+    case LUA_TNUMBER:
+      if (compat_isinteger(L, idx) ||
+          lua_tonumber(L, idx) == (double)(long long)lua_tonumber(L, idx))
+        snprintf(tmp, sizeof tmp, "[%lld]", (long long)lua_tonumber(L, idx));
+      else
+        snprintf(tmp, sizeof tmp, "[%.14g]", (double)lua_tonumber(L, idx));
+      luaL_addstring(b, tmp);
+      return;
+    case LUA_TBOOLEAN:
+      luaL_addstring(b, lua_toboolean(L, idx) ? "[true]" : "[false]");
+      return;
+    default:
+      snprintf(tmp, sizeof tmp, "[<%s>]", luaL_typename(L, idx));
+      luaL_addstring(b, tmp);
+  }
+}
+
+static void add_elem(luaL_Buffer *b, lua_State *L, const path_elem *p) {
+  switch (p->kind) {
+    case P_KEY: add_key(b, L, p->idx); break;
+    case P_KEYOF: luaL_addstring(b, ".<key>"); break;
+    case P_UPVALUE:
+      luaL_addstring(b, "<upvalue ");
+      luaL_addstring(b, p->name[0] ? p->name : "?");
+      luaL_addchar(b, '>');
+      break;
+    default: luaL_addstring(b, ".<metatable>"); break;
+  }
+}
+
+/* Raise "cannot transfer value at <path>: <what>". */
+static int refuse(encoder *e, const char *what) {
+  lua_State *L = e->L;
+  luaL_Buffer b;
+  int i;
+  lua_checkstack(L, 4);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "cannot transfer value at ");
+  if (e->first < 0 && e->current == 0) luaL_addstring(&b, "target");
+  else luaL_addstring(&b, e->root);
+  if (e->first < 0 && e->current > 0) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "[%d]", e->current);
+    luaL_addstring(&b, tmp);
+  } else if (e->first > 0) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "[%d]", e->first + e->current);
+    luaL_addstring(&b, tmp);
+  }
+  for (i = 0; i < e->depth; i++) {
+    if (e->depth > 16 && i == 8) {
+      luaL_addstring(&b, "...");
+      i = e->depth - 5;
+      continue;
+    }
+    add_elem(&b, L, &e->path[i]);
+  }
+  luaL_addstring(&b, ": ");
+  luaL_addstring(&b, what);
+  luaL_pushresult(&b);
+  return lua_error(L);
+}
+
+static void path_push(encoder *e, int kind, int idx, const char *name) {
+  path_elem *p;
+  if (e->depth >= TRANSFER_MAX_DEPTH) {
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "nesting deeper than %d levels",
+             TRANSFER_MAX_DEPTH);
+    refuse(e, tmp);
+  }
+  p = &e->path[e->depth++];
+  p->kind = kind;
+  p->idx = idx;
+  p->name = name;
+}
+
+/* ------------------------------------------------------------- name map */
+
+static int count_loaded(lua_State *L, int loaded) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
+/* Build { [value] = name } over package.loaded: modules by their name, the
+** C functions inside them as "module\nfield". Pushes the map. */
+static void build_names(lua_State *L, int loaded, int nloaded) {
+  int map;
+  lua_newtable(L);
+  map = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {              /* name mod */
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        (lua_istable(L, -1) || lua_isfunction(L, -1))) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, map);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, -3);
+        lua_rawset(L, map);
+      } else {
+        lua_pop(L, 1);
+      }
+      if (lua_istable(L, -1)) {
+        int mod = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, mod)) {           /* name mod k v */
+          if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+            lua_pushvalue(L, -1);
+            lua_rawget(L, map);
+            if (lua_isnil(L, -1)) {
+              lua_pop(L, 1);
+              lua_pushvalue(L, -1);
+              lua_pushvalue(L, mod - 1);
+              lua_pushliteral(L, "\n");
+              lua_pushvalue(L, -5);
+              lua_concat(L, 3);
+              lua_rawset(L, map);
+            } else {
+              lua_pop(L, 1);
+            }
+          }
+          lua_pop(L, 1);
+        }
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, nloaded);
+  compat_rawsetp(L, map, &names_key);
+  lua_pushvalue(L, map);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &names_key);
+}
+
+/* Make e->names a map valid for the current package.loaded. `force`
+** rebuilds it even if package.loaded has as many entries as before. */
+static void ensure_names(encoder *e, int force) {
+  lua_State *L = e->L;
+  int loaded, n;
+  if (e->names > 0 && (!force || e->names_fresh)) return;
+  if (e->names < 0) e->names = -e->names;
+  lua_checkstack(L, 12);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_replace(L, e->names);
+    e->names_fresh = 1;
+    return;
+  }
+  loaded = lua_gettop(L);
+  n = count_loaded(L, loaded);
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &names_key);
+  if (!force && lua_istable(L, -1)) {
+    compat_rawgetp(L, -1, &names_key);
+    if (lua_tonumber(L, -1) == n) {
+      lua_pop(L, 1);
+      lua_replace(L, e->names);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  build_names(L, loaded, n);
+  lua_replace(L, e->names);
+  lua_pop(L, 1);
+  e->names_fresh = 1;
+}
+
+/* Push the name of the value at idx (or nil) */
+static void lookup_name(encoder *e, int idx) {
+  lua_pushvalue(e->L, idx);
+  lua_rawget(e->L, e->names);
+}
+
+/* -------------------------------------------------------------- encoding */
+
+/* Emit a T_REF if the value at idx was met before; otherwise give it the
+** next id and return 0. */
+static int seen_before(encoder *e, int idx) {
+  lua_State *L = e->L;
+  if (e->seen < 0) {
+    e->seen = -e->seen;
+    lua_newtable(L);
+    lua_replace(L, e->seen);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, e->seen);
+  if (!lua_isnil(L, -1)) {
+    size_t id = (size_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    put_tag(e, T_REF);
+    put_size(e, id);
+    return 1;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, ++e->nextid);
+  lua_rawset(L, e->seen);
+  return 0;
+}
+
+static int is_globals(encoder *e, int idx) {
+  if (e->globals < 0) {
+    e->globals = -e->globals;
+    compat_pushglobals(e->L);
+    lua_replace(e->L, e->globals);
+  }
+  return lua_rawequal(e->L, idx, e->globals);
+}
+
+static void encode_table(encoder *e, int idx) {
+  lua_State *L = e->L;
+  size_t narr, nrec = 0, hint;
+  if (is_globals(e, idx)) {
+    put_tag(e, T_GLOBALS);
+    return;
+  }
+  if (seen_before(e, idx)) return;
+  if (!lua_checkstack(L, 8)) refuse(e, "nesting too deep for the Lua stack");
+  narr = compat_rawlen(L, idx);
+  put_tag(e, T_TABLE);
+  put_size(e, narr);
+  hint = e->buf->len;
+  put_size(e, 0);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int key = lua_gettop(L) - 1;
+    path_push(e, P_KEYOF, key, NULL);
+    encode_value(e, key);
+    e->depth--;
+    path_push(e, P_KEY, key, NULL);
+    encode_value(e, key + 1);
+    e->depth--;
+    lua_pop(L, 1);
+    nrec++;
+  }
+  nrec = nrec > narr ? nrec - narr : 0;
+  memcpy(e->buf->data + hint, &nrec, sizeof nrec);
+  put_tag(e, T_END);
+  if (lua_getmetatable(L, idx)) {
+    put_tag(e, 1);
+    path_push(e, P_META, 0, NULL);
+    encode_value(e, lua_gettop(L));
+    e->depth--;
+    lua_pop(L, 1);
+  } else {
+    put_tag(e, 0);
+  }
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  put_bytes((encoder *)ud, p, sz);
+  return 0;
+}
+
+static void encode_named(encoder *e) {
+  size_t len;
+  const char *name = lua_tolstring(e->L, -1, &len);
+  put_tag(e, T_NAMED);
+  put_lstring(e, name, len);
+}
+
+static void encode_function(encoder *e, int idx) {
+  lua_State *L = e->L;
+  size_t at, len;
+  int nups, i;
+  if (lua_iscfunction(L, idx)) {
+    ensure_names(e, 0);
+    lookup_name(e, idx);
+    if (lua_isnil(L, -1)) {          /* loaded since the map was built? */
+      lua_pop(L, 1);
+      ensure_names(e, 1);
+      lookup_name(e, idx);
+    }
+    if (lua_isnil(L, -1))
+      refuse(e, "C function (not reachable by name from package.loaded)");
+    encode_named(e);
+    lua_pop(L, 1);
+    return;
+  }
+  if (seen_before(e, idx)) return;
+  if (!lua_checkstack(L, 8)) refuse(e, "nesting too deep for the Lua stack");
+  put_tag(e, T_FUNC);
+  at = e->buf->len;
+  put_size(e, 0);
+  lua_pushvalue(L, idx);
+  if (compat_dump(L, dump_writer, e) != 0) refuse(e, "function cannot be dumped");
+  lua_pop(L, 1);
+  len = e->buf->len - at - sizeof(size_t);
+  memcpy(e->buf->data + at, &len, sizeof len);
+  for (nups = 0; lua_getupvalue(L, idx, nups + 1) != NULL; nups++) lua_pop(L, 1);
+  {
+    uint16_t n16 = (uint16_t)nups;
+    put_bytes(e, &n16, sizeof n16);
+  }
+  for (i = 1; i <= nups; i++) {
+    const char *name = lua_getupvalue(L, idx, i);
+    int v = lua_gettop(L);
+    path_push(e, P_UPVALUE, 0, name);
+    if (lua_istable(L, v) && !is_globals(e, v)) {
+      /* a loaded module captured as an upvalue binds to the receiver's copy */
+      ensure_names(e, 0);
+      lookup_name(e, v);
+      if (lua_type(L, -1) == LUA_TSTRING) encode_named(e);
+      else encode_value(e, v);
+      lua_pop(L, 1);
+    } else {
+      encode_value(e, v);
+    }
+    e->depth--;
+    lua_pop(L, 1);
+  }
+}
+
+static void encode_value(encoder *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: put_tag(e, T_NIL); break;
+    case LUA_TBOOLEAN: put_tag(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
+    case LUA_TNUMBER:
+#if LUA_VERSION_NUM >= 503
+      if (lua_isinteger(L, idx)) {
+        lua_Integer i = lua_tointeger(L, idx);
+        put_tag(e, T_INT);
+        put_bytes(e, &i, sizeof i);
+        break;
+      }
+#endif
+      {
+        lua_Number n = lua_tonumber(L, idx);
+        put_tag(e, T_NUM);
+        put_bytes(e, &n, sizeof n);
+      }
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      put_tag(e, T_STR);
+      put_lstring(e, s, len);
+      break;
+    }
+    case LUA_TTABLE: encode_table(e, idx); break;
+    case LUA_TFUNCTION: encode_function(e, idx); break;
+    case LUA_TUSERDATA: {
+      object_t *o = object_test(L, idx);
+      transfer_t *b = e->buf;
+      if (o == NULL) refuse(e, "userdata (not a threading object)");
+      if (b->nobjs == b->capobjs) {
+        size_t cap = b->capobjs ? b->capobjs * 2 : 4;
+        object_t **p = (object_t **)realloc(b->objs, cap * sizeof *p);
+        if (p == NULL) luaL_error(L, "not enough memory");
+        b->objs = p;
+        b->capobjs = cap;
+      }
+      b->objs[b->nobjs] = object_retain(o);
+      put_tag(e, T_OBJECT);
+      put_size(e, b->nobjs++);
+      break;
+    }
+    case LUA_TLIGHTUSERDATA: refuse(e, "light userdata"); break;
+    case LUA_TTHREAD: refuse(e, "coroutine"); break;
+    default: refuse(e, luaL_typename(L, idx)); break;
+  }
+}
+
+static int encode_body(lua_State *L) {
+  encoder *e = (encoder *)lua_touserdata(L, 1);
+  int n = lua_gettop(L) - 1, i;
+  e->L = L;
+  /* fixed slots for the lazily made helpers, below any table being walked */
+  lua_settop(L, n + 4);
+  e->seen = -(n + 2);
+  e->globals = -(n + 3);
+  e->names = -(n + 4);
+  for (i = 0; i < n; i++) {
+    e->current = i;
+    encode_value(e, i + 2);
+  }
+  return 0;
+}
+
+transfer_t *transfer_encode(lua_State *L, int idx, int n, const char *root,
+                            int first) {
+  encoder e;
+  transfer_t *buf = (transfer_t *)calloc(1, sizeof *buf);
+  int i;
+  if (buf == NULL) luaL_error(L, "not enough memory");
+  atomic_init(&buf->refs, 1);
+  idx = compat_absindex(L, idx);
+  if (!lua_checkstack(L, n + 4)) {
+    free(buf);
+    luaL_error(L, "too many values to transfer");
+  }
+  memset(&e, 0, sizeof e - sizeof e.path);
+  e.buf = buf;
+  e.root = root;
+  e.first = first;
+  buf->count = n;
+  lua_pushcfunction(L, encode_body);
+  lua_pushlightuserdata(L, &e);
+  for (i = 0; i < n; i++) lua_pushvalue(L, idx + i);
+  if (lua_pcall(L, n + 1, 0, 0) != 0) {
+    transfer_free(buf);
+    lua_error(L);
+  }
+  return buf;
+}
+
+/* -------------------------------------------------------------- decoding */
+
+typedef struct decoder {
+  lua_State *L;
+  const transfer_t *buf;
+  const unsigned char *p;
+  int ids;              /* stack slot of { [id] = value }; negative until made */
+  int nextid;
+} decoder;
+
+static void get_bytes(decoder *d, void *out, size_t n) {
+  memcpy(out, d->p, n);
+  d->p += n;
+}
+
+static size_t get_size(decoder *d) {
+  size_t n;
+  get_bytes(d, &n, sizeof n);
+  return n;
+}
+
+static void remember(decoder *d, int idx) {
+  lua_State *L = d->L;
+  if (d->ids < 0) {
+    d->ids = -d->ids;
+    lua_newtable(L);
+    lua_replace(L, d->ids);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, d->ids, ++d->nextid);
+}
+
+typedef struct reader_state {
+  const char *p;
+  size_t len;
+} reader_state;
+
+static const char *chunk_reader(lua_State *L, void *ud, size_t *size) {
+  reader_state *r = (reader_state *)ud;
+  (void)L;
+  *size = r->len;
+  r->len = 0;
+  return *size ? r->p : NULL;
+}
+
+static void decode_named(decoder *d) {
+  lua_State *L = d->L;
+  size_t len = get_size(d);
+  const char *name = (const char *)d->p;
+  const char *nl = (const char *)memchr(name, '\n', len);
+  size_t modlen = nl ? (size_t)(nl - name) : len;
+  d->p += len;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_pushlstring(L, name, modlen);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushlstring(L, name, modlen);
+    lua_call(L, 1, 1);
+  }
+  lua_remove(L, -2);
+  if (nl != NULL) {
+    lua_pushlstring(L, nl + 1, len - modlen - 1);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1)) {
+      lua_pushlstring(L, name, modlen);
+      lua_pushlstring(L, nl + 1, len - modlen - 1);
+      luaL_error(L, "cannot receive function %s.%s: not found in this state",
+                 lua_tostring(L, -2), lua_tostring(L, -1));
+    }
+    lua_remove(L, -2);
+  }
+}
+
+static void decode_value(decoder *d) {
+  lua_State *L = d->L;
+  unsigned char tag = *d->p++;
+  if (!lua_checkstack(L, 6)) luaL_error(L, "value too deeply nested to receive");
+  switch (tag) {
+    case T_NIL: lua_pushnil(L); break;
+    case T_FALSE: lua_pushboolean(L, 0); break;
+    case T_TRUE: lua_pushboolean(L, 1); break;
+#if LUA_VERSION_NUM >= 503
+    case T_INT: {
+      lua_Integer i;
+      get_bytes(d, &i, sizeof i);
+      lua_pushinteger(L, i);
+      break;
+    }
+#endif
+    case T_NUM: {
+      lua_Number n;
+      get_bytes(d, &n, sizeof n);
+      lua_pushnumber(L, n);
+      break;
+    }
+    case T_STR: {
+      size_t len = get_size(d);
+      lua_pushlstring(L, (const char *)d->p, len);
+      d->p += len;
+      break;
+    }
+    case T_TABLE: {
+      size_t narr = get_size(d), nrec = get_size(d);
+      int t;
+      lua_createtable(L, narr > 1 << 24 ? 1 << 24 : (int)narr,
+                      nrec > 1 << 24 ? 1 << 24 : (int)nrec);
+      t = lua_gettop(L);
+      remember(d, t);
+      while (*d->p != T_END) {
+        decode_value(d);
+        decode_value(d);
+        lua_rawset(L, t);
+      }
+      d->p++;
+      if (*d->p++) {
+        decode_value(d);
+        lua_setmetatable(L, t);
+      }
+      break;
+    }
+    case T_FUNC: {
+      reader_state r;
+      uint16_t nups, i;
+      int f;
+      r.len = get_size(d);
+      r.p = (const char *)d->p;
+      d->p += r.len;
+      if (compat_load(L, chunk_reader, &r, "=(transfer)") != 0) lua_error(L);
+      f = lua_gettop(L);
+      remember(d, f);
+      get_bytes(d, &nups, sizeof nups);
+      for (i = 1; i <= nups; i++) {
+        decode_value(d);
+        lua_setupvalue(L, f, i);
+      }
+      break;
+    }
+    case T_REF: {
+      size_t id = get_size(d);
+      lua_rawgeti(L, d->ids, (int)id);
+      break;
+    }
+    case T_GLOBALS: compat_pushglobals(L); break;
+    case T_NAMED: decode_named(d); break;
+    case T_OBJECT: object_push(L, d->buf->objs[get_size(d)]); break;
+    default: luaL_error(L, "corrupt transfer buffer (tag %d)", (int)tag);
+  }
+}
+
+int transfer_decode(lua_State *L, const transfer_t *buf) {
+  decoder d;
+  int i, base = lua_gettop(L);
+  d.L = L;
+  d.buf = buf;
+  d.p = buf->data;
+  d.nextid = 0;
+  if (!lua_checkstack(L, buf->count + 8)) luaL_error(L, "too many values to receive");
+  lua_pushnil(L);                 /* the id table's slot, filled on first use */
+  d.ids = -(base + 1);
+  for (i = 0; i < buf->count; i++) decode_value(&d);
+  lua_remove(L, base + 1);
+  return buf->count;
+}
+
+int transfer_count(const transfer_t *buf) {
+  return buf->count;
+}
+
+size_t transfer_size(const transfer_t *buf) {
+  return buf->len;
+}
+
+transfer_t *transfer_retain(transfer_t *buf) {
+  atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
+  return buf;
+}
+
+void transfer_free(transfer_t *buf) {
+  size_t i;
+  if (buf == NULL) return;
+  if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
+  for (i = 0; i < buf->nobjs; i++) object_release(buf->objs[i]);
+  free(buf->objs);
+  free(buf->data);
+  free(buf);
+}
+
+/* ----------------------------------------------------------------- slots */
+
+void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: slot->tag = TS_NIL; return;
+    case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return;
+    case LUA_TNUMBER:
+#if LUA_VERSION_NUM >= 503
+      if (lua_isinteger(L, idx)) {
+        slot->v.tag = TS_INT;
+        slot->v.u.i = lua_tointeger(L, idx);
+        return;
+      }
+#endif
+      slot->v.tag = TS_NUM;
+      slot->v.u.n = lua_tonumber(L, idx);
+      return;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (len <= TSLOT_SHORT) {
+        slot->str.tag = TS_STR;
+        slot->str.len = (unsigned char)len;
+        memcpy(slot->str.s, s, len);
+        return;
+      }
+      break;
+    }
+    case LUA_TUSERDATA: {
+      object_t *o = object_test(L, idx);
+      if (o != NULL) {
+        slot->v.tag = TS_OBJ;
+        slot->v.u.obj = object_retain(o);
+        return;
+      }
+      break;
+    }
+    default: break;
+  }
+  {
+    transfer_t *buf = transfer_encode(L, idx, 1, root, 0);
+    slot->v.tag = TS_BUF;
+    slot->v.u.buf = buf;
+  }
+}
+
+void transfer_slot_push(lua_State *L, const tslot_t *slot) {
+  switch (slot->tag) {
+    case TS_NIL: lua_pushnil(L); break;
+    case TS_FALSE: lua_pushboolean(L, 0); break;
+    case TS_TRUE: lua_pushboolean(L, 1); break;
+    case TS_INT: lua_pushinteger(L, slot->v.u.i); break;
+    case TS_NUM: lua_pushnumber(L, slot->v.u.n); break;
+    case TS_STR: lua_pushlstring(L, slot->str.s, slot->str.len); break;
+    case TS_OBJ: object_push(L, slot->v.u.obj); break;
+    default: transfer_decode(L, slot->v.u.buf); break;
+  }
+}
+
+void transfer_slot_retain(const tslot_t *slot) {
+  if (slot->tag == TS_OBJ) object_retain(slot->v.u.obj);
+  else if (slot->tag == TS_BUF) transfer_retain(slot->v.u.buf);
+}
+
+void transfer_slot_clear(tslot_t *slot) {
+  if (slot->tag == TS_OBJ) object_release(slot->v.u.obj);
+  else if (slot->tag == TS_BUF) transfer_free(slot->v.u.buf);
+  slot->tag = TS_NIL;
+}
+
+static int decode_body(lua_State *L) {
+  const transfer_t *buf = (const transfer_t *)lua_touserdata(L, 1);
+  lua_pop(L, 1);
+  return transfer_decode(L, buf);
+}
+
+void transfer_slot_take(lua_State *L, tslot_t *slot) {
+  if (slot->tag == TS_BUF) {
+    transfer_t *buf = slot->v.u.buf;
+    int top = lua_gettop(L);
+    slot->tag = TS_NIL;
+    lua_pushcfunction(L, decode_body);
+    lua_pushlightuserdata(L, buf);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+      transfer_free(buf);
+      lua_error(L);
+    }
+    transfer_free(buf);
+    lua_settop(L, top + 1);
+    return;
+  }
+  transfer_slot_push(L, slot);
+  transfer_slot_clear(slot);
+}

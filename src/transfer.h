@@ -1,0 +1,75 @@
+/*
+** transfer.h: copy Lua values out of one state into a self-contained buffer,
+** and from the buffer into another state.
+**
+** A buffer owns one reference to every module object it mentions; decoding
+** gives each new handle a reference of its own, so a buffer may be decoded
+** any number of times (Thread:join returns the results to every caller).
+*/
+#ifndef THREADING_TRANSFER_H
+#define THREADING_TRANSFER_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+#if !defined(TRANSFER_MAX_DEPTH)
+#define TRANSFER_MAX_DEPTH 1000    /* nested tables/functions, both ways */
+#endif
+
+typedef struct transfer transfer_t;
+
+/* Copy the n values at idx..idx+n-1 into a new buffer. Value k is named
+** "root[first+k]" in refusals, or just "root" when first is 0 (then n is 1);
+** first < 0 names a call: value 0 is "target", value k is "root[k]".
+** Raises (with nothing leaked and L unchanged) when a value cannot move. */
+TH_HIDDEN transfer_t *transfer_encode(lua_State *L, int idx, int n,
+                                      const char *root, int first);
+/* Push the buffer's values onto L; returns how many. Raises on failure
+** (e.g. out of memory); the buffer stays the caller's to free. */
+TH_HIDDEN int transfer_decode(lua_State *L, const transfer_t *buf);
+/* Number of values in the buffer. */
+TH_HIDDEN int transfer_count(const transfer_t *buf);
+TH_HIDDEN size_t transfer_size(const transfer_t *buf);
+/* Buffers are immutable once made and reference counted: retain one to
+** decode it outside the lock that guards where it is stored. */
+TH_HIDDEN transfer_t *transfer_retain(transfer_t *buf);
+TH_HIDDEN void transfer_free(transfer_t *buf);   /* drops one reference */
+
+/*
+** A slot holds one value: nil, booleans, numbers, short strings and module
+** objects inline (no allocation), anything else in a buffer. Queues and
+** Values store slots. 24 bytes.
+*/
+#define TSLOT_SHORT 22
+enum { TS_NIL, TS_FALSE, TS_TRUE, TS_INT, TS_NUM, TS_STR, TS_OBJ, TS_BUF };
+typedef union tslot {
+  unsigned char tag;
+  struct { unsigned char tag, len; char s[TSLOT_SHORT]; } str;
+  struct {
+    unsigned char tag;
+    union {
+      lua_Integer i;
+      lua_Number n;
+      struct object *obj;
+      transfer_t *buf;
+    } u;
+  } v;
+} tslot_t;
+
+/* Store the value at idx in *slot (which must be empty or TS_NIL); raises
+** on refusal, naming it `root`, with *slot left as it was. */
+TH_HIDDEN void transfer_slot_store(lua_State *L, int idx, tslot_t *slot,
+                                   const char *root);
+/* Push a slot's value (a copy for buffers). */
+TH_HIDDEN void transfer_slot_push(lua_State *L, const tslot_t *slot);
+/* Push a slot's value and release what the slot owned, also when pushing
+** fails (the slot is TS_NIL afterwards either way). */
+TH_HIDDEN void transfer_slot_take(lua_State *L, tslot_t *slot);
+/* Release what the slot owns and make it TS_NIL. */
+TH_HIDDEN void transfer_slot_clear(tslot_t *slot);
+/* Take a reference on what the slot owns, so that a copy of the slot made
+** under a lock can be pushed after the lock is released. */
+TH_HIDDEN void transfer_slot_retain(const tslot_t *slot);
+
+#endif

@@ -1,0 +1,14 @@
+/*
+** types.h: the registration function of each Lua-visible type. Each adds
+** its constructors to the module table at the top of the stack.
+*/
+#ifndef THREADING_TYPES_H
+#define THREADING_TYPES_H
+
+#include "compat.h"
+
+TH_HIDDEN void thread_open(lua_State *L);
+TH_HIDDEN void lock_open(lua_State *L);
+TH_HIDDEN void shared_open(lua_State *L);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+** wait.h: monotonic deadlines, timed condition waits, cancellation points.
+**
+** Every blocking call of the module waits through wait_on(), which registers
+** what the calling thread is blocked on so that Thread:cancel() can wake it.
+** Lock order: an object's mutex, then a waiter's mutex (inside wait_on);
+** wait_cancel() never holds the two at once.
+*/
+#ifndef THREADING_WAIT_H
+#define THREADING_WAIT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "object.h"
+
+typedef struct deadline {
+  int forever;            /* no timeout: wait until woken */
+  struct timespec at;     /* CLOCK_MONOTONIC */
+} deadline_t;
+
+enum { WAIT_OK = 0, WAIT_TIMEOUT = 1, WAIT_CANCELLED = 2 };
+
+/* What one thread is blocked on; embedded in its thread object. */
+typedef struct waiter {
+  pthread_mutex_t mu;          /* guards owner, wmu, wcv */
+  atomic_int cancelled;        /* cancel requested */
+  atomic_int delivered;        /* the cancellation was raised at least once */
+  object_t *owner;             /* keeps wmu/wcv alive while registered */
+  pthread_mutex_t *wmu;
+  pthread_cond_t *wcv;
+  const char *what;            /* object type, for diagnostics */
+} waiter_t;
+
+TH_HIDDEN void wait_waiter_init(waiter_t *w);
+TH_HIDDEN void wait_waiter_destroy(waiter_t *w);
+
+/* Current monotonic time in seconds. */
+TH_HIDDEN double wait_now(void);
+TH_HIDDEN deadline_t wait_deadline_in(double seconds);
+/* Optional timeout argument: none/nil waits forever; a number >= 0 (and
+** not NaN) is seconds from now; anything else raises a bad-argument error. */
+TH_HIDDEN deadline_t wait_deadline_arg(lua_State *L, int idx);
+/* Check a timeout value found somewhere else than an argument slot. */
+TH_HIDDEN double wait_check_seconds(lua_State *L, int idx);
+TH_HIDDEN int wait_expired(const deadline_t *dl);
+
+/* Condition variables that time out on the monotonic clock. */
+TH_HIDDEN void wait_cond_init(pthread_cond_t *cv);
+TH_HIDDEN void wait_mutex_init(pthread_mutex_t *mu);
+
+/* Wait on cv (mu held) until signalled, the deadline passes, or the calling
+** thread is cancelled. `owner` is the object that holds mu and cv. Spurious
+** wakeups return WAIT_OK: callers loop on their own predicate. */
+TH_HIDDEN int wait_on(object_t *owner, pthread_mutex_t *mu, pthread_cond_t *cv,
+                      const deadline_t *dl);
+
+/* Has the calling thread been asked to stop? (a cheap atomic load) */
+TH_HIDDEN int wait_cancel_pending(void);
+/* Ask the thread behind w to stop; wakes it if it is blocked. */
+TH_HIDDEN void wait_cancel(waiter_t *w);
+/* Raise the cancellation in L (marks it delivered). Never returns. */
+TH_HIDDEN int wait_raise_cancel(lua_State *L);
+/* Raise the cancellation if one is pending: the check at the top of every
+** blocking call. */
+TH_HIDDEN void wait_check_cancel(lua_State *L);
+
+/* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
+TH_HIDDEN waiter_t *wait_current(void);
+
+/* abort() with a message: for pthread errors that cannot happen. */
+TH_HIDDEN void wait_fatal(const char *what, int err);
+#define WAIT_CHECK(call) do { int e_ = (call); if (e_ != 0) wait_fatal(#call, e_); } while (0)
+
+#endif
