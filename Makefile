@@ -41,17 +41,17 @@ SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 SAN_PRELOAD := $(shell $(CC) -print-file-name=libtsan.so)
 endif
 
-CORE_SRC := src/threading.c src/object.c src/transfer.c src/wait.c \
-            src/thread.c src/lock.c src/shared.c
+# every C file but the HTTP binding goes into threading/core.so
+CORE_SRC := $(filter-out src/http.c,$(wildcard src/*.c))
 CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 CORE_SO := $(BUILD)/threading/core.so
 HEADERS := $(wildcard src/*.h)
 
 LUA_PATH_DEV := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/support/?.lua;;
 LUA_CPATH_DEV := $(CURDIR)/$(BUILD)/?.so;;
-RUN := env LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_DEV)' \
-       LUA_PATH_5_2= LUA_PATH_5_3= LUA_PATH_5_4= \
-       LUA_CPATH_5_2= LUA_CPATH_5_3= LUA_CPATH_5_4=
+RUN := env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
+       -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 \
+       LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_DEV)'
 BUSTED := /usr/bin/busted
 BUSTED_ARGS ?=
 

@@ -68,6 +68,7 @@ static long reg_next_ident;           /* (reg_mu) */
 static long reg_next_number;          /* (reg_mu) for "Thread-N" */
 static long reg_next_dummy;           /* (reg_mu) for "Dummy-N" */
 static long reg_next_root;            /* (reg_mu) */
+static long reg_finishing;            /* (reg_mu) non-daemon threads ending */
 static thread_t *reg_main;            /* (reg_mu) the process's main thread */
 static pthread_key_t self_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -229,7 +230,7 @@ static int exit_hook_gc(lua_State *L) {
       WAIT_CHECK(pthread_mutex_unlock(&t->mu));
       busy = !daemon;
     }
-    if (!busy) {
+    if (!busy && reg_finishing == 0) {
       WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
       return 0;
     }
@@ -378,6 +379,7 @@ static int thread_body(lua_State *L) {
   transfer_free(input);
   if (wait_cancel_pending()) wait_raise_cancel(L);
   rc = lua_pcall(L, n - 1, LUA_MULTRET, base);
+  t->memory_limit = 0;        /* the cap is for the target, not the report */
   if (rc == 0) {
     int nres = lua_gettop(L) - base;
     transfer_t *out = transfer_encode(L, base + 1, nres, "results", 1);
@@ -412,15 +414,25 @@ static int thread_body(lua_State *L) {
   return 1;
 }
 
-/* Publish the end: under reg_mu, so a joiner that wakes no longer finds
-** the thread in enumerate(). */
+/* Publish the end and drop the OS thread's reference. The joiner wakes
+** under reg_mu, so it no longer finds the thread in enumerate(); the exit
+** hook also waits for `reg_finishing`, so a report printed by the last
+** release (an unjoined failure) is out before the process exits. */
 static void finish(thread_t *t, int status) {
+  int daemon;
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->status = status;
+  daemon = t->daemon;
   WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   reg_remove(t);
+  if (!daemon) reg_finishing++;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  pthread_setspecific(self_key, NULL);
+  object_release(&t->obj);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  if (!daemon) reg_finishing--;
   WAIT_CHECK(pthread_cond_broadcast(&reg_cv));
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
 }
@@ -432,11 +444,14 @@ static void *thread_main(void *arg) {
   char name[THREAD_NAME_MAX + 1];
   pthread_setspecific(self_key, t);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
-  t->native_id = gettid_long();
   snprintf(name, sizeof name, "%s", t->name);
-  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   pthread_setname_np(pthread_self(), name);
+  /* published after the name, so whoever reads native_id finds the name set */
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->native_id = gettid_long();
+  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
 
   L = lua_newstate(limited_alloc, t);
   if (L == NULL && t->memory_limit == 0) L = luaL_newstate();
@@ -450,9 +465,14 @@ static void *thread_main(void *arg) {
     if (atomic_load(&t->waiter.cancelled)) {
       status = ST_CANCELLED;              /* cancelled before it ran */
     } else {
+      int rc;
       lua_pushcfunction(L, thread_body);
       lua_pushlightuserdata(L, t);
-      if (lua_pcall(L, 1, 1, 0) == 0) {
+      rc = lua_pcall(L, 1, 1, 0);
+      /* the cap is for the target: reporting may need a little memory, and
+      ** Lua 5.1 has no emergency collection */
+      t->memory_limit = 0;
+      if (rc == 0) {
         status = (int)lua_tointeger(L, -1);
       } else if (atomic_load(&t->waiter.delivered)) {
         status = ST_CANCELLED;
@@ -478,8 +498,6 @@ static void *thread_main(void *arg) {
   if (status == ST_FAILED && t->output != NULL && t->error_text == NULL)
     t->error_text = dupstr("unknown error");
   finish(t, status);
-  pthread_setspecific(self_key, NULL);
-  object_release(&t->obj);
   return NULL;
 }
 
@@ -609,7 +627,7 @@ static int thread_start(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->status != ST_NEW || t->foreign) {
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
-    return luaL_argerror(L, 1, "thread already started");
+    return luaL_error(L, "cannot start a thread twice");
   }
   t->status = ST_RUNNING;
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
@@ -651,13 +669,13 @@ static int thread_join(lua_State *L) {
   thread_t *t = check_thread(L, 1);
   deadline_t dl = wait_deadline_arg(L, 2);
   int status, r = WAIT_OK;
-  if (t == thread_self()) return luaL_argerror(L, 1, "cannot join the current thread");
-  if (t->foreign) return luaL_argerror(L, 1, "cannot join a thread that threading did not start");
+  if (t == thread_self()) return luaL_error(L, "cannot join the current thread");
+  if (t->foreign) return luaL_error(L, "cannot join a thread that threading did not start");
   wait_check_cancel(L);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->status == ST_NEW) {
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
-    return luaL_argerror(L, 1, "cannot join a thread before it is started");
+    return luaL_error(L, "cannot join a thread before it is started");
   }
   while (t->status == ST_RUNNING && r == WAIT_OK)
     r = wait_on(&t->obj, &t->mu, &t->cv, &dl);
@@ -698,7 +716,7 @@ static int thread_is_alive(lua_State *L) {
 ** through a count hook set now (and only now). Returns the thread. */
 static int thread_cancel(lua_State *L) {
   thread_t *t = check_thread(L, 1);
-  if (t->foreign) return luaL_argerror(L, 1, "cannot cancel a thread that threading did not start");
+  if (t->foreign) return luaL_error(L, "cannot cancel a thread that threading did not start");
   wait_cancel(&t->waiter);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->L != NULL) lua_sethook(t->L, cancel_hook, LUA_MASKCOUNT, 1);

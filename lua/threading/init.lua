@@ -58,6 +58,13 @@ threading._extend = extend
 extend("threading.Lock", { with = with, guard = guard })
 extend("threading.RLock", { with = with, guard = guard })
 
+-- Parts written in Lua, each in its own file under lua/threading/; each is
+-- a function(threading) that adds to the module table.
+local parts = {}
+for _, name in ipairs(parts) do
+  require("threading." .. name)(threading)
+end
+
 threading._with = with
 threading._guard = guard
 threading._pack = function(...)

@@ -3,11 +3,16 @@
 return function(options)
   local busted = require("busted")
   local handler = require("busted.outputHandlers.utfTerminal")(options)
-  busted.subscribe({ "suite", "end" }, function()
-    io.write(("%d passed, %d failed\n"):format(handler.successesCount,
-      handler.failuresCount + handler.errorsCount))
-    io.flush()
-    return nil, true
-  end, { priority = 0 })
+  local subscribe = handler.subscribe
+  handler.subscribe = function(self, opts)
+    subscribe(self, opts)
+    -- subscribed after the terminal report, so printed after it
+    busted.subscribe({ "suite", "end" }, function()
+      io.write(("%d passed, %d failed\n"):format(handler.successesCount,
+        handler.failuresCount + handler.errorsCount))
+      io.flush()
+      return nil, true
+    end)
+  end
   return handler
 end

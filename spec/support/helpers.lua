@@ -1,0 +1,64 @@
+-- Helpers shared by the specs.
+local helpers = {}
+
+--- The command that runs this same Lua (for specs that need a fresh process).
+function helpers.lua_command()
+  if jit then
+    return "luajit"
+  end
+  return "lua" .. _VERSION:match("%d+%.%d+")
+end
+
+--- Run a Lua chunk in a fresh interpreter; returns exit status, stdout, stderr.
+function helpers.run_script(source)
+  local script = os.tmpname()
+  local errfile = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(source)
+  f:close()
+  local p = assert(io.popen(helpers.lua_command() .. " " .. script .. " 2>" .. errfile, "r"))
+  local out = p:read("*a")
+  local ok, _, code = p:close()
+  local ef = assert(io.open(errfile, "r"))
+  local err = ef:read("*a")
+  ef:close()
+  os.remove(script)
+  os.remove(errfile)
+  if type(ok) == "number" then -- Lua 5.1: close returns the status
+    code = ok
+  elseif code == nil then
+    code = ok and 0 or 1
+  end
+  return code, out, err
+end
+
+--- Deep structural equality with cycles (for transfer round trips).
+function helpers.same(a, b, seen)
+  if type(a) ~= type(b) then
+    return false
+  end
+  if type(a) ~= "table" then
+    if a ~= a and b ~= b then
+      return true -- both NaN
+    end
+    return a == b
+  end
+  seen = seen or {}
+  if seen[a] then
+    return seen[a] == b
+  end
+  seen[a] = b
+  for k, v in pairs(a) do
+    if not helpers.same(v, b[k], seen) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return helpers.same(getmetatable(a), getmetatable(b), seen)
+end
+
+return helpers

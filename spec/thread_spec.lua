@@ -1,0 +1,397 @@
+local threading = require("threading")
+local helpers = require("helpers")
+
+describe("Thread", function()
+  it("returns the target's results from join", function()
+    local t = threading.start(function(a, b) return a + b, "sum" end, 40, 2)
+    local ok, sum, label = t:join(10)
+    assert.is_true(ok)
+    assert.equal(42, sum)
+    assert.equal("sum", label)
+  end)
+
+  it("keeps nils among the arguments and results", function()
+    local t = threading.start(function(...) return select("#", ...), ... end, nil, 2, nil)
+    local ok, n, a, b, c = t:join(10)
+    assert.is_true(ok)
+    assert.equal(3, n)
+    assert.is_nil(a)
+    assert.equal(2, b)
+    assert.is_nil(c)
+  end)
+
+  it("accepts the options form with target, args and name", function()
+    local t = threading.Thread{ target = function(x) return x * 2 end, args = { 21 }, name = "doubler" }
+    assert.equal("doubler", t.name)
+    t:start()
+    assert.same({ true, 42 }, { t:join(10) })
+  end)
+
+  it("honours args.n for trailing nils", function()
+    local t = threading.Thread{ target = function(...) return select("#", ...) end, args = { n = 3, 1 } }
+    t:start()
+    assert.same({ true, 3 }, { t:join(10) })
+  end)
+
+  it("is created unstarted with status 'new'", function()
+    local t = threading.Thread(function() end)
+    assert.equal("new", t.status)
+    assert.is_false(t:is_alive())
+    assert.is_nil(t.ident)
+  end)
+
+  it("returns itself from start", function()
+    local t = threading.Thread(function() end)
+    assert.equal(t, t:start())
+    t:join(10)
+  end)
+
+  it("names threads Thread-N by default", function()
+    local t = threading.Thread(function() end)
+    assert.truthy(t.name:match("^Thread%-%d+$"))
+  end)
+
+  it("lets the target see its own name through current_thread", function()
+    local t = threading.start(function() return require("threading").current_thread().name end)
+    local ok, name = t:join(10)
+    assert.is_true(ok)
+    assert.equal(t.name, name)
+  end)
+
+  it("is alive and running while its target is blocked", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local t = threading.start(function(l) l:acquire() l:release() end, lock)
+    assert.is_true(t:is_alive())
+    assert.equal("running", t.status)
+    lock:release()
+    t:join(10)
+    assert.is_false(t:is_alive())
+    assert.equal("done", t.status)
+  end)
+
+  it("times out a join while the thread still runs", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local t = threading.start(function(l) l:acquire() l:release() end, lock)
+    assert.same({ nil, "timeout" }, { t:join(0.05) })
+    lock:release()
+    assert.is_true((t:join(10)))
+  end)
+
+  it("gives each started thread a distinct integer ident", function()
+    local t1 = threading.start(function() return require("threading").get_ident() end)
+    local t2 = threading.start(function() return require("threading").get_ident() end)
+    local _, id1 = t1:join(10)
+    local _, id2 = t2:join(10)
+    assert.equal(t1.ident, id1)
+    assert.equal(t2.ident, id2)
+    assert.are_not.equal(id1, id2)
+    assert.are_not.equal(threading.get_ident(), id1)
+  end)
+
+  it("reports the OS thread id as native_id", function()
+    local t = threading.start(function() end)
+    t:join(10)
+    assert.equal("number", type(t.native_id))
+    assert.are_not.equal(threading.current_thread().native_id, t.native_id)
+  end)
+
+  it("names the OS thread after the Thread, cut to the system's limit", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local t = threading.Thread{ target = function(l) l:acquire() l:release() end, args = { lock },
+                                name = "a-rather-long-thread-name" }:start()
+    local f = io.open("/proc/self/task/" .. t.native_id .. "/comm")
+    local comm = f and f:read("*l")
+    if f then f:close() end
+    lock:release()
+    t:join(10)
+    assert.equal("a-rather-long-t", comm)
+  end)
+
+  it("returns false and the error with the thread's name and a traceback", function()
+    local t = threading.Thread{ target = function() error("boom") end, name = "failing" }:start()
+    local ok, err = t:join(10)
+    assert.is_false(ok)
+    assert.truthy(err:match("^failing: .*boom"))
+    assert.truthy(err:match("stack traceback"))
+    assert.equal("failed", t.status)
+  end)
+
+  it("passes a table error value back as a table", function()
+    local t = threading.start(function() error({ code = 7 }) end)
+    local ok, err = t:join(10)
+    assert.is_false(ok)
+    assert.equal(7, err.code)
+  end)
+
+  it("returns the same results to every join", function()
+    local t = threading.start(function() return { 1, 2 } end)
+    local _, a = t:join(10)
+    local _, b = t:join(10)
+    assert.same({ 1, 2 }, a)
+    assert.same(a, b)
+  end)
+
+  it("fails the thread when a result cannot be transferred", function()
+    local t = threading.start(function() return coroutine.create(function() end) end)
+    local ok, err = t:join(10)
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot transfer value at results[1]: coroutine", 1, true))
+  end)
+
+  it("lets threads start and join threads of their own", function()
+    local t = threading.start(function()
+      local th = require("threading")
+      local inner = th.start(function(x) return x + 1 end, 1)
+      return inner:join(10)
+    end)
+    assert.same({ true, true, 2 }, { t:join(10) })
+  end)
+
+  it("copies package.path so that require works inside threads", function()
+    local t = threading.start(function() return type(require("helpers").same) end)
+    assert.same({ true, "function" }, { t:join(10) })
+  end)
+
+  it("defaults daemon to false and takes it from the options", function()
+    assert.is_false(threading.Thread(function() end).daemon)
+    assert.is_true(threading.Thread{ target = function() end, daemon = true }.daemon)
+  end)
+
+  it("lets daemon be set before start only", function()
+    local t = threading.Thread(function() end)
+    t.daemon = true
+    assert.is_true(t.daemon)
+    t:start()
+    t:join(10)
+    assert.has_error(function() t.daemon = false end, "cannot set daemon status of an active thread")
+  end)
+
+  it("caps a thread's memory with memory_limit", function()
+    local t = threading.Thread{ memory_limit = 4 * 1024 * 1024, target = function()
+      local t = {}
+      for i = 1, 1e8 do t[i] = ("x"):rep(64) .. i end
+    end }:start()
+    local ok, err = t:join(60)
+    assert.is_false(ok)
+    assert.truthy(err:find("not enough memory", 1, true))
+  end)
+end)
+
+describe("Thread bad input", function()
+  it("rejects a target that is not callable", function()
+    assert.has_error(function() threading.Thread(42) end,
+      "bad argument #1 to 'Thread' (function expected, got number)")
+  end)
+
+  it("rejects an options table without a target", function()
+    assert.has_error(function() threading.Thread{ name = "x" } end,
+      "bad argument #1 to 'Thread' (field 'target' must be a function)")
+  end)
+
+  it("rejects a name that is not a string", function()
+    assert.has_error(function() threading.Thread{ target = print, name = 5 } end,
+      "bad argument #1 to 'Thread' (field 'name' must be a string)")
+  end)
+
+  it("rejects a memory_limit that is not a positive number", function()
+    assert.has_error(function() threading.Thread{ target = print, memory_limit = -1 } end,
+      "bad argument #1 to 'Thread' (field 'memory_limit' must be a positive number of bytes)")
+  end)
+
+  it("refuses an argument that cannot be transferred, naming where it was", function()
+    local co = coroutine.create(function() end)
+    local args = { conn = co }
+    assert.has_error(function() threading.Thread(print, 1, args) end,
+      "cannot transfer value at args[2].conn: coroutine")
+    assert.equal(co, args.conn)
+  end)
+
+  it("names a refused upvalue of the target", function()
+    local co = coroutine.create(function() end)
+    assert.has_error(function() threading.Thread(function() return co end) end,
+      "cannot transfer value at target<upvalue co>: coroutine")
+  end)
+
+  it("refuses to start a thread twice", function()
+    local t = threading.start(function() end)
+    assert.has_error(function() t:start() end, "cannot start a thread twice")
+    t:join(10)
+  end)
+
+  it("refuses to join a thread before it is started", function()
+    local t = threading.Thread(function() end)
+    assert.has_error(function() t:join() end,
+      "cannot join a thread before it is started")
+  end)
+
+  it("refuses to join the current thread", function()
+    local t = threading.start(function()
+      local th = require("threading")
+      return pcall(th.current_thread().join, th.current_thread())
+    end)
+    local ok, pok, err = t:join(10)
+    assert.is_true(ok)
+    assert.is_false(pok)
+    assert.equal("cannot join the current thread", err)
+  end)
+
+  it("refuses a negative join timeout", function()
+    local t = threading.start(function() end)
+    assert.has_error(function() t:join(-1) end,
+      "bad argument #1 to 'join' (timeout must be a non-negative number)")
+    t:join(10)
+  end)
+
+  it("refuses a method call on something that is not a Thread", function()
+    local t = threading.Thread(function() end)
+    assert.has_error(function() t.join({}) end,
+      "bad argument #1 to 'join' (threading.Thread expected, got table)")
+  end)
+end)
+
+describe("Thread:cancel", function()
+  it("stops a thread blocked in sleep", function()
+    local t = threading.start(function() require("threading").sleep(60) end)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    assert.equal("cancelled", t.status)
+  end)
+
+  it("stops a thread blocked on a lock", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local t = threading.start(function(l) l:acquire() end, lock)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    lock:release()
+  end)
+
+  it("stops a thread blocked in join", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local inner = threading.start(function(l) l:acquire() l:release() end, lock)
+    local t = threading.start(function(th) th:join() end, inner)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    lock:release()
+    inner:join(10)
+  end)
+
+  it("stops a thread running Lua code through a hook", function()
+    local started = threading.Lock()
+    started:acquire()
+    local t = threading.start(function(s)
+      s:release()
+      local n = 0
+      while true do n = n + #tostring(n) end
+    end, started)
+    started:acquire()
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
+  it("raises the cancellation again at the next blocking call after pcall caught it", function()
+    local t = threading.start(function()
+      local th = require("threading")
+      local ok, err = pcall(th.sleep, 60)
+      th.sleep(60)
+      return ok, err
+    end)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
+  it("keeps a thread cancelled before start from running its target", function()
+    local ran = threading.Value(false)
+    local t = threading.Thread(function(v) v:set(true) end, ran)
+    t:cancel()
+    t:start()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    assert.is_false(ran:get())
+  end)
+
+  it("leaves a finished thread's results alone", function()
+    local t = threading.start(function() return 1 end)
+    t:join(10)
+    t:cancel()
+    assert.same({ true, 1 }, { t:join(10) })
+  end)
+end)
+
+describe("thread registry", function()
+  it("names the main thread MainThread", function()
+    assert.equal("MainThread", threading.main_thread().name)
+    assert.equal(threading.main_thread(), threading.current_thread())
+  end)
+
+  it("returns the same current_thread inside a coroutine", function()
+    local co = coroutine.wrap(function() return threading.current_thread() end)
+    assert.equal(threading.current_thread(), co())
+  end)
+
+  it("lists live threads in enumerate and counts them in active_count", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local t = threading.start(function(l) l:acquire() l:release() end, lock)
+    local found = false
+    for _, th in ipairs(threading.enumerate()) do
+      if th == t then found = true end
+    end
+    assert.is_true(found)
+    assert.equal(#threading.enumerate(), threading.active_count())
+    lock:release()
+    t:join(10)
+  end)
+
+  it("drops a thread from enumerate once join has returned", function()
+    local t = threading.start(function() end)
+    t:join(10)
+    for _, th in ipairs(threading.enumerate()) do
+      assert.are_not.equal(t, th)
+    end
+  end)
+end)
+
+describe("process exit", function()
+  it("joins non-daemon threads before the main state closes", function()
+    local code, out = helpers.run_script([[
+      local threading = require("threading")
+      threading.start(function() require("threading").sleep(0.2) print("worker done") end)
+      print("main done")
+    ]])
+    assert.equal(0, code)
+    assert.equal("main done\nworker done\n", out)
+  end)
+
+  it("abandons daemon threads spinning in Lua without crashing", function()
+    local code, out = helpers.run_script([[
+      local threading = require("threading")
+      local started = threading.Lock()
+      started:acquire()
+      threading.Thread{ daemon = true, target = function(s)
+        s:release()
+        local n = 0
+        while true do n = n + 1 end
+      end, args = { started } }:start()
+      started:acquire()
+      print("main done")
+    ]])
+    assert.equal(0, code)
+    assert.equal("main done\n", out)
+  end)
+
+  it("reports the error of a failed thread that nobody joined", function()
+    local code, _, err = helpers.run_script([[
+      local threading = require("threading")
+      local t = threading.Thread{ name = "lost", target = function() error("nobody saw this") end }
+      t:start()
+      t = nil
+    ]])
+    assert.equal(0, code)
+    assert.truthy(err:find("error in thread lost (never joined)", 1, true))
+    assert.truthy(err:find("nobody saw this", 1, true))
+  end)
+end)

@@ -1,0 +1,184 @@
+local threading = require("threading")
+local helpers = require("helpers")
+
+-- Send values to a thread and back: what the thread returns went through
+-- two copies.
+local function round_trip(...)
+  local t = threading.start(function(...) return ... end, ...)
+  return select(2, t:join(10))
+end
+
+describe("transfer", function()
+  it("copies nil, booleans and strings with zero bytes", function()
+    local a, b, c, d = round_trip(nil, true, false, "a\0b\0")
+    assert.is_nil(a)
+    assert.is_true(b)
+    assert.is_false(c)
+    assert.equal("a\0b\0", d)
+  end)
+
+  it("copies floats including infinities, NaN and negative zero", function()
+    local zero = 0.0
+    local inf, ninf, nan, nzero, x = round_trip(1 / 0, -1 / 0, 0 / 0, -zero, 0.1)
+    assert.equal(1 / 0, inf)
+    assert.equal(-1 / 0, ninf)
+    assert.is_true(nan ~= nan)
+    assert.equal("-0", string.format("%g", nzero))
+    assert.equal(0.1, x)
+  end)
+
+  it("keeps the integer subtype and the integer limits on Lua 5.3 and later", function()
+    if not math.type then
+      return -- Lua 5.1, 5.2 and LuaJIT have one number type
+    end
+    local i, f, max, min = round_trip(3, 3.0, math.maxinteger, math.mininteger)
+    assert.equal("integer", math.type(i))
+    assert.equal("float", math.type(f))
+    assert.equal(math.maxinteger, max)
+    assert.equal(math.mininteger, min)
+  end)
+
+  it("copies nested tables", function()
+    local v = { 1, 2, { x = { y = "z" } }, [true] = "yes", [2.5] = "float key" }
+    assert.same(v, (round_trip(v)))
+  end)
+
+  it("keeps cycles", function()
+    local v = { name = "root" }
+    v.self = v
+    local copy = round_trip(v)
+    assert.equal(copy, copy.self)
+    assert.equal("root", copy.name)
+  end)
+
+  it("keeps sub-tables shared between values shared", function()
+    local shared = { 1 }
+    local a, b = round_trip({ s = shared }, { s = shared })
+    assert.equal(a.s, b.s)
+  end)
+
+  it("copies tables used as keys", function()
+    local key = { "k" }
+    local copy = round_trip({ [key] = key })
+    local k, v = next(copy)
+    assert.equal(k, v)
+    assert.same({ "k" }, k)
+  end)
+
+  it("copies metatables, shared between tables that shared one", function()
+    local mt = { __index = function(_, k) return k .. "!" end }
+    local a, b = round_trip(setmetatable({}, mt), setmetatable({}, mt))
+    assert.equal("hi!", a.hi)
+    assert.equal(getmetatable(a), getmetatable(b))
+  end)
+
+  it("copies a Lua function with its upvalues", function()
+    local base = 10
+    local add = function(x) return x + base end
+    local copy = round_trip(add)
+    assert.equal(15, copy(5))
+  end)
+
+  it("copies a recursive local function", function()
+    local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
+    local t = threading.start(function() return fib(15) end)
+    assert.same({ true, 610 }, { t:join(10) })
+  end)
+
+  it("binds a copied function's globals to the receiving state", function()
+    local t = threading.start(function()
+      rawset(_G, "set_in_thread", true)
+      return rawget(_G, "set_in_thread")
+    end)
+    assert.same({ true, true }, { t:join(10) })
+    assert.is_nil(rawget(_G, "set_in_thread"))
+  end)
+
+  it("sends a standard C function by name", function()
+    local fmt = string.format
+    local t = threading.start(function(x) return fmt("%03d", x) end, 7)
+    assert.same({ true, "007" }, { t:join(10) })
+  end)
+
+  it("passes a standard C function as an argument", function()
+    local t = threading.start(function(f, x) return f(x) end, math.floor, 2.5)
+    assert.same({ true, 2 }, { t:join(10) })
+  end)
+
+  it("binds a module captured as an upvalue to the receiver's module", function()
+    local str = string
+    local t = threading.start(function() return str == string end)
+    assert.same({ true, true }, { t:join(10) })
+  end)
+
+  it("moves module objects by reference", function()
+    local lock = threading.Lock()
+    local t = threading.start(function(l) return l:acquire(false) end, lock)
+    assert.same({ true, true }, { t:join(10) })
+    assert.is_true(lock:locked())
+    lock:release()
+  end)
+
+  it("gives one object one handle per state", function()
+    local lock = threading.Lock()
+    local t = threading.start(function(a, b) return rawequal(a, b) end, lock, lock)
+    assert.same({ true, true }, { t:join(10) })
+    assert.is_true(rawequal(lock, (round_trip(lock))))
+  end)
+
+  it("refuses a coroutine, naming the path", function()
+    local co = coroutine.create(function() end)
+    assert.has_error(function() threading.Thread(print, { inner = { co } }) end,
+      "cannot transfer value at args[1].inner[1]: coroutine")
+  end)
+
+  it("refuses userdata that is not a threading object", function()
+    assert.has_error(function() threading.Thread(print, { f = io.stdout }) end,
+      "cannot transfer value at args[1].f: userdata (not a threading object)")
+  end)
+
+  it("refuses a C function that is not reachable by name", function()
+    local iter = ("abc"):gmatch(".")
+    assert.has_error(function() threading.Thread(print, iter) end,
+      "cannot transfer value at args[1]: C function (not reachable by name from package.loaded)")
+  end)
+
+  it("names a refused key", function()
+    local co = coroutine.create(function() end)
+    assert.has_error(function() threading.Thread(print, { [co] = 1 }) end,
+      "cannot transfer value at args[1].<key>: coroutine")
+  end)
+
+  it("names a refused metatable field", function()
+    local co = coroutine.create(function() end)
+    assert.has_error(function() threading.Thread(print, setmetatable({}, { co = co })) end,
+      "cannot transfer value at args[1].<metatable>.co: coroutine")
+  end)
+
+  it("refuses a 100,000-deep table without crashing", function()
+    local deep = {}
+    local cur = deep
+    for _ = 1, 100000 do
+      cur.next = {}
+      cur = cur.next
+    end
+    local ok, err = pcall(threading.Thread, print, deep)
+    assert.is_false(ok)
+    assert.truthy(err:find("nesting deeper than", 1, true))
+  end)
+
+  it("copies a 500-deep table", function()
+    local deep = {}
+    local cur = deep
+    for i = 1, 500 do
+      cur.next = { i = i }
+      cur = cur.next
+    end
+    assert.is_true(helpers.same(deep, (round_trip(deep))))
+  end)
+
+  it("copies a long string intact", function()
+    local s = ("0123456789"):rep(100000)
+    assert.equal(s, (round_trip(s)))
+  end)
+end)

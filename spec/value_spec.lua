@@ -1,0 +1,122 @@
+local threading = require("threading")
+
+describe("Value", function()
+  it("holds nil by default", function()
+    assert.is_nil(threading.Value():get())
+  end)
+
+  it("holds its initial value", function()
+    assert.equal("start", threading.Value("start"):get())
+  end)
+
+  it("holds strings long and short", function()
+    local v = threading.Value()
+    v:set("short")
+    assert.equal("short", v:get())
+    v:set(("long"):rep(100))
+    assert.equal(("long"):rep(100), v:get())
+  end)
+
+  it("stores a copy of a table", function()
+    local t = { 1, 2 }
+    local v = threading.Value(t)
+    t[1] = 99
+    assert.same({ 1, 2 }, v:get())
+  end)
+
+  it("stores module objects by reference", function()
+    local lock = threading.Lock()
+    local v = threading.Value(lock)
+    assert.equal(lock, v:get())
+  end)
+
+  it("is shared between threads", function()
+    local v = threading.Value(0)
+    local t = threading.start(function(val) val:set("from thread") end, v)
+    t:join(10)
+    assert.equal("from thread", v:get())
+  end)
+
+  it("adds one by default and returns the new value", function()
+    local v = threading.Value(41)
+    assert.equal(42, v:add())
+    assert.equal(42, v:get())
+  end)
+
+  it("adds a float", function()
+    local v = threading.Value(1)
+    assert.equal(1.5, v:add(0.5))
+  end)
+
+  it("keeps integer arithmetic on Lua 5.3 and later", function()
+    if not math.type then
+      return
+    end
+    local v = threading.Value(1)
+    v:add(2)
+    assert.equal("integer", math.type(v:get()))
+  end)
+
+  it("adds atomically from four threads", function()
+    local v = threading.Value(0)
+    local threads = {}
+    for i = 1, 4 do
+      threads[i] = threading.start(function(val) for _ = 1, 10000 do val:add(1) end end, v)
+    end
+    for i = 1, 4 do threads[i]:join(30) end
+    assert.equal(40000, v:get())
+  end)
+
+  it("sets only when compare_and_set sees the expected value", function()
+    local v = threading.Value(1)
+    assert.is_false(v:compare_and_set(2, 3))
+    assert.equal(1, v:get())
+    assert.is_true(v:compare_and_set(1, 3))
+    assert.equal(3, v:get())
+  end)
+
+  it("compares integers and floats by value", function()
+    local v = threading.Value(1)
+    assert.is_true(v:compare_and_set(1.0, "x"))
+  end)
+
+  it("lets compare_and_set loops count exactly from four threads", function()
+    local v = threading.Value(0)
+    local threads = {}
+    for i = 1, 4 do
+      threads[i] = threading.start(function(val)
+        for _ = 1, 2000 do
+          repeat
+            local cur = val:get()
+          until val:compare_and_set(cur, cur + 1)
+        end
+      end, v)
+    end
+    for i = 1, 4 do threads[i]:join(30) end
+    assert.equal(8000, v:get())
+  end)
+end)
+
+describe("Value bad input", function()
+  it("refuses to add to a value that is not a number", function()
+    assert.has_error(function() threading.Value("x"):add(1) end,
+      "calling 'add' on bad self (value is not a number)")
+  end)
+
+  it("refuses to add something that is not a number", function()
+    assert.has_error(function() threading.Value(1):add("x") end,
+      "bad argument #1 to 'add' (number expected, got string)")
+  end)
+
+  it("refuses a value that cannot be transferred, keeping the old one", function()
+    local v = threading.Value(5)
+    assert.has_error(function() v:set({ co = coroutine.create(function() end) }) end,
+      "cannot transfer value at value.co: coroutine")
+    assert.equal(5, v:get())
+  end)
+
+  it("refuses set without a value", function()
+    assert.has_error(function() threading.Value(1):set() end,
+      "bad argument #1 to 'set' (value expected)")
+  end)
+end)
