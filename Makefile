@@ -27,11 +27,6 @@ OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
         -Wpointer-arith -Wundef -Wwrite-strings -Wredundant-decls \
         -Wnested-externs -Wformat=2 -Wvla -Werror
-CFLAGS_ALL := -std=c99 -D_GNU_SOURCE $(OPT) -g -fPIC -fvisibility=hidden \
-        $(WARN) -I$(LUA_INC) $(SAN_FLAGS) $(CFLAGS)
-LDFLAGS_ALL := -shared -pthread $(SAN_FLAGS) $(LDFLAGS)
-LIBS := -ldl
-
 ifeq ($(SANITIZE),asan)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_PRELOAD := $(shell $(CC) -print-file-name=libasan.so)
@@ -40,6 +35,11 @@ ifeq ($(SANITIZE),tsan)
 SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 SAN_PRELOAD := $(shell $(CC) -print-file-name=libtsan.so)
 endif
+
+CFLAGS_ALL := -std=c99 -D_GNU_SOURCE $(OPT) -g -fPIC -fvisibility=hidden \
+        $(WARN) -I$(LUA_INC) $(SAN_FLAGS) $(CFLAGS)
+LDFLAGS_ALL := -shared -pthread $(SAN_FLAGS) $(LDFLAGS)
+LIBS := -ldl
 
 # every C file but the HTTP binding goes into threading/core.so
 CORE_SRC := $(filter-out src/http.c,$(wildcard src/*.c))
@@ -55,7 +55,7 @@ RUN := env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
 BUSTED := /usr/bin/busted
 BUSTED_ARGS ?=
 
-.PHONY: all build deps test test-all demo lint asan tsan valgrind bench clean
+.PHONY: all build deps test test-all check demo lint asan tsan valgrind rocks bench clean
 
 all: build
 
@@ -98,9 +98,18 @@ asan: deps
 	$(MAKE) check SANITIZE=asan OPT=-O1 \
 	  SAN_ENV="LD_PRELOAD=$(shell $(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
 
+# ThreadSanitizer cannot be preloaded into the shells that io.popen starts,
+# so the specs run in a small host program that links the runtime itself.
+TSAN_HOST := build/5.4-tsan/lua-host
+$(TSAN_HOST): spec/support/host.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -O1 -g -fsanitize=thread -fPIE -pie $(WARN) -I/usr/include/lua5.4 \
+	  -o $@ $< -llua5.4
+
 tsan: deps
-	$(MAKE) check SANITIZE=tsan OPT=-O1 \
-	  SAN_ENV="LD_PRELOAD=$(shell $(CC) -print-file-name=libtsan.so) TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/.ci/tsan.supp"
+	$(MAKE) $(TSAN_HOST)
+	$(MAKE) check SANITIZE=tsan OPT=-O1 LUA_BIN=$(CURDIR)/$(TSAN_HOST) \
+	  SAN_ENV="THREADING_LUA=$(CURDIR)/$(TSAN_HOST) TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/.ci/tsan.supp"
 
 valgrind: deps
 	$(MAKE) check OPT=-O1 \
@@ -113,6 +122,21 @@ demo: deps build
 
 bench: deps build
 	$(RUN) $(LUA_BIN) bench/run.lua
+
+# Install the rock with luarocks for every Lua into build/rocks-<v> and
+# require it from a plain interpreter there.
+ROCKSPEC := rockspec/threading-scm-1.rockspec
+rocks: deps
+	@set -e; for v in $(VERSIONS); do \
+	  if [ $$v = jit ]; then lv=5.1; bin=luajit; inc="LUA_INCDIR=/usr/include/luajit-2.1"; \
+	  else lv=$$v; bin=lua$$v; inc=; fi; \
+	  tree=$(CURDIR)/build/rocks-$$v; \
+	  luarocks --lua-version=$$lv --tree=$$tree make $(ROCKSPEC) $$inc > build/rocks-$$v.log 2>&1 \
+	    || { cat build/rocks-$$v.log; exit 1; }; \
+	  (eval "$$(luarocks --lua-version=$$lv --tree=$$tree path)"; cd /tmp && \
+	   $$bin -e 'local t = require("threading"); assert(select(2, t.start(function() return 42 end):join()) == 42); print("rock ok: " .. (jit and jit.version or _VERSION))'); \
+	done
+	@rm -rf threading src/*.o
 
 lint: deps
 	luacheck --quiet lua spec examples bench

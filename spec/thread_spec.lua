@@ -171,8 +171,9 @@ describe("Thread", function()
 
   it("caps a thread's memory with memory_limit", function()
     local t = threading.Thread{ memory_limit = 4 * 1024 * 1024, target = function()
-      local t = {}
-      for i = 1, 1e8 do t[i] = ("x"):rep(64) .. i end
+      local hoard = {}
+      for i = 1, 1e8 do hoard[i] = ("x"):rep(64) .. i end
+      return #hoard
     end }:start()
     local ok, err = t:join(60)
     assert.is_false(ok)

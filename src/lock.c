@@ -118,7 +118,7 @@ int lock_acquire_as(lock_t *lk, void *self, int blocking, const deadline_t *dl) 
 }
 
 /* Release one level; returns 0 if an RLock is not held by self. */
-int lock_release_as(lock_t *lk, void *self) {
+int lock_release_as(lock_t *lk, const void *self) {
   if (lk->obj.type == &rlock_type) {
     if (atomic_load(&lk->owner) != self) return 0;
     if (--lk->count > 0) return 1;

@@ -30,7 +30,7 @@ TH_HIDDEN int lock_take(lock_t *lk, int blocking, const deadline_t *dl);
 TH_HIDDEN int lock_give(lock_t *lk);
 TH_HIDDEN int lock_acquire_as(lock_t *lk, void *self, int blocking,
                               const deadline_t *dl);
-TH_HIDDEN int lock_release_as(lock_t *lk, void *self);
+TH_HIDDEN int lock_release_as(lock_t *lk, const void *self);
 TH_HIDDEN lock_t *lock_check_any(lua_State *L, int idx);
 TH_HIDDEN int lock_acquire_args(lua_State *L, int idx, deadline_t *dl);
 

@@ -540,7 +540,7 @@ static int thread_new(lua_State *L) {
   lua_Number limit = 0;
   int nargs, top;
   if (lua_type(L, 1) == LUA_TTABLE && !is_callable(L, 1)) {
-    int o = 1, i;
+    int o = 1;
     lua_settop(L, 1);
     lua_getfield(L, o, "target");
     if (!is_callable(L, -1))
@@ -573,7 +573,7 @@ static int thread_new(lua_State *L) {
       lua_pop(L, 1);
       if (nargs < 0 || !lua_checkstack(L, nargs + 8))
         luaL_argerror(L, 1, "field 'args' has too many values");
-      for (i = 1; i <= nargs; i++) lua_rawgeti(L, a, i);
+      for (int i = 1; i <= nargs; i++) lua_rawgeti(L, a, i);
       lua_remove(L, a);
     }
     top = 2;               /* target at 2, args after it */

@@ -69,8 +69,8 @@ double wait_check_seconds(lua_State *L, int idx) {
 }
 
 deadline_t wait_deadline_arg(lua_State *L, int idx) {
-  deadline_t dl;
   if (lua_isnoneornil(L, idx)) {
+    deadline_t dl;
     dl.forever = 1;
     dl.at.tv_sec = 0;
     dl.at.tv_nsec = 0;

@@ -3,6 +3,10 @@ local helpers = {}
 
 --- The command that runs this same Lua (for specs that need a fresh process).
 function helpers.lua_command()
+  local host = os.getenv("THREADING_LUA")
+  if host and host ~= "" then
+    return host
+  end
   if jit then
     return "luajit"
   end

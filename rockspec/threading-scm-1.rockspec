@@ -1,0 +1,33 @@
+rockspec_format = "3.0"
+package = "threading"
+version = "scm-1"
+source = {
+  url = "git+file:///threading",
+}
+description = {
+  summary = "Python-style threads, locks, queues and pools for Lua on native pthreads",
+  detailed = [[
+Threads that each run their own lua_State on a pthread (no global lock, so
+CPU-bound Lua scales with cores), with Lock/RLock, Condition, Semaphore,
+Event, Barrier, Timer, queues, shared values and an HTTP client over
+libcurl, following Python's threading, queue and concurrent.futures.]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["threading.core"] = {
+      sources = {
+        "src/threading.c", "src/object.c", "src/transfer.c", "src/wait.c",
+        "src/thread.c", "src/lock.c", "src/shared.c",
+      },
+      defines = { "_GNU_SOURCE" },
+      incdirs = { "src" },
+      libraries = { "pthread", "dl" },
+    },
+    ["threading"] = "lua/threading/init.lua",
+  },
+}
