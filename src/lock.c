@@ -12,7 +12,6 @@
 #include <stdlib.h>
 
 #include "lock.h"
-#include "thread.h"
 #include "types.h"
 #include "wait.h"
 
@@ -63,6 +62,17 @@ int lock_give(lock_t *lk) {
     WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
   }
   return 1;
+}
+
+/* Lock and RLock methods: the fast check against upvalue 1 first. */
+static lock_t *lock_self(lua_State *L) {
+  handle_t *h = (handle_t *)lua_touserdata(L, 1);
+  if (h != NULL && h->obj != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return (lock_t *)h->obj;
+  }
+  return lock_check_any(L, 1);
 }
 
 lock_t *lock_check_any(lua_State *L, int idx) {
@@ -129,12 +139,13 @@ int lock_release_as(lock_t *lk, const void *self) {
 
 /* Lock:acquire([blocking[, timeout]]) or Lock:acquire(timeout) -> boolean */
 static int lock_acquire(lua_State *L) {
-  lock_t *lk = lock_check_any(L, 1);
+  lock_t *lk = lock_self(L);
   deadline_t dl;
   int blocking = lock_acquire_args(L, 2, &dl);
+  waiter_t *self = wait_current();     /* also the owner token */
   int r;
-  wait_check_cancel(L);
-  r = lock_acquire_as(lk, thread_current(), blocking && !(!dl.forever && wait_expired(&dl)), &dl);
+  if (self != NULL && atomic_load(&self->cancelled)) return wait_raise_cancel(L);
+  r = lock_acquire_as(lk, self, blocking && !(!dl.forever && wait_expired(&dl)), &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, r == LOCK_TAKEN);
   return 1;
@@ -142,8 +153,10 @@ static int lock_acquire(lua_State *L) {
 
 /* Lock:release() */
 static int lock_release(lua_State *L) {
-  lock_t *lk = lock_check_any(L, 1);
-  if (!lock_release_as(lk, thread_current()))
+  lock_t *lk = lock_self(L);
+  /* only an RLock asks who is releasing */
+  const void *self = lk->obj.type == &rlock_type ? (const void *)wait_current() : NULL;
+  if (!lock_release_as(lk, self))
     return luaL_argerror(L, 1, lk->obj.type == &rlock_type
                                    ? "cannot release un-acquired lock"
                                    : "release unlocked lock");
@@ -152,7 +165,7 @@ static int lock_release(lua_State *L) {
 
 /* Lock:locked() -> boolean */
 static int lock_locked(lua_State *L) {
-  lock_t *lk = lock_check_any(L, 1);
+  lock_t *lk = lock_self(L);
   lua_pushboolean(L, atomic_load(&lk->locked));
   return 1;
 }

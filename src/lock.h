@@ -14,7 +14,7 @@ typedef struct lock {
   object_t obj;
   atomic_int locked;            /* 1 while held */
   atomic_int waiters;           /* threads in the slow path */
-  _Atomic(void *) owner;        /* thread that holds it (RLock: checked) */
+  _Atomic(void *) owner;        /* holder's waiter_t (RLock: checked) */
   long count;                   /* RLock depth; touched by the owner only */
   pthread_mutex_t mu;           /* only for sleeping and waking */
   pthread_cond_t cv;
@@ -28,6 +28,7 @@ enum { LOCK_TAKEN, LOCK_BUSY, LOCK_CANCELLED };
 TH_HIDDEN int lock_take(lock_t *lk, int blocking, const deadline_t *dl);
 /* Clear the lock word and wake one waiter; 0 if it was not locked. */
 TH_HIDDEN int lock_give(lock_t *lk);
+/* `self` is the calling thread's token: its waiter_t (wait_current()). */
 TH_HIDDEN int lock_acquire_as(lock_t *lk, void *self, int blocking,
                               const deadline_t *dl);
 TH_HIDDEN int lock_release_as(lock_t *lk, const void *self);

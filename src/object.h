@@ -60,6 +60,20 @@ TH_HIDDEN void object_sethandle(lua_State *L, handle_t *h, object_t *o);
 TH_HIDDEN object_t *object_test(lua_State *L, int idx);
 /* The object at idx, which must be of `type`; raises a standard bad-argument error. */
 TH_HIDDEN object_t *object_check(lua_State *L, int idx, const object_type_t *type);
+/* The object at idx for a method of `type`: methods get their metatable as
+** upvalue 1, so a handle whose metatable is that upvalue needs no lookup.
+** Anything else takes object_check's path (and its error). */
+static inline object_t *object_self(lua_State *L, int idx,
+                                    const object_type_t *type) {
+  handle_t *h = (handle_t *)lua_touserdata(L, idx);
+  if (h != NULL && h->obj != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return h->obj;
+  }
+  return object_check(L, idx, type);
+}
+
 /* Raise "bad argument #idx to 'fn' (<expected> expected, got <type>)". */
 TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);
 

@@ -185,20 +185,26 @@ static void foreign_exit(void *p) {
   object_release(&t->obj);
 }
 
+static atomic_int initialized;
+
 static thread_t *thread_self(void) {
   thread_t *t;
-  pthread_once(&once, init_once);
+  if (!atomic_load_explicit(&initialized, memory_order_acquire)) {
+    pthread_once(&once, init_once);
+    atomic_store_explicit(&initialized, 1, memory_order_release);
+  }
   t = (thread_t *)pthread_getspecific(self_key);
   return t != NULL ? t : adopt_foreign();
-}
-
-void *thread_current(void) {
-  return thread_self();
 }
 
 waiter_t *wait_current(void) {
   thread_t *t = thread_self();
   return t != NULL ? &t->waiter : NULL;
+}
+
+/* The token is the thread's waiter, so lock owners and wait_current() agree. */
+void *thread_current(void) {
+  return wait_current();
 }
 
 static thread_t *self_or_error(lua_State *L) {

@@ -11,8 +11,9 @@
 ** when it closes, as Python joins them at interpreter exit. */
 TH_HIDDEN void thread_register_state(lua_State *L);
 
-/* The calling OS thread's Thread object (adopting a foreign thread on first
-** use), as an opaque token for owner checks; NULL only when out of memory. */
+/* An opaque token for the calling OS thread (adopting a foreign thread on
+** first use), for owner checks: the same pointer as wait_current(). NULL
+** only when out of memory. */
 TH_HIDDEN void *thread_current(void);
 
 #endif
