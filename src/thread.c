@@ -1,13 +1,15 @@
 /*
 ** thread.c: threading.Thread, the process-wide registry of threads, sleep.
 **
-** A started thread owns one reference to its object (released as its OS
-** thread ends) and a lua_State of its own, created and closed on that OS
-** thread. The only time another OS thread touches that state is cancel(),
-** which sets a debug hook under t->mu while t->L is non-NULL; the thread
-** clears t->L under t->mu before it closes the state.
+** A started thread owns one reference to its object (released when it
+** ends) and a fresh lua_State of its own, run and closed on a worker OS
+** thread. Workers are reused: a finished worker parks with a new, unused
+** state ready for the next Thread. The only time another OS thread touches
+** a running state is cancel(), which sets a debug hook under t->mu while
+** t->L is non-NULL; the worker clears t->L under t->mu before closing it.
 **
-** Lock order: reg_mu, then a thread's mu. No lock is held while calling Lua.
+** Lock order: reg_mu, then a thread's mu; pool_mu is never held with
+** another. No lock is held while calling Lua.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +36,12 @@ static const char *const status_names[] = {
   "new", "running", "done", "failed", "cancelled"
 };
 
+/* What a state has allocated, and its cap (0: none); one per state. */
+typedef struct alloc {
+  size_t used, limit;
+  int counted;              /* the state uses limited_alloc */
+} alloc_t;
+
 typedef struct thread {
   object_t obj;
   pthread_mutex_t mu;       /* guards the fields marked (mu) */
@@ -47,7 +55,8 @@ typedef struct thread {
   long ident;               /* set at start, then constant */
   long native_id;           /* (mu) 0 until the OS thread runs */
   long root;                /* the main state whose exit joins this thread */
-  size_t memory_limit, memory_used;
+  size_t memory_limit;
+  alloc_t *alloc;           /* the running state's accounting */
   char *path, *cpath;       /* package.path/cpath of the creating state */
   transfer_t *input;        /* target and args; taken by the thread */
   transfer_t *output;       /* (mu) results or error value, once ended */
@@ -279,19 +288,18 @@ static long creating_root(lua_State *L) {
 /* ------------------------------------------------------- thread bodies */
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  thread_t *t = (thread_t *)ud;
+  alloc_t *a = (alloc_t *)ud;
   void *p;
   if (ptr == NULL) osize = 0;
   if (nsize == 0) {
     free(ptr);
-    t->memory_used -= osize;
+    a->used -= osize;
     return NULL;
   }
-  if (t->memory_limit != 0 && nsize > osize &&
-      t->memory_used + (nsize - osize) > t->memory_limit)
+  if (a->limit != 0 && nsize > osize && a->used + (nsize - osize) > a->limit)
     return NULL;
   p = realloc(ptr, nsize);
-  if (p != NULL) t->memory_used = t->memory_used - osize + nsize;
+  if (p != NULL) a->used = a->used - osize + nsize;
   return p;
 }
 
@@ -365,7 +373,6 @@ static int thread_body(lua_State *L) {
   transfer_t *input = t->input;
   int base, n, rc;
   lua_settop(L, 0);
-  luaL_openlibs(L);
   lua_getglobal(L, "package");
   if (lua_istable(L, -1)) {
     if (t->path) {
@@ -385,7 +392,7 @@ static int thread_body(lua_State *L) {
   transfer_free(input);
   if (wait_cancel_pending()) wait_raise_cancel(L);
   rc = lua_pcall(L, n - 1, LUA_MULTRET, base);
-  t->memory_limit = 0;        /* the cap is for the target, not the report */
+  t->alloc->limit = 0;        /* the cap is for the target, not the report */
   if (rc == 0) {
     int nres = lua_gettop(L) - base;
     transfer_t *out = transfer_encode(L, base + 1, nres, "results", 1);
@@ -443,8 +450,61 @@ static void finish(thread_t *t, int status) {
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
 }
 
-static void *thread_main(void *arg) {
-  thread_t *t = (thread_t *)arg;
+static int open_libs(lua_State *L) {
+  luaL_openlibs(L);
+  return 0;
+}
+
+/* A new state with the standard libraries, accounted in *a; NULL if out
+** of memory. */
+static lua_State *new_state(alloc_t *a) {
+  lua_State *L;
+  a->used = 0;
+  a->limit = 0;
+  a->counted = 1;
+  L = lua_newstate(limited_alloc, a);
+  if (L == NULL) {              /* a Lua whose states need its own allocator */
+    a->counted = 0;
+    L = luaL_newstate();
+    if (L == NULL) return NULL;
+  }
+  lua_atpanic(L, thread_panic);
+  lua_pushcfunction(L, open_libs);
+  if (lua_pcall(L, 0, 0, 0) != 0) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+/*
+** Workers. An OS thread runs Threads one after another: between them it
+** parks with a fresh state ready (standard libraries opened, never used),
+** so starting a Thread costs neither a pthread_create nor opening the
+** libraries on the starter's path. A state that ran user code is always
+** closed, never reused.
+*/
+#if !defined(POOL_MAX_IDLE)
+#define POOL_MAX_IDLE 4           /* parked workers kept at most */
+#endif
+#if !defined(POOL_IDLE_SECONDS)
+#define POOL_IDLE_SECONDS 5.0     /* a parked worker exits after this */
+#endif
+
+typedef struct worker {
+  pthread_cond_t cv;          /* (pool_mu) a job arrived */
+  thread_t *job;              /* (pool_mu) */
+  lua_State *spare;           /* a state that never ran user code, or NULL */
+  alloc_t alloc;              /* accounting of spare, then of the job's state */
+  struct worker *next;        /* (pool_mu) parked list */
+} worker_t;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static worker_t *pool_idle;   /* (pool_mu) */
+static int pool_nidle;        /* (pool_mu) */
+
+/* Run one Thread on the calling worker. */
+static void run_job(worker_t *w, thread_t *t) {
   lua_State *L;
   int status = ST_FAILED;
   char name[THREAD_NAME_MAX + 1];
@@ -459,12 +519,19 @@ static void *thread_main(void *arg) {
   WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
 
-  L = lua_newstate(limited_alloc, t);
-  if (L == NULL && t->memory_limit == 0) L = luaL_newstate();
-  if (L == NULL) {
+  L = w->spare;
+  w->spare = NULL;
+  if (L == NULL) L = new_state(&w->alloc);
+  if (L != NULL && t->memory_limit != 0 && !w->alloc.counted) {
+    lua_close(L);
+    L = NULL;
+    t->error_text = dupstr("memory_limit is not supported by this Lua");
+  } else if (L == NULL) {
     t->error_text = dupstr("not enough memory to create the thread's state");
-  } else {
-    lua_atpanic(L, thread_panic);
+  }
+  if (L != NULL) {
+    w->alloc.limit = t->memory_limit;
+    t->alloc = &w->alloc;
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->L = L;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
@@ -477,7 +544,7 @@ static void *thread_main(void *arg) {
       rc = lua_pcall(L, 1, 1, 0);
       /* the cap is for the target: reporting may need a little memory, and
       ** Lua 5.1 has no emergency collection */
-      t->memory_limit = 0;
+      w->alloc.limit = 0;
       if (rc == 0) {
         status = (int)lua_tointeger(L, -1);
       } else if (atomic_load(&t->waiter.delivered)) {
@@ -499,12 +566,87 @@ static void *thread_main(void *arg) {
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->L = NULL;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    t->alloc = NULL;
     lua_close(L);
   }
-  if (status == ST_FAILED && t->output != NULL && t->error_text == NULL)
+  if (status == ST_FAILED && t->error_text == NULL)
     t->error_text = dupstr("unknown error");
   finish(t, status);
+}
+
+/* Park on the idle list until a job comes (returns it) or the worker has
+** been idle long enough, or enough others are parked (returns NULL). */
+static thread_t *park(worker_t *w) {
+  deadline_t dl = wait_deadline_in(POOL_IDLE_SECONDS);
+  thread_t *job = NULL;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  if (pool_nidle < POOL_MAX_IDLE) {
+    w->job = NULL;
+    w->next = pool_idle;
+    pool_idle = w;
+    pool_nidle++;
+    while (w->job == NULL) {
+      int rc = pthread_cond_timedwait(&w->cv, &pool_mu, &dl.at);
+      if (rc != 0 && rc != ETIMEDOUT) wait_fatal("pthread_cond_timedwait", rc);
+      if (rc == ETIMEDOUT && w->job == NULL) {
+        worker_t **p = &pool_idle;
+        while (*p != w) p = &(*p)->next;
+        *p = w->next;
+        pool_nidle--;
+        break;
+      }
+    }
+    job = w->job;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  return job;
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = (worker_t *)arg;
+  thread_t *t = w->job;
+  while (t != NULL) {
+    run_job(w, t);
+    pthread_setname_np(pthread_self(), "threading-idle");
+    if (w->spare == NULL) w->spare = new_state(&w->alloc);
+    t = park(w);
+  }
+  if (w->spare != NULL) lua_close(w->spare);
+  pthread_cond_destroy(&w->cv);
+  free(w);
   return NULL;
+}
+
+/* Hand t to a parked worker, or to a new one. 0 or an errno. */
+static int dispatch(thread_t *t) {
+  worker_t *w;
+  pthread_attr_t attr;
+  pthread_t tid;
+  int rc;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  w = pool_idle;
+  if (w != NULL) {
+    pool_idle = w->next;
+    pool_nidle--;
+    w->job = t;
+    WAIT_CHECK(pthread_cond_signal(&w->cv));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  if (w != NULL) return 0;
+  w = (worker_t *)calloc(1, sizeof *w);
+  if (w == NULL) return ENOMEM;
+  wait_cond_init(&w->cv);
+  w->job = t;
+  WAIT_CHECK(pthread_attr_init(&attr));
+  WAIT_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
+  WAIT_CHECK(pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE));
+  rc = pthread_create(&tid, &attr, worker_main, w);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    pthread_cond_destroy(&w->cv);
+    free(w);
+  }
+  return rc;
 }
 
 /* ----------------------------------------------------------- Lua API */
@@ -627,8 +769,6 @@ static int thread_new(lua_State *L) {
 /* Thread:start() -> the thread */
 static int thread_start(lua_State *L) {
   thread_t *t = check_thread(L, 1);
-  pthread_attr_t attr;
-  pthread_t tid;
   int rc;
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->status != ST_NEW || t->foreign) {
@@ -642,11 +782,7 @@ static int thread_start(lua_State *L) {
   reg_add(t);
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   object_retain(&t->obj);              /* the OS thread's reference */
-  WAIT_CHECK(pthread_attr_init(&attr));
-  WAIT_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
-  WAIT_CHECK(pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE));
-  rc = pthread_create(&tid, &attr, thread_main, t);
-  pthread_attr_destroy(&attr);
+  rc = dispatch(t);
   if (rc != 0) {
     WAIT_CHECK(pthread_mutex_lock(&reg_mu));
     reg_remove(t);
