@@ -1,10 +1,30 @@
 /*
 ** object.c: reference counting and Lua handles for shared objects.
 */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "object.h"
+
+/*
+** Metatables are made on demand: a state that receives an object of a type
+** it has not seen (a new thread's state, say) builds only that type's
+** metatable from what object_newmetatable recorded, without loading the
+** whole module. Methods written in Lua are added by the module itself
+** (lua/threading/init.lua); the methods table of an on-demand metatable
+** loads the module the first time a name is missing from it.
+*/
+#if !defined(OBJECT_MAX_TYPES)
+#define OBJECT_MAX_TYPES 64
+#endif
+typedef struct type_record {
+  const object_type_t *type;
+  const luaL_Reg *methods, *meta;
+} type_record;
+static pthread_mutex_t types_mu = PTHREAD_MUTEX_INITIALIZER;
+static type_record types[OBJECT_MAX_TYPES];    /* (types_mu) */
+static int ntypes;                             /* (types_mu) */
 
 /* registry[&handles_key]: weak-valued { [lightuserdata obj] = handle } */
 static const char handles_key = 'h';
@@ -65,10 +85,37 @@ static void push_handles(lua_State *L) {
   compat_rawsetp(L, LUA_REGISTRYINDEX, &handles_key);
 }
 
+static void record_type(const object_type_t *type, const luaL_Reg *methods,
+                        const luaL_Reg *meta) {
+  int i;
+  pthread_mutex_lock(&types_mu);
+  for (i = 0; i < ntypes && types[i].type != type; i++) {}
+  if (i == ntypes && ntypes < OBJECT_MAX_TYPES) {
+    types[i].type = type;
+    types[i].methods = methods;
+    types[i].meta = meta;
+    ntypes++;
+  }
+  pthread_mutex_unlock(&types_mu);
+}
+
+/* __index of an on-demand methods table (upvalue 1: the metatable): load
+** the module, which replaces the metatable's methods, and look there. */
+static int methods_fallback(lua_State *L) {
+  compat_require(L, "threading");
+  lua_pop(L, 1);
+  lua_getfield(L, lua_upvalueindex(1), "methods");
+  if (lua_rawequal(L, -1, 1)) return 0;      /* nothing new was added */
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
 void object_newmetatable(lua_State *L, const object_type_t *type,
                          const luaL_Reg *methods, const luaL_Reg *meta) {
   int has_index = 0, has_tostring = 0;
   const luaL_Reg *r;
+  record_type(type, methods, meta);
   luaL_newmetatable(L, type->name);
   lua_pushstring(L, type->name);
   lua_setfield(L, -2, "__name");
@@ -113,11 +160,29 @@ handle_t *object_newhandle(lua_State *L, const object_type_t *type) {
   h->obj = NULL;
   luaL_getmetatable(L, type->name);
   if (lua_isnil(L, -1)) {
-    /* a state that has not loaded the module yet receives an object */
+    /* a state that has not loaded the module receives an object */
+    const luaL_Reg *methods = NULL, *meta = NULL;
+    int i, found = 0;
     lua_pop(L, 1);
-    compat_require(L, "threading");
-    lua_pop(L, 1);
+    pthread_mutex_lock(&types_mu);
+    for (i = 0; i < ntypes; i++) {
+      if (types[i].type == type) {
+        methods = types[i].methods;
+        meta = types[i].meta;
+        found = 1;
+      }
+    }
+    pthread_mutex_unlock(&types_mu);
+    if (!found) luaL_error(L, "type %s is not registered", type->name);
+    object_newmetatable(L, type, methods, meta);
     luaL_getmetatable(L, type->name);
+    lua_getfield(L, -1, "methods");
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, methods_fallback, 1);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
   }
   lua_setmetatable(L, -2);
   return h;

@@ -872,7 +872,7 @@ static int thread__index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   lua_getfield(L, lua_upvalueindex(1), "methods");
   lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_gettable(L, -2);        /* not raw: an on-demand table loads the rest */
   if (!lua_isnil(L, -1) || k == NULL) return 1;
   lua_pop(L, 2);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
