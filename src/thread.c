@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "object.h"
 #include "thread.h"
 #include "transfer.h"
@@ -996,6 +997,167 @@ static int thread_active_count(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------ diagnostics */
+
+/* One live thread as seen by waits() and deadlocks(), copied under reg_mu. */
+typedef struct snap {
+  thread_t *t;              /* retained */
+  object_t *on;             /* what it is blocked on (retained), or NULL */
+  int holder;               /* for a lock: index of the thread holding it, or -1 */
+} snap_t;
+
+/* Take the snapshot; returns the count, *out malloc'd (NULL if empty). */
+static int snapshot(snap_t **out) {
+  thread_t *t;
+  snap_t *s;
+  int n = 0, i, j;
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  for (t = reg_head; t != NULL; t = t->next) n++;
+  s = (snap_t *)calloc(n ? (size_t)n : 1, sizeof *s);
+  if (s == NULL) {
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+    *out = NULL;
+    return -1;
+  }
+  for (t = reg_head, i = n - 1; t != NULL; t = t->next, i--) {   /* oldest first */
+    s[i].t = (thread_t *)object_retain(&t->obj);
+    s[i].holder = -1;
+    WAIT_CHECK(pthread_mutex_lock(&t->waiter.mu));
+    if (t->waiter.owner != NULL) s[i].on = object_retain(t->waiter.owner);
+    WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));
+  }
+  /* a lock's owner is a waiter token: match it against live threads only,
+  ** never dereference it (its thread may have ended holding the lock) */
+  for (i = 0; i < n; i++) {
+    const void *owner;
+    if (s[i].on == NULL || (s[i].on->type != &lock_type && s[i].on->type != &rlock_type))
+      continue;
+    owner = atomic_load(&((lock_t *)s[i].on)->owner);
+    for (j = 0; j < n; j++)
+      if (owner != NULL && owner == (const void *)&s[j].t->waiter) s[i].holder = j;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  *out = s;
+  return n;
+}
+
+static void snapshot_free(snap_t *s, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    object_release(s[i].on);
+    object_release(&s[i].t->obj);
+  }
+  free(s);
+}
+
+static void push_name(lua_State *L, thread_t *t) {
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  lua_pushstring(L, t->name);
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+}
+
+/* "threading.Lock 0x..." naming the object s[i] is blocked on */
+static void push_blocked_on(lua_State *L, const snap_t *s) {
+  if (&s->t->obj == s->on) lua_pushliteral(L, "sleep");
+  else lua_pushfstring(L, "%s %p", s->on->type->name, (void *)s->on);
+}
+
+/* threading.waits() -> { {name=, ident=, status=, blocked_on=, object=, owner=}, ... } */
+static int thread_waits(lua_State *L) {
+  snap_t *s;
+  int n, i;
+  self_or_error(L);
+  n = snapshot(&s);
+  if (n < 0) return luaL_error(L, "not enough memory");
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    thread_t *t = s[i].t;
+    lua_createtable(L, 0, 6);
+    push_name(L, t);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, t->ident);
+    lua_setfield(L, -2, "ident");
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    lua_pushstring(L, status_names[t->status]);
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    lua_setfield(L, -2, "status");
+    if (s[i].on != NULL) {
+      push_blocked_on(L, &s[i]);
+      lua_setfield(L, -2, "blocked_on");
+      if (&t->obj != s[i].on) {
+        object_push(L, s[i].on);
+        lua_setfield(L, -2, "object");
+      }
+    }
+    if (s[i].holder >= 0) {
+      push_name(L, s[s[i].holder].t);
+      lua_setfield(L, -2, "owner");
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  snapshot_free(s, n);
+  return 1;
+}
+
+/* threading.deadlocks() -> { {threads = {names...}, description = "..."}, ... }:
+** cycles of threads each blocked on a lock held by the next. Each thread
+** waits on at most one lock, so following holders finds every cycle. */
+static int thread_deadlocks(lua_State *L) {
+  snap_t *s;
+  int n, i, ncycles = 0;
+  char *mark;
+  self_or_error(L);
+  n = snapshot(&s);
+  if (n < 0) return luaL_error(L, "not enough memory");
+  mark = (char *)calloc(n ? (size_t)n : 1, 1);   /* 0 new, 1 on this walk, 2 done */
+  if (mark == NULL) {
+    snapshot_free(s, n);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_newtable(L);
+  for (i = 0; i < n; i++) {
+    int j = i, start;
+    while (j >= 0 && mark[j] == 0) {
+      mark[j] = 1;
+      j = s[j].holder;
+    }
+    start = (j >= 0 && mark[j] == 1) ? j : -1;   /* back to this walk: a cycle */
+    if (start >= 0) {
+      luaL_Buffer b;
+      int k = start, m = 0;
+      lua_createtable(L, 0, 2);
+      lua_newtable(L);
+      do {
+        push_name(L, s[k].t);
+        lua_rawseti(L, -2, ++m);
+        k = s[k].holder;
+      } while (k != start);
+      lua_setfield(L, -2, "threads");
+      luaL_buffinit(L, &b);
+      k = start;
+      do {
+        if (k != start) luaL_addstring(&b, "; ");
+        push_name(L, s[k].t);
+        luaL_addvalue(&b);
+        luaL_addstring(&b, " waits for ");
+        push_blocked_on(L, &s[k]);
+        luaL_addvalue(&b);
+        luaL_addstring(&b, " held by ");
+        push_name(L, s[s[k].holder].t);
+        luaL_addvalue(&b);
+        k = s[k].holder;
+      } while (k != start);
+      luaL_pushresult(&b);
+      lua_setfield(L, -2, "description");
+      lua_rawseti(L, -2, ++ncycles);
+    }
+    for (j = i; j >= 0 && mark[j] == 1; j = s[j].holder) mark[j] = 2;
+  }
+  free(mark);
+  snapshot_free(s, n);
+  return 1;
+}
+
 /* threading.sleep(seconds): a cancellation point */
 static int thread_sleep(lua_State *L) {
   double s = wait_check_seconds(L, 1);
@@ -1036,6 +1198,8 @@ static const luaL_Reg thread_funcs[] = {
   {"enumerate", thread_enumerate},
   {"active_count", thread_active_count},
   {"sleep", thread_sleep},
+  {"waits", thread_waits},
+  {"deadlocks", thread_deadlocks},
   {NULL, NULL}
 };
 
