@@ -55,7 +55,7 @@ RUN := env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
 BUSTED := /usr/bin/busted
 BUSTED_ARGS ?=
 
-.PHONY: all build deps test test-all check demo lint asan tsan valgrind rocks bench clean
+.PHONY: all build deps test test-all check demo lint asan tsan valgrind rocks stress bench clean
 
 all: build
 
@@ -87,9 +87,21 @@ deps:
 test: deps
 	$(MAKE) check LUA=5.4
 
+# A host program embedding two Lua states, for the specs (linked with the
+# Lua library of the build).
+ifeq ($(LUA),jit)
+LUA_LIB := -lluajit-5.1
+else
+LUA_LIB := -llua$(LUA)
+endif
+EMBED := $(BUILD)/embed
+$(EMBED): spec/support/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fPIC,$(CFLAGS_ALL)) -o $@ $< $(SAN_FLAGS) $(LUA_LIB)
+
 # the spec suite on one build (LUA, SANITIZE) without touching packages
-check: build
-	$(RUN) $(SAN_ENV) $(WRAP) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS)
+check: build $(EMBED)
+	$(RUN) THREADING_EMBED=$(CURDIR)/$(EMBED) $(SAN_ENV) $(WRAP) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS)
 
 test-all: deps
 	@set -e; for v in $(VERSIONS); do $(MAKE) --no-print-directory check LUA=$$v; done
@@ -119,6 +131,13 @@ demo: deps build
 	$(RUN) $(LUA_BIN) examples/01_threads.lua
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua --no-lock
+
+# Long checks that prove nothing is lost; STRESS_SCALE=10 for a longer run.
+STRESS_SCALE ?= 1
+stress: deps build
+	@set -e; for f in stress/*.lua; do \
+	  $(RUN) STRESS_SCALE=$(STRESS_SCALE) $(LUA_BIN) $$f; \
+	done
 
 bench: deps build
 	$(RUN) $(LUA_BIN) bench/run.lua

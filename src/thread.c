@@ -344,10 +344,18 @@ static int error_text_body(lua_State *L) {
 }
 
 static void keep_error_text(lua_State *L, thread_t *t) {
+  const char *type = luaL_typename(L, -1);
   lua_pushcfunction(L, error_text_body);
   lua_pushlightuserdata(L, t);
   lua_pushvalue(L, -3);
-  if (lua_pcall(L, 2, 0, 0) != 0) lua_pop(L, 1);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    /* its __tostring failed, or memory ran out: still say something */
+    char text[96];
+    lua_pop(L, 1);
+    snprintf(text, sizeof text, "(error object is a %s value that cannot be shown)", type);
+    free(t->error_text);
+    t->error_text = dupstr(text);
+  }
 }
 
 static int encode_one(lua_State *L) {
