@@ -69,10 +69,25 @@ $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CORE_OBJ) $(LIBS)
 
+# threading.http: its own module over libcurl (core.so never links curl),
+# and the local HTTP server the specs, examples and benchmarks start. The
+# server does not depend on the Lua version: one binary in build/tools.
+HTTP_SO := $(BUILD)/threading/http.so
+HTTP_SERVER := build/tools/http_server
+build: $(HTTP_SO) $(HTTP_SERVER)
+
+$(HTTP_SO): $(BUILD)/obj/http.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< -lcurl $(LIBS)
+
+$(HTTP_SERVER): spec/support/http_server.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_GNU_SOURCE -O2 -g $(WARN) $< -o $@.$$$$ -lm && mv -f $@.$$$$ $@
+
 # Debian packages the project needs; installs only what is missing.
 DEB_PKGS := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
             lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted \
-            lua-check cppcheck valgrind gcc make python3
+            lua-check cppcheck valgrind gcc make python3 libcurl4-openssl-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
@@ -131,6 +146,7 @@ demo: deps build
 	$(RUN) $(LUA_BIN) examples/01_threads.lua
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua --no-lock
+	$(RUN) $(LUA_BIN) examples/03_io_bound.lua --compare
 
 # Long checks that prove nothing is lost; STRESS_SCALE=10 for a longer run.
 STRESS_SCALE ?= 1
@@ -145,15 +161,18 @@ bench: deps build
 # Install the rock with luarocks for every Lua into build/rocks-<v> and
 # require it from a plain interpreter there.
 ROCKSPEC := rockspec/threading-scm-1.rockspec
+# Debian keeps curl's header under the multiarch include directory
+MULTIARCH := $(shell $(CC) -print-multiarch)
+ROCK_CURL := CURL_INCDIR=/usr/include/$(MULTIARCH) CURL_LIBDIR=/usr/lib/$(MULTIARCH)
 rocks: deps
 	@set -e; for v in $(VERSIONS); do \
 	  if [ $$v = jit ]; then lv=5.1; bin=luajit; inc="LUA_INCDIR=/usr/include/luajit-2.1"; \
 	  else lv=$$v; bin=lua$$v; inc=; fi; \
 	  tree=$(CURDIR)/build/rocks-$$v; \
-	  luarocks --lua-version=$$lv --tree=$$tree make $(ROCKSPEC) $$inc > build/rocks-$$v.log 2>&1 \
+	  luarocks --lua-version=$$lv --tree=$$tree make $(ROCKSPEC) $$inc $(ROCK_CURL) > build/rocks-$$v.log 2>&1 \
 	    || { cat build/rocks-$$v.log; exit 1; }; \
 	  (eval "$$(luarocks --lua-version=$$lv --tree=$$tree path)"; cd /tmp && \
-	   $$bin -e 'local t = require("threading"); assert(select(2, t.start(function() return 42 end):join()) == 42); print("rock ok: " .. (jit and jit.version or _VERSION))'); \
+	   $$bin -e 'local t = require("threading"); assert(select(2, t.start(function() return 42 end):join()) == 42); assert(require("threading.http").get); print("rock ok: " .. (jit and jit.version or _VERSION))'); \
 	done
 	@rm -rf threading src/*.o
 

@@ -16,6 +16,9 @@ libcurl, following Python's threading, queue and concurrent.futures.]],
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
 build = {
   type = "builtin",
   modules = {
@@ -27,6 +30,13 @@ build = {
       defines = { "_GNU_SOURCE" },
       incdirs = { "src" },
       libraries = { "pthread", "dl" },
+    },
+    ["threading.http"] = {
+      sources = { "src/http.c" },
+      defines = { "_GNU_SOURCE" },
+      incdirs = { "src", "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "dl" },
     },
     ["threading"] = "lua/threading/init.lua",
   },

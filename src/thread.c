@@ -451,6 +451,7 @@ static void finish(thread_t *t, int status) {
   reg_remove(t);
   if (!daemon) reg_finishing++;
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  wait_notify_change();
   pthread_setspecific(self_key, NULL);
   object_release(&t->obj);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
@@ -511,6 +512,7 @@ typedef struct worker {
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static worker_t *pool_idle;   /* (pool_mu) */
 static int pool_nidle;        /* (pool_mu) */
+static int pool_reserved;     /* (pool_mu) workers about to park */
 
 /* Run one Thread on the calling worker. */
 static void run_job(worker_t *w, thread_t *t) {
@@ -583,13 +585,14 @@ static void run_job(worker_t *w, thread_t *t) {
   finish(t, status);
 }
 
-/* Park on the idle list until a job comes (returns it) or the worker has
-** been idle long enough, or enough others are parked (returns NULL). */
+/* Park on the idle list (a place reserved by reserve_park) until a job
+** comes (returns it) or the worker has been idle long enough (NULL). */
 static thread_t *park(worker_t *w) {
   deadline_t dl = wait_deadline_in(POOL_IDLE_SECONDS);
   thread_t *job = NULL;
   WAIT_CHECK(pthread_mutex_lock(&pool_mu));
-  if (pool_nidle < POOL_MAX_IDLE) {
+  pool_reserved--;
+  {
     w->job = NULL;
     w->next = pool_idle;
     pool_idle = w;
@@ -611,11 +614,24 @@ static thread_t *park(worker_t *w) {
   return job;
 }
 
+/* Claim a place among the parked workers; 0 if enough are parked or about
+** to be. Claimed before the spare state is built, so that a burst of ending
+** threads does not build states only to throw them away. */
+static int reserve_park(void) {
+  int ok;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  ok = pool_nidle + pool_reserved < POOL_MAX_IDLE;
+  if (ok) pool_reserved++;
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  return ok;
+}
+
 static void *worker_main(void *arg) {
   worker_t *w = (worker_t *)arg;
   thread_t *t = w->job;
   while (t != NULL) {
     run_job(w, t);
+    if (!reserve_park()) break;
     pthread_setname_np(pthread_self(), "threading-idle");
     if (w->spare == NULL) w->spare = new_state(&w->alloc);
     t = park(w);

@@ -40,7 +40,16 @@ static int threading_cpu_count(lua_State *L) {
   return 1;
 }
 
+/* threading.core._check_cancel(): raise the cancellation if the calling
+** thread has one pending. For modules built apart from the core (such as
+** threading.http) to make their own waits cancellation points. */
+static int threading_check_cancel(lua_State *L) {
+  wait_check_cancel(L);
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
+  {"_check_cancel", threading_check_cancel},
   {"monotonic", threading_monotonic},
   {"cpu_count", threading_cpu_count},
   {NULL, NULL}
