@@ -64,6 +64,10 @@ int luaopen_threading_core(lua_State *L) {
   thread_open(L);
   lock_open(L);
   shared_open(L);
+  condition_open(L);
+  semaphore_open(L);
+  event_open(L);
+  barrier_open(L);
   lua_pushliteral(L, THREADING_VERSION);
   lua_setfield(L, -2, "_VERSION");
   thread_register_state(L);

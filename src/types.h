@@ -10,5 +10,9 @@
 TH_HIDDEN void thread_open(lua_State *L);
 TH_HIDDEN void lock_open(lua_State *L);
 TH_HIDDEN void shared_open(lua_State *L);
+TH_HIDDEN void condition_open(lua_State *L);
+TH_HIDDEN void semaphore_open(lua_State *L);
+TH_HIDDEN void event_open(lua_State *L);
+TH_HIDDEN void barrier_open(lua_State *L);
 
 #endif

@@ -25,8 +25,8 @@ enum { WAIT_OK = 0, WAIT_TIMEOUT = 1, WAIT_CANCELLED = 2 };
 /* What one thread is blocked on; embedded in its thread object. */
 typedef struct waiter {
   pthread_mutex_t mu;          /* guards owner, wmu, wcv */
-  atomic_int cancelled;        /* cancel requested */
-  atomic_int delivered;        /* the cancellation was raised at least once */
+  atomic_int cancelled;        /* cancel requests so far (0: none) */
+  atomic_int delivered;        /* `cancelled` when the cancellation was last raised */
   object_t *owner;             /* keeps wmu/wcv alive while registered */
   pthread_mutex_t *wmu;
   pthread_cond_t *wcv;
@@ -57,14 +57,44 @@ TH_HIDDEN int wait_on(object_t *owner, pthread_mutex_t *mu, pthread_cond_t *cv,
                       const deadline_t *dl);
 
 /* Has the calling thread been asked to stop? (a cheap atomic load) */
+/* Is a cancellation requested that no blocking call has raised yet? The
+** hook that cancel() sets raises only then, so a hook left pending by a
+** cancel that a wait has already raised does not strike again inside the
+** error handling (e.g. between pcall and the release in Lock:with). */
+TH_HIDDEN int wait_cancel_undelivered(void);
 TH_HIDDEN int wait_cancel_pending(void);
 /* Ask the thread behind w to stop; wakes it if it is blocked. */
 TH_HIDDEN void wait_cancel(waiter_t *w);
-/* Raise the cancellation in L (marks it delivered). Never returns. */
+/* wait_cancel in two steps, for a caller with work in between: the
+** request (visible to the thread at once), then the wake-up. */
+TH_HIDDEN void wait_cancel_request(waiter_t *w);
+TH_HIDDEN void wait_cancel_wake(waiter_t *w);
+/* Raise the cancellation in L (marks the requests so far delivered).
+** Never returns. */
 TH_HIDDEN int wait_raise_cancel(lua_State *L);
 /* Raise the cancellation if one is pending: the check at the top of every
 ** blocking call. */
 TH_HIDDEN void wait_check_cancel(lua_State *L);
+
+/*
+** Change notification, for coroutine schedulers (threading.async). A
+** scheduler whose tasks all wait on something polls them, and sleeps until
+** any object of the module changes state in a way that could unblock a
+** waiter (a lock released, a thread or future finished, an item queued...).
+** Every such point calls wait_notify_change(): one atomic load while no
+** scheduler watches, a generation bump and a broadcast while one does.
+** A scheduler calls wait_watch_changes(1) before it first reads the
+** generation and polls, so a change made after its poll is never missed.
+*/
+TH_HIDDEN void wait_notify_change(void);
+TH_HIDDEN void wait_watch_changes(int on);
+/* The current generation (a counter that only grows). */
+TH_HIDDEN unsigned long wait_change_gen(void);
+/* Wait until the generation differs from gen, the deadline passes or the
+** calling thread is cancelled; returns WAIT_OK, WAIT_TIMEOUT or
+** WAIT_CANCELLED. `owner` is registered as what the thread waits on. */
+TH_HIDDEN int wait_for_change(object_t *owner, unsigned long gen,
+                              const deadline_t *dl);
 
 /* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
 TH_HIDDEN waiter_t *wait_current(void);

@@ -60,7 +60,7 @@ extend("threading.RLock", { with = with, guard = guard })
 
 -- Parts written in Lua, each in its own file under lua/threading/; each is
 -- a function(threading) that adds to the module table.
-local parts = {}
+local parts = { "sync", "timer" }
 for _, name in ipairs(parts) do
   require("threading." .. name)(threading)
 end

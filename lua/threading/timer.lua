@@ -1,0 +1,93 @@
+--- threading.Timer: a Thread that calls a function after a delay unless
+-- cancelled first.
+--
+-- A Timer is a Lua object in front of a real Thread (`timer.thread`): the
+-- Thread's fields and methods (name, ident, daemon, status, join, is_alive,
+-- ...) are reached through the Timer, except `start`, which returns the
+-- Timer, and `cancel`, which stops the wait instead of the thread. The
+-- thread waits on the Event `timer.finished` with the delay as its timeout;
+-- cancel() sets that Event.
+return function(threading)
+  local Thread, Event = threading.Thread, threading.Event
+  local error, getmetatable, rawget, setmetatable, tostring, type =
+    error, getmetatable, rawget, setmetatable, tostring, type
+
+  -- Runs in the timer's own thread (a copy: it sees only its arguments).
+  local function body(finished, interval, fn, ...)
+    if not finished:wait(interval) and not finished:is_set() then
+      return fn(...)
+    end
+  end
+
+  local methods = {}
+  local timer_mt = { __name = "threading.Timer" }
+
+  -- A Thread method called through a Timer gets the Thread as self; one
+  -- forwarding function per method, made on first use.
+  local forwarders = setmetatable({}, { __mode = "k" })
+  local function forwarder(fn)
+    local f = forwarders[fn]
+    if f == nil then
+      f = function(self, ...)
+        if getmetatable(self) == timer_mt then
+          self = rawget(self, "thread")
+        end
+        return fn(self, ...)
+      end
+      forwarders[fn] = f
+    end
+    return f
+  end
+
+  timer_mt.__index = function(self, key)
+    local m = methods[key]
+    if m ~= nil then
+      return m
+    end
+    local v = rawget(self, "thread")[key]
+    if type(v) == "function" then
+      return forwarder(v)
+    end
+    return v
+  end
+
+  timer_mt.__newindex = function(self, key, value)
+    rawget(self, "thread")[key] = value
+  end
+
+  timer_mt.__tostring = function(self)
+    return (tostring(rawget(self, "thread")):gsub("^threading%.Thread", "threading.Timer"))
+  end
+
+  --- timer:start() -> timer
+  function methods.start(self)
+    self.thread:start()
+    return self
+  end
+
+  --- timer:cancel(): do not call fn if it has not been called yet
+  function methods.cancel(self)
+    self.finished:set()
+  end
+
+  local function argerror(n, msg)
+    error(("bad argument #%d to 'Timer' (%s)"):format(n, msg), 3)
+  end
+
+  --- threading.Timer(interval, fn, ...) -> an unstarted Timer
+  function threading.Timer(interval, fn, ...)
+    if type(interval) ~= "number" then
+      argerror(1, "number expected, got " .. type(interval))
+    end
+    if interval ~= interval or interval < 0 then
+      argerror(1, "interval must be a non-negative number")
+    end
+    local mt = getmetatable(fn)
+    if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call ~= nil) then
+      argerror(2, "function expected, got " .. type(fn))
+    end
+    local finished = Event()
+    local thread = Thread(body, finished, interval, fn, ...)
+    return setmetatable({ thread = thread, finished = finished, interval = interval }, timer_mt)
+  end
+end
