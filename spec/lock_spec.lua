@@ -128,6 +128,26 @@ describe("Lock", function()
     assert.same({ true, true, false }, { t:join(10) })
   end)
 
+  it("releases the lock when a thread is cancelled inside with (regression: the cancel hook struck again between pcall and release)", function()
+    local lock = threading.Lock()
+    local t = threading.Thread{ name = "in-with", target = function(l)
+      l:with(function() require("threading").sleep(60) end)
+    end, args = { lock } }:start()
+    -- cancel only once it sleeps: the hook is then set while it is blocked
+    local blocked = false
+    for _ = 1, 500 do
+      for _, w in ipairs(threading.waits()) do
+        if w.name == "in-with" and w.blocked_on == "sleep" then blocked = true end
+      end
+      if blocked then break end
+      threading.sleep(0.01)
+    end
+    assert.is_true(blocked)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    assert.is_false(lock:locked())
+  end)
+
   it("is a cancellation point while blocked", function()
     local lock = threading.Lock()
     lock:acquire()

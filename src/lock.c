@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "lock.h"
+#include "spin.h"
 #include "types.h"
 #include "wait.h"
 
@@ -34,10 +35,17 @@ static int try_take(lock_t *lk) {
   return atomic_compare_exchange_strong(&lk->locked, &expected, 1);
 }
 
+static int lock_free(const void *arg) {
+  return !atomic_load_explicit(&((const lock_t *)arg)->locked, memory_order_relaxed);
+}
+
 int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
   int r = WAIT_OK;
   if (try_take(lk)) return LOCK_TAKEN;
   if (!blocking) return LOCK_BUSY;
+  /* critical sections are usually short: watch the word a little before
+  ** paying for a sleep and a wake-up */
+  if (spin_until(lock_free, lk) && try_take(lk)) return LOCK_TAKEN;
   WAIT_CHECK(pthread_mutex_lock(&lk->mu));
   atomic_fetch_add(&lk->waiters, 1);
   while (!try_take(lk)) {
@@ -48,6 +56,10 @@ int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
       break;
     }
   }
+  /* leaving without the lock (cancelled, or timed out) may swallow the
+  ** signal of a release meant for a waiter: hand it on */
+  if (r != WAIT_OK && !atomic_load(&lk->locked) && atomic_load(&lk->waiters) > 1)
+    WAIT_CHECK(pthread_cond_signal(&lk->cv));
   atomic_fetch_sub(&lk->waiters, 1);
   WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
   if (r == WAIT_OK) return LOCK_TAKEN;
@@ -57,10 +69,15 @@ int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
 int lock_give(lock_t *lk) {
   if (!atomic_exchange(&lk->locked, 0)) return 0;
   if (atomic_load(&lk->waiters) > 0) {
+    /* passing through mu puts a counted waiter either before its last try
+    ** (which sees the 0) or inside its wait (which gets the signal); the
+    ** signal itself goes after the unlock, so the woken thread does not
+    ** block at once on mu */
     WAIT_CHECK(pthread_mutex_lock(&lk->mu));
-    WAIT_CHECK(pthread_cond_signal(&lk->cv));
     WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
+    WAIT_CHECK(pthread_cond_signal(&lk->cv));
   }
+  wait_notify_change();
   return 1;
 }
 
@@ -141,9 +158,11 @@ int lock_release_as(lock_t *lk, const void *self) {
 static int lock_acquire(lua_State *L) {
   lock_t *lk = lock_self(L);
   deadline_t dl;
-  int blocking = lock_acquire_args(L, 2, &dl);
+  int blocking = 1;
   waiter_t *self = wait_current();     /* also the owner token */
   int r;
+  if (lua_gettop(L) > 1) blocking = lock_acquire_args(L, 2, &dl);
+  else dl.forever = 1;                 /* the common call: no arguments */
   if (self != NULL && atomic_load(&self->cancelled)) return wait_raise_cancel(L);
   r = lock_acquire_as(lk, self, blocking && !(!dl.forever && wait_expired(&dl)), &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);

@@ -55,6 +55,7 @@ typedef struct thread {
   int error_seen;           /* (mu) join returned the error */
   long ident;               /* set at start, then constant */
   long native_id;           /* (mu) 0 until the OS thread runs */
+  int id_waiters;           /* (mu) readers waiting for native_id */
   long root;                /* the main state whose exit joins this thread */
   size_t memory_limit;
   alloc_t *alloc;           /* the running state's accounting */
@@ -312,10 +313,12 @@ static int thread_panic(lua_State *L) {
   return 0;
 }
 
+/* Set by cancel() on a running thread's state: raise the cancellation at
+** the next instruction, unless a blocking call has raised it meanwhile. */
 static void cancel_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  if (wait_cancel_pending()) wait_raise_cancel(L);
+  if (wait_cancel_undelivered()) wait_raise_cancel(L);
 }
 
 /* Message handler: add the traceback to string errors. */
@@ -399,7 +402,7 @@ static int thread_body(lua_State *L) {
   n = transfer_decode(L, input);
   t->input = NULL;
   transfer_free(input);
-  if (wait_cancel_pending()) wait_raise_cancel(L);
+  if (wait_cancel_undelivered()) wait_raise_cancel(L);
   rc = lua_pcall(L, n - 1, LUA_MULTRET, base);
   t->alloc->limit = 0;        /* the cap is for the target, not the report */
   if (rc == 0) {
@@ -446,8 +449,9 @@ static void finish(thread_t *t, int status) {
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->status = status;
   daemon = t->daemon;
-  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  /* after the unlock, so that woken joiners do not block at once on t->mu */
+  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   reg_remove(t);
   if (!daemon) reg_finishing++;
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
@@ -527,7 +531,8 @@ static void run_job(worker_t *w, thread_t *t) {
   /* published after the name, so whoever reads native_id finds the name set */
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->native_id = gettid_long();
-  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
+  /* only readers of native_id want this; a joiner would wake for nothing */
+  if (t->id_waiters > 0) WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
 
   L = w->spare;
@@ -884,10 +889,14 @@ static int thread_is_alive(lua_State *L) {
 static int thread_cancel(lua_State *L) {
   thread_t *t = check_thread(L, 1);
   if (t->foreign) return luaL_error(L, "cannot cancel a thread that threading did not start");
-  wait_cancel(&t->waiter);
+  /* request, hook, wake, in that order: the hook never runs before the
+  ** request is visible, and a blocked thread wakes with the hook already
+  ** set, so the raise that ends its wait is what disarms the hook */
+  wait_cancel_request(&t->waiter);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->L != NULL) lua_sethook(t->L, cancel_hook, LUA_MASKCOUNT, 1);
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  wait_cancel_wake(&t->waiter);
   lua_settop(L, 1);
   return 1;
 }
@@ -913,8 +922,10 @@ static int thread__index(lua_State *L) {
   } else if (strcmp(k, "native_id") == 0) {
     deadline_t dl = wait_deadline_in(5);
     /* a thread just started learns its id within microseconds */
+    t->id_waiters++;
     while (t->status == ST_RUNNING && t->native_id == 0 && !wait_expired(&dl))
       pthread_cond_timedwait(&t->cv, &t->mu, &dl.at);
+    t->id_waiters--;
     if (t->native_id) lua_pushinteger(L, t->native_id);
     else lua_pushnil(L);
   } else {
