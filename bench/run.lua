@@ -1,0 +1,460 @@
+--- bench/run.lua: run every workload in Lua and in Python, print one table.
+--
+-- A workload is a pair bench/<id>_<slug>.lua + bench/<id>_<slug>.py, where
+-- <id> is letters, a number and an optional suffix (w1, w4t, w10). The Lua
+-- file starts with `-- bench: <ID> | <description> | <target>`. Each side
+-- prints one line `RESULT <value> <unit> <lower|higher>` on stdout.
+--
+-- Environment:
+--   BENCH=w3        run only the workloads whose id starts with w3
+--                   (several prefixes: BENCH=w1,w3; w1_ is w1 alone)
+--   BENCH_RUNS=3    run each side 3 times and keep its best figure
+--   BENCH_TIMEOUT   seconds before one run is stopped (default 120)
+--   PYTHON          the Python interpreter (default python3)
+--
+-- The Lua side runs under the interpreter that runs this script, with this
+-- script's package.path and package.cpath, so `make bench LUA=jit` compares
+-- LuaJIT with Python.
+
+local unpack = table.unpack or unpack
+
+-- ---------------------------------------------------------------- helpers
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local function last_line(text)
+  local last
+  for line in text:gmatch("[^\n]+") do
+    if trim(line) ~= "" then
+      last = trim(line)
+    end
+  end
+  return last
+end
+
+-- The line of a failed run's output that says what went wrong: a Lua
+-- error's message sits just above "stack traceback:", Python's last.
+local function error_line(text)
+  local previous
+  for line in text:gmatch("[^\n]+") do
+    if line:find("^%s*stack traceback:") and previous then
+      return previous
+    end
+    if trim(line) ~= "" then
+      previous = trim(line)
+    end
+  end
+  return previous
+end
+
+local function shorten(s, width)
+  if #s > width then
+    return s:sub(1, width - 3) .. "..."
+  end
+  return s
+end
+
+-- The interpreter that runs this script: the lowest index of `arg` (the
+-- ones between it and 0 are interpreter options such as -e).
+local function interpreter()
+  local i = -1
+  while arg[i - 1] ~= nil do
+    i = i - 1
+  end
+  return arg[i] or "lua"
+end
+
+local function script_dir()
+  local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$")
+  return dir or "."
+end
+
+local function have_command(name)
+  local p = io.popen("command -v " .. shell_quote(name) .. " 2>/dev/null")
+  local out = p:read("*a")
+  p:close()
+  return trim(out) ~= ""
+end
+
+-- ---------------------------------------------------------------- discovery
+
+-- Split a file name into (id, number, suffix, slug, ext), or nil.
+local function parse_name(name)
+  local letters, number, suffix, slug, ext =
+    name:match("^(%a+)(%d+)(%a*)_([%w_%-]+)%.(%a+)$")
+  if not letters or (ext ~= "lua" and ext ~= "py") then
+    return nil
+  end
+  return letters .. number .. suffix, tonumber(number), suffix, slug, ext
+end
+
+-- BENCH may hold one prefix or several separated by commas or spaces. A
+-- prefix selects the workloads whose id starts with it (w1 selects w1 and
+-- w10..w19) or whose <id>_<slug> does (w1_ selects w1 alone).
+local function selected(id, slug, filter)
+  if not filter or trim(filter) == "" then
+    return true
+  end
+  local name = (id .. "_" .. slug):lower()
+  for prefix in filter:gmatch("[^,%s]+") do
+    prefix = prefix:lower()
+    if id:lower():sub(1, #prefix) == prefix or name:sub(1, #prefix) == prefix then
+      return true
+    end
+  end
+  return false
+end
+
+local function read_header(path)
+  local f = io.open(path, "r")
+  if not f then
+    return nil
+  end
+  local first = f:read("*l") or ""
+  f:close()
+  local fields = first:match("^%-%-%s*bench:%s*(.*)$")
+  if not fields then
+    return nil
+  end
+  local parts = {}
+  for part in (fields .. "|"):gmatch("([^|]*)|") do
+    parts[#parts + 1] = trim(part)
+  end
+  return parts
+end
+
+local function find_workloads(dir, filter)
+  local p = io.popen("ls -1 " .. shell_quote(dir) .. " 2>/dev/null")
+  local by_key = {}
+  local list = {}
+  for name in p:lines() do
+    local id, number, suffix, slug, ext = parse_name(name)
+    if id and selected(id, slug, filter) then
+      local key = id .. "_" .. slug
+      local w = by_key[key]
+      if not w then
+        w = { id = id, number = number, suffix = suffix, slug = slug }
+        by_key[key] = w
+        list[#list + 1] = w
+      end
+      w[ext] = dir .. "/" .. name
+    end
+  end
+  p:close()
+  table.sort(list, function(a, b)
+    if a.number ~= b.number then
+      return a.number < b.number
+    end
+    if a.suffix ~= b.suffix then
+      return a.suffix < b.suffix
+    end
+    return a.slug < b.slug
+  end)
+  for _, w in ipairs(list) do
+    local header = w.lua and read_header(w.lua)
+    w.label = header and header[1] ~= "" and header[1] or w.id:upper()
+    w.description = header and header[2] or w.slug:gsub("_", " ")
+    w.target = header and header[3] or ""
+  end
+  return list
+end
+
+-- ---------------------------------------------------------------- running
+
+local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT")) or 120
+local timeout_prefix = have_command("timeout")
+    and ("timeout -k 5 " .. TIMEOUT .. " ")
+  or ""
+
+-- Run one side once: returns {value=, unit=, lower=} or nil, error text.
+local function run_once(command)
+  local errfile = os.tmpname()
+  local p = io.popen(timeout_prefix .. command .. " 2>" .. shell_quote(errfile)
+    .. " </dev/null; echo \"EXIT-STATUS $?\"")
+  local out = p:read("*a")
+  p:close()
+  local err = read_file(errfile) or ""
+  os.remove(errfile)
+  local status = tonumber(out:match("EXIT%-STATUS (%d+)%s*$"))
+  out = out:gsub("EXIT%-STATUS %d+%s*$", "")
+  local value, unit, dir, bad
+  local count = 0
+  for line in out:gmatch("[^\n]+") do
+    if line:find("^RESULT") then
+      count = count + 1
+      local v, u, d = line:match("^RESULT%s+(%S+)%s+(%S+)%s+(%a+)%s*$")
+      value, unit, dir = tonumber(v), u, d
+      if not value or (dir ~= "lower" and dir ~= "higher") then
+        bad = line
+      end
+    end
+  end
+  if status ~= 0 then
+    local why = error_line(err) or last_line(out)
+    if status == 124 or status == 137 then
+      why = "timed out after " .. TIMEOUT .. " s"
+    end
+    return nil, "exit " .. tostring(status) .. (why and (": " .. why) or "")
+  end
+  if count > 1 then
+    return nil, count .. " RESULT lines (one expected)"
+  elseif bad then
+    return nil, "bad RESULT line: " .. bad
+  elseif count == 0 then
+    local why = error_line(err)
+    return nil, "no RESULT line" .. (why and (": " .. why) or "")
+  end
+  return { value = value, unit = unit, lower = dir == "lower" }
+end
+
+local function better(r, best)
+  if not best then
+    return true
+  end
+  if r.lower then
+    return r.value < best.value
+  end
+  return r.value > best.value
+end
+
+-- Run one side `runs` times and keep its best result.
+local function run_side(command, runs)
+  local best, err
+  for _ = 1, runs do
+    local r, e = run_once(command)
+    if r and better(r, best) then
+      best = r
+    elseif not r then
+      err = e
+    end
+  end
+  if best then
+    return best
+  end
+  return nil, err
+end
+
+-- ---------------------------------------------------------------- table
+
+local function figure(x)
+  local a = math.abs(x)
+  if a == 0 then
+    return "0"
+  elseif a >= 1000 then
+    return string.format("%.0f", x)
+  elseif a >= 100 then
+    return string.format("%.1f", x)
+  elseif a >= 1 then
+    return string.format("%.2f", x)
+  end
+  return string.format("%.3g", x)
+end
+
+-- How many times better Lua is than Python: >1 is better.
+local function advantage(lua, py)
+  if lua.lower then
+    return lua.value > 0 and py.value / lua.value or nil
+  end
+  return py.value > 0 and lua.value / py.value or nil
+end
+
+local function ratio_text(k)
+  if not k then
+    return "n/a"
+  end
+  -- two decimals near 1, where one would print 1.0x either way
+  local fmt = (k > 0.95 and k < 1.05) and "%.2fx" or "%.1fx"
+  if k >= 1 then
+    return string.format(fmt .. " better", k)
+  end
+  return string.format(fmt .. " (worse)", k)
+end
+
+-- A verdict for the targets written in the forms the workloads use:
+--   "<= 1/3 of Python", "<= 0.5x Python", "no slower than Python",
+--   ">= 1.8", "<= 32 KiB". Anything else gets no verdict.
+local function verdict(target, lua, py)
+  local t = target:lower()
+  local k = py and advantage(lua, py)
+  if t:find("python") then
+    if not k then
+      return ""
+    end
+    if t:find("no slower") or t:find("no worse") or t:find("at least as") then
+      return k >= 1 and "yes" or "NO"
+    end
+    local num, den = t:match("(%d+%.?%d*)%s*/%s*(%d+%.?%d*)")
+    local share = num and tonumber(num) / tonumber(den)
+      or tonumber(t:match("(%d+%.?%d*)%s*x"))
+    if share and share > 0 then
+      -- "1/3 of Python's time" (a share below 1 of a lower-is-better
+      -- figure) asks for k >= 3; "5x Python" or "0.8x Python" of a
+      -- higher-is-better figure asks for k >= 5 or k >= 0.8
+      local need = (lua.lower and share < 1) and 1 / share or share
+      return k >= need - 1e-9 and "yes" or "NO"
+    end
+    return ""
+  end
+  local op, limit = t:match("^%s*([<>]=?)%s*(%d+%.?%d*)")
+  limit = tonumber(limit)
+  if not limit then
+    return ""
+  end
+  local v = lua.value
+  local ok = (op == "<=" and v <= limit) or (op == "<" and v < limit)
+    or (op == ">=" and v >= limit) or (op == ">" and v > limit)
+  return ok and "yes" or "NO"
+end
+
+local function print_table(rows)
+  local header = { "ID", "Workload", "Lua", "Python", "Unit", "Lua vs Python",
+    "Target", "Met" }
+  local right = { false, false, true, true, false, false, false, false }
+  local width = {}
+  for i, h in ipairs(header) do
+    width[i] = #h
+  end
+  for _, row in ipairs(rows) do
+    for i = 1, #header do
+      width[i] = math.max(width[i], #(row[i] or ""))
+    end
+  end
+  local function line(cells, note)
+    local out = {}
+    for i = 1, #header do
+      local cell = cells[i] or ""
+      local pad = string.rep(" ", width[i] - #cell)
+      out[i] = right[i] and (pad .. cell) or (cell .. pad)
+    end
+    local text = table.concat(out, "  ")
+    if note then
+      text = text .. "  " .. note
+    end
+    print((text:gsub("%s+$", "")))
+  end
+  line(header)
+  local rule = {}
+  for i = 1, #header do
+    rule[i] = string.rep("-", width[i])
+  end
+  line(rule)
+  for _, row in ipairs(rows) do
+    line(row, row.note)
+  end
+end
+
+-- The 1-minute load average, or nil where /proc/loadavg does not exist.
+local function load_average()
+  local text = read_file("/proc/loadavg")
+  return text and tonumber(text:match("^(%S+)"))
+end
+
+local function cpu_count()
+  local p = io.popen("getconf _NPROCESSORS_ONLN 2>/dev/null")
+  local n = tonumber(p:read("*a"):match("%d+"))
+  p:close()
+  return n
+end
+
+-- ---------------------------------------------------------------- main
+
+local function main()
+  local dir = script_dir()
+  local filter = os.getenv("BENCH")
+  local runs = math.max(1, math.floor(tonumber(os.getenv("BENCH_RUNS")) or 1))
+  local python = os.getenv("PYTHON") or "python3"
+  local lua = interpreter()
+  -- the paths this script was given, spelled out so the workloads get them
+  -- even when they came from LUA_PATH_5_x or from the interpreter's defaults
+  -- (the versioned variables are removed: set, even empty, they would win)
+  local env = "env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4"
+    .. " -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4"
+    .. " LUA_PATH=" .. shell_quote(package.path)
+    .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
+
+  local workloads = find_workloads(dir, filter)
+  if #workloads == 0 then
+    io.stderr:write("bench: no workloads in ", dir,
+      filter and (" matching " .. filter) or "", "\n")
+    os.exit(1)
+  end
+  local version = jit and jit.version or _VERSION
+  io.stderr:write(string.format("bench: %d workload(s), %s vs %s, best of %d run(s)\n",
+    #workloads, version, python, runs))
+
+  local load_before = load_average()
+  local rows = {}
+  for _, w in ipairs(workloads) do
+    local results, errors = {}, {}
+    local sides = {
+      { "lua", w.lua and (env .. shell_quote(lua) .. " " .. shell_quote(w.lua)) },
+      -- PYTHON is a command line, so it may carry options ("python3 -X dev")
+      { "py", w.py and (python .. " " .. shell_quote(w.py)) },
+    }
+    for _, side in ipairs(sides) do
+      local name, command = unpack(side)
+      if not command then
+        errors[#errors + 1] = name .. ": no ." .. name .. " file"
+      else
+        io.stderr:write(string.format("  %-6s %-3s ...", w.id, name))
+        io.stderr:flush()
+        local t0 = os.time()
+        local r, err = run_side(command, runs)
+        io.stderr:write(string.format(" %s (%d s)\n",
+          r and (figure(r.value) .. " " .. r.unit) or "failed", os.time() - t0))
+        results[name] = r
+        if not r then
+          errors[#errors + 1] = name .. ": " .. err
+        end
+      end
+    end
+    local l, p = results.lua, results.py
+    local unit = (l and l.unit) or (p and p.unit) or ""
+    local ratio, met = "-", ""
+    if l and p then
+      if l.unit ~= p.unit or l.lower ~= p.lower then
+        errors[#errors + 1] = "units differ: " .. l.unit .. " vs " .. p.unit
+      else
+        ratio = ratio_text(advantage(l, p))
+      end
+    end
+    if l and #errors == 0 then
+      met = verdict(w.target, l, p)
+    end
+    local row = {
+      w.label, w.description,
+      l and figure(l.value) or "failed",
+      p and figure(p.value) or "failed",
+      unit, ratio, w.target, met,
+    }
+    if #errors > 0 then
+      row.note = "! " .. shorten(table.concat(errors, "; "), 160)
+    end
+    rows[#rows + 1] = row
+  end
+  print_table(rows)
+  -- other work on the machine moves the figures: say how busy it was
+  local load_after, cpus = load_average(), cpu_count()
+  if load_before and load_after then
+    print(string.format("(%s, %s CPUs, load average %.2f before and %.2f after)",
+      version, cpus or "?", load_before, load_after))
+  end
+end
+
+main()
