@@ -68,6 +68,9 @@ int luaopen_threading_core(lua_State *L) {
   semaphore_open(L);
   event_open(L);
   barrier_open(L);
+  queue_open(L);
+  table_open(L);
+  fifo_open(L);
   lua_pushliteral(L, THREADING_VERSION);
   lua_setfield(L, -2, "_VERSION");
   thread_register_state(L);

@@ -14,5 +14,8 @@ TH_HIDDEN void condition_open(lua_State *L);
 TH_HIDDEN void semaphore_open(lua_State *L);
 TH_HIDDEN void event_open(lua_State *L);
 TH_HIDDEN void barrier_open(lua_State *L);
+TH_HIDDEN void queue_open(lua_State *L);
+TH_HIDDEN void table_open(lua_State *L);
+TH_HIDDEN void fifo_open(lua_State *L);
 
 #endif
