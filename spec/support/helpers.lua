@@ -20,20 +20,19 @@ function helpers.run_script(source)
   local f = assert(io.open(script, "w"))
   f:write(source)
   f:close()
-  local p = assert(io.popen(helpers.lua_command() .. " " .. script .. " 2>" .. errfile, "r"))
+  -- the shell reports the status on a last line of its own: Lua 5.1's
+  -- popen close does not return it
+  local p = assert(io.popen(helpers.lua_command() .. " " .. script .. " 2>" .. errfile ..
+                            "; echo \"exit status $?\"", "r"))
   local out = p:read("*a")
-  local ok, _, code = p:close()
+  p:close()
   local ef = assert(io.open(errfile, "r"))
   local err = ef:read("*a")
   ef:close()
   os.remove(script)
   os.remove(errfile)
-  if type(ok) == "number" then -- Lua 5.1: close returns the status
-    code = ok
-  elseif code == nil then
-    code = ok and 0 or 1
-  end
-  return code, out, err
+  local body, code = out:match("^(.-)exit status (%d+)\n$")
+  return tonumber(code), body, err
 end
 
 --- Deep structural equality with cycles (for transfer round trips).
