@@ -32,13 +32,19 @@ enum {
   T_REF, T_GLOBALS, T_NAMED, T_OBJECT
 };
 
+#if !defined(TRANSFER_INLINE)
+#define TRANSFER_INLINE 96     /* bytes kept inside the buffer's own block */
+#endif
+
 struct transfer {
   atomic_long refs;
-  unsigned char *data;
+  unsigned char *data;       /* `small`, until the value outgrows it */
   size_t len, cap;
   object_t **objs;
   size_t nobjs, capobjs;
   int count;
+  int has_refs;              /* a T_REF occurs: the decoder must keep ids */
+  unsigned char small[TRANSFER_INLINE];
 };
 
 /* registry[&names_key] = { [value] = "module" | "module\nfield", [&names_key] = #loaded } */
@@ -57,6 +63,7 @@ typedef struct encoder {
   transfer_t *buf;
   /* stack slots of helpers made on first use: negative until then */
   int seen;             /* { [value] = id } */
+  int first_seen;       /* the first table or function (id 1) */
   int names;            /* the name map */
   int names_fresh;      /* the map was rebuilt during this encode */
   int globals;          /* the sender's globals */
@@ -74,13 +81,18 @@ static void encode_value(encoder *e, int idx);
 static void buf_reserve(encoder *e, size_t n) {
   transfer_t *b = e->buf;
   if (b->cap - b->len < n) {
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap;
     unsigned char *p;
     while (cap - b->len < n) {
       if (cap > SIZE_MAX / 2) luaL_error(e->L, "not enough memory");
       cap *= 2;
     }
-    p = (unsigned char *)realloc(b->data, cap);
+    if (b->data == b->small) {
+      p = (unsigned char *)malloc(cap);
+      if (p != NULL) memcpy(p, b->small, b->len);
+    } else {
+      p = (unsigned char *)realloc(b->data, cap);
+    }
     if (p == NULL) luaL_error(e->L, "not enough memory");
     b->data = p;
     b->cap = cap;
@@ -320,13 +332,34 @@ static void lookup_name(encoder *e, int idx) {
 
 /* -------------------------------------------------------------- encoding */
 
+static void put_ref(encoder *e, size_t id) {
+  put_tag(e, T_REF);
+  put_size(e, id);
+  e->buf->has_refs = 1;
+}
+
 /* Emit a T_REF if the value at idx was met before; otherwise give it the
-** next id and return 0. */
+** next id and return 0. The first table or function is only kept in its
+** slot: the id table is made when a second one comes (a {i, "x"} item
+** never needs it). */
 static int seen_before(encoder *e, int idx) {
   lua_State *L = e->L;
+  if (e->nextid == 0) {
+    lua_pushvalue(L, idx);
+    lua_replace(L, e->first_seen);
+    e->nextid = 1;
+    return 0;
+  }
   if (e->seen < 0) {
+    if (lua_rawequal(L, idx, e->first_seen)) {
+      put_ref(e, 1);
+      return 1;
+    }
     e->seen = -e->seen;
     lua_newtable(L);
+    lua_pushvalue(L, e->first_seen);
+    lua_pushinteger(L, 1);
+    lua_rawset(L, -3);
     lua_replace(L, e->seen);
   }
   lua_pushvalue(L, idx);
@@ -334,8 +367,7 @@ static int seen_before(encoder *e, int idx) {
   if (!lua_isnil(L, -1)) {
     size_t id = (size_t)lua_tonumber(L, -1);
     lua_pop(L, 1);
-    put_tag(e, T_REF);
-    put_size(e, id);
+    put_ref(e, id);
     return 1;
   }
   lua_pop(L, 1);
@@ -515,10 +547,11 @@ static int encode_body(lua_State *L) {
   int n = lua_gettop(L) - 1, i;
   e->L = L;
   /* fixed slots for the lazily made helpers, below any table being walked */
-  lua_settop(L, n + 4);
+  lua_settop(L, n + 5);
   e->seen = -(n + 2);
   e->globals = -(n + 3);
   e->names = -(n + 4);
+  e->first_seen = n + 5;
   for (i = 0; i < n; i++) {
     e->current = i;
     encode_value(e, i + 2);
@@ -533,8 +566,10 @@ transfer_t *transfer_encode(lua_State *L, int idx, int n, const char *root,
   int i;
   if (buf == NULL) luaL_error(L, "not enough memory");
   atomic_init(&buf->refs, 1);
+  buf->data = buf->small;
+  buf->cap = sizeof buf->small;
   idx = compat_absindex(L, idx);
-  if (!lua_checkstack(L, n + 4)) {
+  if (!lua_checkstack(L, n + 6)) {
     free(buf);
     luaL_error(L, "too many values to transfer");
   }
@@ -576,6 +611,7 @@ static size_t get_size(decoder *d) {
 
 static void remember(decoder *d, int idx) {
   lua_State *L = d->L;
+  if (!d->buf->has_refs) return;     /* nothing will ask for it */
   if (d->ids < 0) {
     d->ids = -d->ids;
     lua_newtable(L);
@@ -738,7 +774,7 @@ void transfer_free(transfer_t *buf) {
   if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
   for (i = 0; i < buf->nobjs; i++) object_release(buf->objs[i]);
   free(buf->objs);
-  free(buf->data);
+  if (buf->data != buf->small) free(buf->data);
   free(buf);
 }
 
