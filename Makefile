@@ -177,7 +177,10 @@ rocks: deps
 	@rm -rf threading src/*.o
 
 lint: deps
-	luacheck --quiet lua spec examples bench
+	@for f in $(CORE_SRC) src/http.c lua/threading/*.lua; do \
+	  grep -q "\"$$f\"" $(ROCKSPEC) || { echo "$$f is missing from $(ROCKSPEC)"; exit 1; }; \
+	done
+	luacheck --quiet lua spec examples bench stress
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --std=c99 --inline-suppr --suppress=missingIncludeSystem -I src src
 

@@ -54,7 +54,8 @@ describe("threading.waits", function()
   end)
 
   it("reports a sleeping thread as blocked on sleep", function()
-    local t = threading.Thread{ name = "sleeper", target = function() require("threading").sleep(60) end }:start()
+    local t = threading.Thread{ name = "sleeper",
+                                target = function() require("threading").sleep(60) end }:start()
     local entry = poll(function()
       for _, w in ipairs(threading.waits()) do
         if w.name == "sleeper" and w.blocked_on then return w end

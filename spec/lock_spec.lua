@@ -128,7 +128,8 @@ describe("Lock", function()
     assert.same({ true, true, false }, { t:join(10) })
   end)
 
-  it("releases the lock when a thread is cancelled inside with (regression: the cancel hook struck again between pcall and release)", function()
+  -- regression: the cancel hook struck again between pcall and the release
+  it("releases the lock when a thread is cancelled inside with", function()
     local lock = threading.Lock()
     local t = threading.Thread{ name = "in-with", target = function(l)
       l:with(function() require("threading").sleep(60) end)
