@@ -46,6 +46,11 @@ local function guard(self)
   return setmetatable({ self }, guard_mt)
 end
 
+-- A cancellation arriving while these run is held back until they are
+-- done or call out (into fn, or the release): it must not strike between an
+-- acquire and the pcall, or between the pcall and the release.
+core._protect(release_after, with, guard, guard_mt.__close)
+
 --- Add the Lua-side methods to a type's method table.
 local function extend(type_name, methods)
   local mt = debug.getregistry()[type_name]
