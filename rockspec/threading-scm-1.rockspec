@@ -25,7 +25,9 @@ build = {
     ["threading.core"] = {
       sources = {
         "src/threading.c", "src/object.c", "src/transfer.c", "src/wait.c",
-        "src/thread.c", "src/lock.c", "src/shared.c",
+        "src/thread.c", "src/lock.c", "src/shared.c", "src/condition.c",
+        "src/semaphore.c", "src/event.c", "src/barrier.c", "src/queue.c",
+        "src/fifo.c", "src/table.c", "src/pool.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "src" },
@@ -39,5 +41,9 @@ build = {
       libraries = { "curl", "dl" },
     },
     ["threading"] = "lua/threading/init.lua",
+    ["threading.sync"] = "lua/threading/sync.lua",
+    ["threading.timer"] = "lua/threading/timer.lua",
+    ["threading.pool"] = "lua/threading/pool.lua",
+    ["threading.async"] = "lua/threading/async.lua",
   },
 }

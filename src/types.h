@@ -17,5 +17,6 @@ TH_HIDDEN void barrier_open(lua_State *L);
 TH_HIDDEN void queue_open(lua_State *L);
 TH_HIDDEN void table_open(lua_State *L);
 TH_HIDDEN void fifo_open(lua_State *L);
+TH_HIDDEN void pool_open(lua_State *L);
 
 #endif

@@ -65,7 +65,7 @@ extend("threading.RLock", { with = with, guard = guard })
 
 -- Parts written in Lua, each in its own file under lua/threading/; each is
 -- a function(threading) that adds to the module table.
-local parts = { "sync", "timer" }
+local parts = { "sync", "timer", "pool" }
 for _, name in ipairs(parts) do
   require("threading." .. name)(threading)
 end

@@ -1,0 +1,961 @@
+--- threading.async: coroutines scheduled in one OS thread, awaiting the
+-- module's blocking calls without blocking that thread.
+--
+-- async.run(fn, ...) runs fn as a task under a scheduler and returns its
+-- results once every task spawned under it has finished. Inside a task,
+-- the blocking calls of the module (sleep, Lock/RLock/Semaphore acquire,
+-- Condition waits, Event:wait, queue get/put/join, Future:result,
+-- Thread:join, threading.wait, ...) are wrapped here: the wrapper tries the
+-- call's non-blocking form and, if it would block, yields a request to the
+-- scheduler. The scheduler retries the blocked requests whenever something
+-- may have changed, and between rounds sleeps in threading._wait_change,
+-- which C code wakes whenever a lock is released, a thread or future ends, an
+-- item is queued, and so on (no polling on a timer). Outside a task every
+-- call goes straight to C and blocks as before.
+local threading = require("threading")
+
+local async = {}
+
+local error, pcall, select, setmetatable, tostring, type =
+  error, pcall, select, setmetatable, tostring, type
+local create, resume, yield, running, costatus =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.status
+local unpack = table.unpack or unpack
+local monotonic = threading.monotonic
+local wait_change = threading._wait_change
+local watch_changes = threading._watch_changes
+local registry = debug.getregistry()
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+-- What a wrapper yields, and what the scheduler resumes it with.
+local REQUEST = {}
+local OK, TIMEOUT, FAIL, CANCEL = {}, {}, {}, {}
+
+local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
+local active -- the scheduler running in this state, or nil
+
+--- The task the calling coroutine belongs to, or nil outside any.
+local function current_task()
+  if active == nil then
+    return nil
+  end
+  local co = running()
+  return co and task_of[co] or nil
+end
+
+-- Suspend the calling task until poll() returns true (then return true and
+-- poll's other values) or the timeout passes (then return false). poll runs
+-- in the scheduler; an error it raises is raised here.
+local function block(poll, timeout)
+  local deadline = timeout and monotonic() + timeout
+  local r = pack(yield(REQUEST, poll, deadline))
+  local tag = r[1]
+  if tag == OK then
+    return true, unpack(r, 2, r.n)
+  elseif tag == TIMEOUT then
+    return false
+  elseif tag == FAIL then
+    error(r[2], 0)
+  elseif tag == CANCEL then
+    error("cancelled", 0)
+  end
+  error("a threading.async task was resumed by something other than its scheduler", 0)
+end
+
+-- A timeout argument as the C functions read it: ok, seconds (nil: none).
+-- Not ok means the C function would raise on it: the caller lets C do so.
+local function timeout_arg(t)
+  if t == nil then
+    return true, nil
+  end
+  local n = tonumber(t)
+  if n ~= nil and n >= 0 then
+    return true, n
+  end
+  return false
+end
+
+local function callable(f)
+  if type(f) == "function" then
+    return true
+  end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+-- ------------------------------------------------------------ tasks
+
+local Task = {}
+Task.__index = Task
+Task.__name = "threading.async.Task"
+
+local FINAL = { done = true, failed = true, cancelled = true }
+
+function Task:__tostring()
+  return ("threading.async.Task: %s (%s)"):format(self.id, self.state)
+end
+
+-- The outcome of a finished task, as Future:result gives it.
+local function outcome(task)
+  task.awaited = true
+  if task.state == "done" then
+    return true, unpack(task.results, 1, task.results.n)
+  elseif task.state == "cancelled" then
+    return false, "cancelled"
+  end
+  return false, task.err
+end
+
+local function check_task(self, fname)
+  if getmetatable(self) ~= Task then
+    error(("calling '%s' on bad self (threading.async.Task expected, got %s)"):format(
+      fname, type(self)), 3)
+  end
+end
+
+--- task:done() -> boolean
+function Task:done()
+  check_task(self, "done")
+  return FINAL[self.state] == true
+end
+
+--- task:cancelled() -> boolean
+function Task:cancelled()
+  check_task(self, "cancelled")
+  return self.state == "cancelled"
+end
+
+--- task:cancel() -> true if the cancellation was requested (the task had not
+-- finished). The task gets the error "cancelled" at its next blocking call,
+-- or never runs if it has not started.
+function Task:cancel()
+  check_task(self, "cancel")
+  if FINAL[self.state] then
+    return false
+  end
+  self.cancel_requested = true
+  return true
+end
+
+--- task:await([timeout]) -> true, ... | false, err | nil, "timeout"
+-- Inside a task of the same scheduler, suspends the caller until the task
+-- finishes. Outside a task, works only on a finished task.
+function Task:await(timeout)
+  check_task(self, "await")
+  local ok, t = timeout_arg(timeout)
+  if not ok then
+    error("bad argument #1 to 'await' (timeout must be a non-negative number)", 2)
+  end
+  if FINAL[self.state] then
+    return outcome(self)
+  end
+  local me = current_task()
+  if me == nil or me.sched ~= self.sched then
+    error("bad argument #1 to 'await' (the task has not finished and can only be"
+      .. " awaited from a task of its scheduler)", 2)
+  end
+  if me == self then
+    error("bad argument #1 to 'await' (a task cannot await itself)", 2)
+  end
+  if not block(function()
+    return FINAL[self.state] == true
+  end, t) then
+    return nil, "timeout"
+  end
+  return outcome(self)
+end
+
+--- task:result() -> like await, for a finished task (raises otherwise)
+function Task:result()
+  check_task(self, "result")
+  if not FINAL[self.state] then
+    error("bad argument #1 to 'result' (the task has not finished)", 2)
+  end
+  return outcome(self)
+end
+
+-- ------------------------------------------------------------ scheduler
+
+local function make_ready(s, task, ...)
+  task.resume_args = pack(...)
+  task.state = "ready"
+  s.ready[s.tail] = task
+  s.tail = s.tail + 1
+end
+
+local next_id = 0
+
+local function new_task(s, fn, ...)
+  next_id = next_id + 1
+  local body = fn
+  if type(fn) ~= "function" then
+    body = function(...)
+      return fn(...)
+    end
+  end
+  local task = setmetatable({
+    id = next_id, sched = s, co = create(body), state = "ready",
+    started = false,
+  }, Task)
+  task_of[task.co] = task
+  s.ntasks = s.ntasks + 1
+  s.all[#s.all + 1] = task
+  make_ready(s, task, ...)
+  return task
+end
+
+local function finish(s, task, state, r)
+  s.ntasks = s.ntasks - 1
+  task.state = state
+  task.poll, task.deadline, task.resume_args = nil, nil, nil
+  if state == "done" then
+    task.results = { n = r.n - 1, unpack(r, 2, r.n) }
+  elseif state == "failed" then
+    task.err = r[2]
+  end
+end
+
+-- Resume one ready task and file it by what it did.
+local function step(s, task)
+  if not task.started and task.cancel_requested then
+    finish(s, task, "cancelled")
+    return
+  end
+  task.started = true
+  local args = task.resume_args
+  task.resume_args = nil
+  task.state = "running"
+  local r = pack(resume(task.co, unpack(args, 1, args.n)))
+  if costatus(task.co) == "dead" then
+    if r[1] then
+      finish(s, task, "done", r)
+    elseif r[2] == "cancelled" and (task.cancelled_by_us or s.cancelled) then
+      finish(s, task, "cancelled")
+    else
+      finish(s, task, "failed", r)
+    end
+    return
+  end
+  if r[2] ~= REQUEST then -- a bare coroutine.yield(): let the others run
+    make_ready(s, task)
+    return
+  end
+  if s.cancelled or task.cancel_requested then
+    task.cancel_requested = false
+    task.cancelled_by_us = true
+    make_ready(s, task, CANCEL)
+    return
+  end
+  task.poll, task.deadline = r[3], r[4]
+  task.state = "blocked"
+  s.blocked[#s.blocked + 1] = task
+end
+
+-- Retry every blocked request; wake the tasks whose request completed,
+-- failed, timed out or was cancelled. Returns the nearest deadline left.
+local function poll_blocked(s)
+  local blocked, keep, now, nearest = s.blocked, 0, nil, nil
+  for i = 1, #blocked do
+    local task = blocked[i]
+    blocked[i] = nil
+    local woke = false
+    if task.cancel_requested or s.cancelled then
+      task.cancel_requested = false
+      task.cancelled_by_us = true
+      make_ready(s, task, CANCEL)
+      woke = true
+    elseif task.poll then
+      local r = pack(pcall(task.poll))
+      if not r[1] then
+        make_ready(s, task, FAIL, r[2])
+        s.check_cancel = true
+        woke = true
+      elseif r[2] then
+        make_ready(s, task, OK, unpack(r, 3, r.n))
+        woke = true
+      end
+    end
+    if not woke and task.deadline then
+      now = now or monotonic()
+      if now >= task.deadline then
+        make_ready(s, task, TIMEOUT)
+        woke = true
+      elseif nearest == nil or task.deadline < nearest then
+        nearest = task.deadline
+      end
+    end
+    if woke then
+      task.poll, task.deadline = nil, nil
+    else
+      keep = keep + 1
+      blocked[keep] = task
+    end
+  end
+  return nearest
+end
+
+local function loop(s)
+  while s.ntasks > 0 do
+    -- one round: the tasks ready now (not those they make ready), so that
+    -- a task that only yields cannot starve the blocked ones
+    local stop = s.tail
+    while s.head < stop do
+      local task = s.ready[s.head]
+      s.ready[s.head] = nil
+      s.head = s.head + 1
+      step(s, task)
+    end
+    if s.ntasks == 0 then
+      break
+    end
+    -- the generation is read before the requests are retried, so a change
+    -- made after a retry wakes the wait below at once
+    local gen = wait_change()
+    local nearest = poll_blocked(s)
+    if s.check_cancel then
+      -- a request failed: if it was this thread's cancellation, every task
+      -- gets it (a timeout of 0 only checks)
+      s.check_cancel = false
+      local ok, err = pcall(wait_change, wait_change(), 0)
+      if not ok then
+        s.cancelled = true
+        s.cancel_error = err
+      end
+    end
+    if s.head == s.tail then
+      local timeout
+      if nearest then
+        timeout = nearest - monotonic()
+        if timeout < 0 then
+          timeout = 0
+        end
+      end
+      local ok, err = pcall(wait_change, gen, timeout)
+      if not ok then
+        -- this OS thread was cancelled: every task gets the cancellation
+        s.cancelled = true
+        s.cancel_error = err
+      end
+    end
+  end
+end
+
+local function report_lost(s, main)
+  if s.cancelled then
+    return
+  end
+  for _, task in ipairs(s.all) do
+    if task ~= main and task.state == "failed" and not task.awaited then
+      io.stderr:write(("threading.async: error in task %d (never awaited):\n%s\n"):format(
+        task.id, tostring(task.err)))
+    end
+  end
+end
+
+--- async.run(fn, ...) -> fn's results
+-- Runs fn(...) as a task under a new scheduler in the calling coroutine and
+-- returns its results when every task spawned under the scheduler has
+-- finished; raises fn's error if it failed.
+function async.run(fn, ...)
+  if not callable(fn) then
+    error("bad argument #1 to 'run' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if active ~= nil then
+    error("async.run cannot be called while a scheduler runs in this state", 2)
+  end
+  local s = { ready = {}, head = 1, tail = 1, blocked = {}, ntasks = 0, all = {} }
+  local main = new_task(s, fn, ...)
+  active = s
+  watch_changes(true)
+  local ok, err = pcall(loop, s)
+  watch_changes(false)
+  active = nil
+  if not ok then
+    error(err, 0)
+  end
+  report_lost(s, main)
+  if s.cancelled then
+    error(s.cancel_error, 0)
+  end
+  if main.state == "done" then
+    return unpack(main.results, 1, main.results.n)
+  elseif main.state == "cancelled" then
+    error("cancelled", 0)
+  end
+  error(main.err, 0)
+end
+
+--- async.spawn(fn, ...) -> Task: start fn(...) as another task of the
+-- running scheduler.
+function async.spawn(fn, ...)
+  if not callable(fn) then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local me = current_task()
+  if me == nil then
+    error("async.spawn must be called from a task (inside async.run)", 2)
+  end
+  return new_task(me.sched, fn, ...)
+end
+
+--- async.current() -> the calling task, or nil
+function async.current()
+  return current_task()
+end
+
+-- ------------------------------------------------------------ C calls
+
+local getinfo = debug.getinfo
+local this_source = getinfo(1, "S").source
+
+-- "file:line: " of the first Lua frame outside this file (the user's call).
+local function where()
+  local level = 3
+  while true do
+    local info = getinfo(level, "Sl")
+    if info == nil then
+      return ""
+    end
+    if info.source ~= this_source and info.currentline and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+    level = level + 1
+  end
+end
+
+-- Call a C function on behalf of the user. An argument error reads as if
+-- the user had called it directly: `method` functions count their
+-- arguments from after self, as a method call does.
+local function c_pass(fname, method, fn, ...)
+  local r = pack(pcall(fn, ...))
+  if r[1] then
+    return unpack(r, 2, r.n)
+  end
+  local err = r[2]
+  if type(err) == "string" then
+    local n, why = err:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+    if n then
+      n = tonumber(n) - (method and 1 or 0)
+      if n == 0 then
+        err = ("calling '%s' on bad self (%s)"):format(fname, why)
+      else
+        err = ("bad argument #%d to '%s' (%s)"):format(n, fname, why)
+      end
+      err = where() .. err
+    end
+  end
+  error(err, 0)
+end
+
+--- async.sleep(seconds): suspend the calling task (threading.sleep outside one)
+local c_sleep = threading.sleep
+function async.sleep(seconds)
+  local ok, t = timeout_arg(seconds)
+  if current_task() == nil or not ok or seconds == nil then
+    return c_pass("sleep", false, c_sleep, seconds)
+  end
+  if t == 0 then
+    yield() -- let the other tasks run
+    return
+  end
+  block(nil, t)
+end
+
+--- async.pcall(fn, ...): pcall in which fn may still await. On Lua 5.1 a
+-- coroutine cannot yield across pcall: this one runs fn in a coroutine of
+-- its own and passes its requests on to the scheduler.
+function async.pcall(fn, ...)
+  local me = current_task()
+  if me == nil then
+    return pcall(fn, ...)
+  end
+  local co = create(function(...)
+    return fn(...)
+  end)
+  task_of[co] = me
+  local r = pack(resume(co, ...))
+  while true do
+    if costatus(co) == "dead" then
+      task_of[co] = nil
+      return unpack(r, 1, r.n)
+    end
+    r = pack(resume(co, yield(unpack(r, 2, r.n))))
+  end
+end
+
+-- ------------------------------------------------------------ wrappers
+
+--[[
+Blocking methods are not replaced: a type's methods table gets an __index
+that returns the C method itself, unless the caller is a task of a running
+scheduler, which gets the wrapper. So outside tasks nothing changes (not
+even an error message); the cost is one Lua call per lookup of a wrapped
+method, in states that loaded this module.
+]]
+local function install(type_name, makers)
+  local mt = registry[type_name]
+  local methods = type(mt) == "table" and rawget(mt, "methods")
+  if type(methods) ~= "table" then
+    return nil
+  end
+  local raw, wrapped = {}, {}
+  for name, make in pairs(makers) do
+    local c = rawget(methods, name)
+    if c ~= nil then
+      raw[name] = c
+      wrapped[name] = make(c, name)
+      methods[name] = nil
+    end
+  end
+  local old = getmetatable(methods)
+  local old_index = type(old) == "table" and old.__index or nil
+  setmetatable(methods, {
+    __index = function(t, k)
+      local c = raw[k]
+      if c ~= nil then
+        if active ~= nil and current_task() ~= nil then
+          return wrapped[k]
+        end
+        return c
+      end
+      if type(old_index) == "function" then
+        return old_index(t, k)
+      elseif old_index ~= nil then
+        return old_index[k]
+      end
+      return nil
+    end,
+  })
+  return raw
+end
+
+-- Wait in the calling task until poll() is true or the timeout passes.
+local function await_poll(poll, timeout)
+  if poll() then
+    return true
+  end
+  if timeout == 0 then
+    return false
+  end
+  return (block(poll, timeout))
+end
+
+-- ([blocking[, timeout]]) or (timeout), as lock.c and queue.c read them:
+-- returns ok, blocking, timeout (ok false: let C raise).
+local function block_args(blocking, timeout)
+  if type(blocking) == "number" then
+    local ok, t = timeout_arg(blocking)
+    return ok, true, t
+  end
+  if blocking ~= nil and type(blocking) ~= "boolean" then
+    return false
+  end
+  if blocking == false then
+    return timeout == nil, false, nil
+  end
+  local ok, t = timeout_arg(timeout)
+  return ok, true, t
+end
+
+-- Lock and Semaphore: acquire(false) is the non-blocking form.
+local function make_acquire(c_acquire, fname)
+  return function(self, ...)
+    local ok, blocking, t = block_args(...)
+    if current_task() == nil or not ok or not blocking or t == 0 then
+      return c_pass(fname, true, c_acquire, self, ...)
+    end
+    return await_poll(function()
+      return c_acquire(self, false)
+    end, t)
+  end
+end
+
+for _, name in ipairs({ "threading.Lock", "threading.Semaphore",
+  "threading.BoundedSemaphore" }) do
+  install(name, { acquire = make_acquire })
+end
+
+-- RLock and Condition belong to an OS thread; between the tasks of one
+-- scheduler (one OS thread) ownership is kept here, per task.
+local owners = setmetatable({}, { __mode = "k" }) -- handle -> {task=, depth=}
+
+-- Take an owned lock for the calling task (re-entering if it holds it).
+local function owned_take(self, c_acquire, t)
+  local me = current_task()
+  local o = owners[self]
+  if o and o.task == me and c_acquire(self, false) then -- an RLock underneath
+    o.depth = o.depth + 1
+    return true
+  end
+  local got = await_poll(function()
+    return owners[self] == nil and c_acquire(self, false)
+  end, t)
+  if got then
+    owners[self] = { task = me, depth = 1 }
+  end
+  return got
+end
+
+local function owned_give(self, c_release)
+  local o = owners[self]
+  if o ~= nil and o.task ~= current_task() then
+    error(where() .. "calling 'release' on bad self (cannot release un-acquired lock)", 0)
+  end
+  c_pass("release", true, c_release, self)
+  if o ~= nil then
+    o.depth = o.depth - 1
+    if o.depth == 0 then
+      owners[self] = nil
+    end
+  end
+end
+
+local function install_owned(type_name, extra)
+  local m = registry[type_name] and rawget(registry[type_name], "methods")
+  if not m then
+    return
+  end
+  local c_acquire, c_release = rawget(m, "acquire"), rawget(m, "release")
+  local makers = {
+    acquire = function(c, fname)
+      return function(self, ...)
+        local ok, blocking, t = block_args(...)
+        if current_task() == nil or not ok then
+          return c_pass(fname, true, c, self, ...)
+        end
+        if not blocking then
+          t = 0
+        end
+        return owned_take(self, c, t)
+      end
+    end,
+    release = function(c)
+      return function(self)
+        if current_task() == nil then
+          return c_pass("release", true, c, self)
+        end
+        return owned_give(self, c)
+      end
+    end,
+  }
+  for k, v in pairs(extra or {}) do
+    makers[k] = function(c, fname)
+      return v(c, fname, c_acquire, c_release)
+    end
+  end
+  install(type_name, makers)
+end
+
+install_owned("threading.RLock")
+
+do -- Condition
+  local function owned_by_me(self, fname)
+    local o = owners[self]
+    if o == nil or o.task ~= current_task() then
+      error(("%scalling '%s' on bad self (cannot %s on un-acquired lock)"):format(
+        where(), fname, fname:find("^wait") and "wait" or "notify"), 0)
+    end
+    return o
+  end
+  -- Release every level, wait for a change, take the lock back. Inside a
+  -- task a wait may end without a notify (as if spuriously): callers check
+  -- their predicate in a loop, as they should anyway, or use wait_for.
+  local function task_wait(self, t, c_acquire, c_release)
+    local depth = owned_by_me(self, "wait").depth
+    for _ = 1, depth do
+      owned_give(self, c_release)
+    end
+    local gen = wait_change()
+    local ok, woke = async.pcall(await_poll, function()
+      return wait_change() ~= gen
+    end, t)
+    for _ = 1, depth do
+      owned_take(self, c_acquire, nil)
+    end
+    if not ok then
+      error(woke, 0)
+    end
+    return woke
+  end
+  install_owned("threading.Condition", {
+    wait = function(c_wait, fname, c_acquire, c_release)
+      return function(self, timeout)
+        local ok, t = timeout_arg(timeout)
+        if current_task() == nil or not ok then
+          return c_pass(fname, true, c_wait, self, timeout)
+        end
+        return task_wait(self, t, c_acquire, c_release)
+      end
+    end,
+    wait_for = function(c_wait_for, fname, c_acquire, c_release)
+      return function(self, predicate, timeout)
+        local ok, t = timeout_arg(timeout)
+        if current_task() == nil or not ok or not callable(predicate) then
+          return c_pass(fname, true, c_wait_for, self, predicate, timeout)
+        end
+        owned_by_me(self, "wait_for")
+        local deadline = t and monotonic() + t
+        local v = predicate()
+        while not v do
+          local left
+          if deadline then
+            left = deadline - monotonic()
+            if left <= 0 then
+              break
+            end
+          end
+          task_wait(self, left, c_acquire, c_release)
+          v = predicate()
+        end
+        return v
+      end
+    end,
+    notify = function(c_notify, fname)
+      return function(self, ...)
+        if current_task() ~= nil then
+          owned_by_me(self, "notify")
+        end
+        return c_pass(fname, true, c_notify, self, ...)
+      end
+    end,
+    notify_all = function(c_notify_all, fname)
+      return function(self, ...)
+        if current_task() ~= nil then
+          owned_by_me(self, "notify_all")
+        end
+        return c_pass(fname, true, c_notify_all, self, ...)
+      end
+    end,
+  })
+end
+
+do -- Event
+  local m = registry["threading.Event"] and rawget(registry["threading.Event"], "methods")
+  local c_is_set = m and rawget(m, "is_set")
+  install("threading.Event", {
+    wait = function(c_wait, fname)
+      return function(self, timeout)
+        local ok, t = timeout_arg(timeout)
+        if current_task() == nil or not ok then
+          return c_pass(fname, true, c_wait, self, timeout)
+        end
+        return await_poll(function()
+          return c_is_set(self)
+        end, t)
+      end
+    end,
+  })
+end
+
+-- Queues: get(false) and put(item, false) are the non-blocking forms.
+local queue_makers = {
+  get = function(c_get, fname)
+    return function(self, ...)
+      local ok, blocking, t = block_args(...)
+      if current_task() == nil or not ok or not blocking or t == 0 then
+        return c_pass(fname, true, c_get, self, ...)
+      end
+      local function poll()
+        local item, why = c_get(self, false)
+        if item == nil and why == "empty" then
+          return false
+        end
+        return true, item, why
+      end
+      local r = pack(c_pass(fname, true, poll))
+      if not r[1] then
+        r = pack(block(poll, t))
+        if not r[1] then
+          return nil, "empty"
+        end
+      end
+      return unpack(r, 2, r.n)
+    end
+  end,
+  put = function(c_put, fname)
+    return function(self, item, ...)
+      local ok, blocking, t = block_args(...)
+      if current_task() == nil or not ok or not blocking or t == 0 then
+        return c_pass(fname, true, c_put, self, item, ...)
+      end
+      local function poll()
+        local done, why = c_put(self, item, false)
+        if not done and why == "full" then
+          return false
+        end
+        return true, done, why
+      end
+      local r = pack(c_pass(fname, true, poll))
+      if not r[1] then
+        r = pack(block(poll, t))
+        if not r[1] then
+          return nil, "full"
+        end
+      end
+      return unpack(r, 2, r.n)
+    end
+  end,
+  join = function(c_join, fname)
+    return function(self, timeout)
+      local ok, t = timeout_arg(timeout)
+      if current_task() == nil or not ok then
+        return c_pass(fname, true, c_join, self, timeout)
+      end
+      if await_poll(function()
+        return c_join(self, 0) == true
+      end, t) then
+        return true
+      end
+      return nil, "timeout"
+    end
+  end,
+  iter = function(c_iter, fname)
+    return function(self, timeout)
+      if current_task() == nil then
+        return c_pass(fname, true, c_iter, self, timeout)
+      end
+      c_pass(fname, true, c_iter, self, timeout) -- checks the arguments
+      return function()
+        local item = self:get(true, timeout)
+        return item
+      end
+    end
+  end,
+}
+
+for _, name in ipairs({ "threading.Queue", "threading.LifoQueue",
+  "threading.PriorityQueue", "threading.SimpleQueue" }) do
+  install(name, queue_makers)
+end
+
+do -- Future
+  local c_done = rawget(rawget(registry["threading.Future"], "methods"), "done")
+  local function make_waiter(c_fn, fname)
+    return function(self, timeout)
+      local ok, t = timeout_arg(timeout)
+      if current_task() == nil or not ok then
+        return c_pass(fname, true, c_fn, self, timeout)
+      end
+      if not await_poll(function()
+        return c_done(self)
+      end, t) then
+        return nil, "timeout"
+      end
+      return c_pass(fname, true, c_fn, self)
+    end
+  end
+  local raw = install("threading.Future", { result = make_waiter, exception = make_waiter })
+  local await = make_waiter(raw.result, "await")
+  --- fut:await([timeout]): Future:result that suspends only the calling task
+  threading._extend("threading.Future", { await = await })
+end
+
+do -- Thread
+  local c_is_alive = rawget(rawget(registry["threading.Thread"], "methods"), "is_alive")
+  local function make_join(c_join, fname)
+    return function(self, timeout)
+      local ok, t = timeout_arg(timeout)
+      if current_task() == nil or not ok then
+        return c_pass(fname, true, c_join, self, timeout)
+      end
+      -- join(0) returns at once: the results, a timeout, or a misuse's error
+      local r = pack(c_pass(fname, true, c_join, self, 0))
+      if r[1] ~= nil or t == 0 then
+        return unpack(r, 1, r.n)
+      end
+      if not await_poll(function()
+        return not c_is_alive(self)
+      end, t) then
+        return nil, "timeout"
+      end
+      return c_pass(fname, true, c_join, self)
+    end
+  end
+  local raw = install("threading.Thread", { join = make_join })
+  --- t:await([timeout]): Thread:join that suspends only the calling task
+  threading._extend("threading.Thread", { await = make_join(raw.join, "await") })
+end
+
+-- lock:with(fn, ...) inside a task: the call is protected with async.pcall,
+-- so fn may block (yield) also on Lua 5.1.
+local function make_with(c_with)
+  return function(self, fn, ...)
+    if current_task() == nil then
+      return c_with(self, fn, ...)
+    end
+    self:acquire()
+    local r = pack(async.pcall(fn, ...))
+    self:release()
+    if not r[1] then
+      error(r[2], 0)
+    end
+    return unpack(r, 2, r.n)
+  end
+end
+
+for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
+  "threading.Semaphore", "threading.BoundedSemaphore" }) do
+  install(name, { with = make_with })
+end
+
+-- Barrier:wait is left alone: a rendezvous has no non-blocking form to
+-- retry, so inside a task it blocks the scheduler's thread (doc/pools.md).
+
+install("threading.Pool", { -- shutdown(wait) waits for the workers to leave
+  shutdown = function(c_shutdown, fname)
+    return function(self, wait, cancel_futures)
+      if current_task() == nil or wait == false then
+        return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
+      end
+      c_pass(fname, true, c_shutdown, self, false, cancel_futures)
+      await_poll(function()
+        return self.workers == 0
+      end, nil)
+      return c_pass(fname, true, c_shutdown, self, true)
+    end
+  end,
+})
+
+do -- module functions
+  local c_wait = threading.wait
+  local function satisfied(done, not_done, how)
+    if #not_done == 0 then
+      return true
+    end
+    if how == "first_completed" then
+      return #done > 0
+    elseif how == "first_exception" then
+      for i = 1, #done do
+        local f = done[i]
+        if not f:cancelled() and f:exception(0) ~= nil then
+          return true
+        end
+      end
+    end
+    return false
+  end
+  --- threading.wait: inside a task, suspends only the task
+  threading.wait = function(futures, timeout, how)
+    local ok, t = timeout_arg(timeout)
+    if current_task() == nil or not ok then
+      return c_pass("wait", false, c_wait, futures, timeout, how)
+    end
+    local done, not_done = c_pass("wait", false, c_wait, futures, 0, how)
+    if t == 0 or satisfied(done, not_done, how) then
+      return done, not_done
+    end
+    await_poll(function()
+      done, not_done = c_wait(futures, 0, how)
+      return satisfied(done, not_done, how)
+    end, t)
+    return c_wait(futures, 0, how)
+  end
+  threading.sleep = async.sleep
+end
+
+async.Task = Task
+return async

@@ -1,0 +1,126 @@
+--- The Lua side of pools: Pool:map and threading.as_completed.
+-- Both are built on the C primitives (submit, Future:result, threading.wait),
+-- so inside a threading.async task they yield instead of blocking.
+return function(threading)
+  local error, type = error, type
+  local floor, huge = math.floor, math.huge
+
+  local function callable(f)
+    if type(f) == "function" then
+      return true
+    end
+    local mt = getmetatable(f)
+    return type(mt) == "table" and mt.__call ~= nil
+  end
+
+  local function argerror(n, fname, msg)
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+  end
+
+  --- pool:map(fn, list[, chunksize]) -> results (a list with field n)
+  -- Calls fn(item) for each item of list in the pool, `chunksize` items per
+  -- task, and returns the first result of each call in the order of the list
+  -- (list.n, when present, counts the items, so they may include nils).
+  -- Raises the error of the first item (in list order) that failed; the tasks
+  -- not started yet are then cancelled.
+  local function map(pool, fn, list, chunksize)
+    if not callable(fn) then
+      argerror(1, "map", "function expected, got " .. type(fn))
+    end
+    if type(list) ~= "table" then
+      argerror(2, "map", "table expected, got " .. type(list))
+    end
+    if chunksize == nil then
+      chunksize = 1
+    elseif type(chunksize) ~= "number" or chunksize < 1 or chunksize ~= floor(chunksize)
+        or chunksize == huge then
+      argerror(3, "map", "chunksize must be a positive integer")
+    end
+    local n = list.n or #list
+    local futures = {}
+    local ok, err = pcall(function()
+      if chunksize == 1 then
+        for i = 1, n do
+          futures[i] = pool:submit(fn, list[i])
+        end
+      else
+        -- a chunk's items travel as slots and its results come back as
+        -- slots, without a table copied either way
+        for first = 1, n, chunksize do
+          local last = first + chunksize - 1
+          if last > n then
+            last = n
+          end
+          futures[#futures + 1] = pool:_submit_chunk(fn, list, first, last)
+        end
+      end
+    end)
+    if not ok then
+      for i = 1, #futures do
+        futures[i]:cancel()
+      end
+      error(err, 0)
+    end
+    local results, at = { n = n }, 0
+    for k = 1, #futures do
+      local f = futures[k]
+      local done, value = f:result()
+      if not done then
+        for j = k + 1, #futures do
+          futures[j]:cancel()
+        end
+        error(value, 0)
+      end
+      if chunksize == 1 then
+        results[k] = value
+      else
+        at = at + f:_into(results, at)
+      end
+    end
+    return results
+  end
+
+  threading._extend("threading.Pool", { map = map })
+
+  --- threading.as_completed(futures[, timeout]) -> iterator over futures
+  -- Yields each future of the list once, as it completes (those already done
+  -- first). If the timeout (seconds, counted from the call) passes before all
+  -- have completed, the iterator raises an error whose message starts with
+  -- "timeout", as Python raises TimeoutError.
+  function threading.as_completed(futures, timeout)
+    if type(futures) ~= "table" then
+      argerror(1, "as_completed", "table expected, got " .. type(futures))
+    end
+    if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+      argerror(2, "as_completed", "timeout must be a non-negative number")
+    end
+    local deadline = timeout and threading.monotonic() + timeout
+    -- validates and dedupes now, so that misuse raises at the call
+    local ready, pending = threading.wait(futures, 0)
+    local total, r = #ready + #pending, 1
+    return function()
+      while true do
+        local f = ready[r]
+        if f ~= nil then
+          r = r + 1
+          return f
+        end
+        if #pending == 0 then
+          return nil
+        end
+        local left
+        if deadline then
+          left = deadline - threading.monotonic()
+          if left < 0 then
+            left = 0
+          end
+        end
+        ready, pending = threading.wait(pending, left, "first_completed")
+        r = 1
+        if #ready == 0 then
+          error(("timeout (%d of %d futures unfinished)"):format(#pending, total), 2)
+        end
+      end
+    end
+  end
+end

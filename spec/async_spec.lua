@@ -1,0 +1,445 @@
+local threading = require("threading")
+local async = require("threading.async")
+
+local function new_pool(n)
+  local pool = threading.Pool(n)
+  finally(function()
+    pool:shutdown(false, true)
+    pool:shutdown()
+  end)
+  return pool
+end
+
+describe("threading.async", function()
+  it("returns the results of the function that run started", function()
+    assert.same({ 1, nil, 3 }, { async.run(function(a, b) return a, nil, b end, 1, 3) })
+  end)
+
+  it("raises the error of the function that run started", function()
+    assert.has_error(function()
+      async.run(function() error("task failed", 0) end)
+    end, "task failed")
+  end)
+
+  it("returns from run only when every spawned task has finished", function()
+    local tasks = {}
+    async.run(function()
+      for i = 1, 5 do
+        tasks[i] = async.spawn(function() threading.sleep(0.01 * i) return i end)
+      end
+    end)
+    for i = 1, 5 do
+      assert.is_true(tasks[i]:done())
+      assert.same({ true, i }, { tasks[i]:await() })
+    end
+  end)
+
+  it("overlaps the sleeps of many tasks in one OS thread", function()
+    local t0 = threading.monotonic()
+    async.run(function()
+      for _ = 1, 50 do
+        async.spawn(function() threading.sleep(0.2) end)
+      end
+    end)
+    local elapsed = threading.monotonic() - t0
+    assert.is_true(elapsed >= 0.19)
+    assert.is_true(elapsed < 5, "50 sleeps of 0.2 s took " .. elapsed .. " s")
+  end)
+
+  it("returns a task's results from await inside another task", function()
+    local got = { async.run(function()
+      local t = async.spawn(function(x) threading.sleep(0.01) return x + 1, "ok" end, 41)
+      return t:await()
+    end) }
+    assert.same({ true, 42, "ok" }, got)
+  end)
+
+  it("returns false and the error from await on a failed task", function()
+    local ok, err = async.run(function()
+      local t = async.spawn(function() error("inner", 0) end)
+      return t:await()
+    end)
+    assert.is_false(ok)
+    assert.equal("inner", err)
+  end)
+
+  it("returns nil, 'timeout' from await when the task is not done in time", function()
+    local r = { async.run(function()
+      local ev = threading.Event()
+      local t = async.spawn(function() ev:wait() end)
+      local a, b = t:await(0.01)
+      ev:set()
+      return a, b
+    end) }
+    assert.same({ nil, "timeout" }, r)
+  end)
+
+  it("cancels a blocked task", function()
+    local r = { async.run(function()
+      local t = async.spawn(function() threading.sleep(30) end)
+      threading.sleep(0)
+      assert(t:cancel())
+      local ok, err = t:await()
+      return ok, err, t:cancelled()
+    end) }
+    assert.same({ false, "cancelled", true }, r)
+  end)
+
+  it("never runs a task cancelled before it started", function()
+    local ran = false
+    async.run(function()
+      local t = async.spawn(function() ran = true end)
+      t:cancel()
+    end)
+    assert.is_false(ran)
+  end)
+
+  it("hands a Lock from task to task without blocking the thread", function()
+    local log = {}
+    async.run(function()
+      local lock = threading.Lock()
+      lock:acquire()
+      local b = async.spawn(function()
+        log[#log + 1] = "b waits"
+        assert(lock:acquire())
+        log[#log + 1] = "b has it"
+        lock:release()
+      end)
+      threading.sleep(0) -- b runs and blocks
+      log[#log + 1] = "a releases"
+      lock:release()
+      b:await()
+    end)
+    assert.same({ "b waits", "a releases", "b has it" }, log)
+  end)
+
+  it("waits for a Lock held by another OS thread while other tasks run", function()
+    local lock, locked, go = threading.Lock(), threading.Event(), threading.Event()
+    local holder = threading.start(function(l, ev, g)
+      l:acquire()
+      ev:set()
+      g:wait(10)
+      l:release()
+    end, lock, locked, go)
+    local got = async.run(function()
+      assert(locked:wait(10))
+      local waiter = async.spawn(function() return lock:acquire(10) end)
+      -- if acquire blocked the OS thread, this task would never run
+      async.spawn(function() go:set() end)
+      return select(2, waiter:await())
+    end)
+    assert.is_true(got)
+    lock:release()
+    assert.is_true((holder:join(10)))
+  end)
+
+  it("times out a Lock acquire inside a task", function()
+    local lock = threading.Lock()
+    lock:acquire()
+    local got = async.run(function() return lock:acquire(0.02) end)
+    lock:release()
+    assert.is_false(got)
+  end)
+
+  it("keeps an RLock exclusive between tasks of one thread", function()
+    local log = {}
+    async.run(function()
+      local rl = threading.RLock()
+      rl:acquire()
+      rl:acquire()
+      local b = async.spawn(function()
+        assert(rl:acquire())
+        log[#log + 1] = "b"
+        rl:release()
+      end)
+      threading.sleep(0)
+      log[#log + 1] = "a"
+      rl:release()
+      rl:release()
+      b:await()
+    end)
+    assert.same({ "a", "b" }, log)
+  end)
+
+  it("awaits a Future of a pool", function()
+    local pool = new_pool(2)
+    local r = { async.run(function()
+      local f = pool:submit(function(x) return x * 3 end, 5)
+      return f:await(10)
+    end) }
+    assert.same({ true, 15 }, r)
+  end)
+
+  it("awaits many pool futures at once, in one thread", function()
+    local pool = new_pool(4)
+    local sum = async.run(function()
+      local tasks = {}
+      for i = 1, 200 do
+        tasks[i] = async.spawn(function()
+          return select(2, pool:submit(function(x) return x end, i):await())
+        end)
+      end
+      local s = 0
+      for i = 1, 200 do
+        s = s + select(2, tasks[i]:await())
+      end
+      return s
+    end)
+    assert.equal(200 * 201 / 2, sum)
+  end)
+
+  it("runs Pool:map and Pool:shutdown inside a task while other tasks go on", function()
+    local pool = threading.Pool(2)
+    local ev = threading.Event()
+    local r = async.run(function()
+      -- the workers wait for an event that only another task sets: if map
+      -- blocked the thread, that task could not run
+      async.spawn(function() ev:set() end)
+      local got = pool:map(function(e) return e:wait(10) end, { ev, ev, ev }, 2)
+      pool:shutdown()
+      return got
+    end)
+    assert.same({ n = 3, true, true, true }, r)
+    assert.equal(0, pool.workers)
+  end)
+
+  it("returns nil, 'timeout' from Future:result inside a task", function()
+    local pool = new_pool(1)
+    local go = threading.Event()
+    local f = pool:submit(function(g) return g:wait(10) end, go)
+    local r = { async.run(function() return f:result(0.02) end) }
+    go:set()
+    assert.same({ nil, "timeout" }, r)
+    assert.same({ true, true }, { f:result(10) })
+  end)
+
+  it("uses threading.wait and as_completed inside tasks", function()
+    local pool = new_pool(2)
+    local n = async.run(function()
+      local fs = {}
+      for i = 1, 6 do
+        fs[i] = pool:submit(function(x) return x end, i)
+      end
+      local done = threading.wait(fs, 10)
+      local seen = 0
+      for _ in threading.as_completed(fs, 10) do
+        seen = seen + 1
+      end
+      return #done + seen
+    end)
+    assert.equal(12, n)
+  end)
+
+  it("joins a Thread inside a task", function()
+    local r = { async.run(function()
+      local t = threading.start(function() return "joined" end)
+      return t:await(10)
+    end) }
+    assert.same({ true, "joined" }, r)
+  end)
+
+  it("raises from join on a thread that was never started, inside a task", function()
+    assert.has_error(function()
+      async.run(function() threading.Thread(function() end):join() end)
+    end, "cannot join a thread before it is started")
+  end)
+
+  it("waits for an Event set by another task", function()
+    local r = async.run(function()
+      local ev = threading.Event()
+      local w = async.spawn(function() return ev:wait(10) end)
+      async.spawn(function() ev:set() end)
+      return select(2, w:await())
+    end)
+    assert.is_true(r)
+  end)
+
+  it("passes items through a Queue between tasks and a thread", function()
+    local q, out = threading.Queue(2), threading.Queue()
+    local consumer = threading.start(function(inq, outq)
+      local sum = 0
+      for item in inq:iter() do sum = sum + item end
+      outq:put(sum)
+    end, q, out)
+    local got = async.run(function()
+      for i = 1, 20 do
+        assert(q:put(i)) -- the queue holds 2: puts wait for the thread
+      end
+      q:shutdown()
+      return out:get(10)
+    end)
+    assert.equal(210, got)
+    assert.is_true((consumer:join(10)))
+  end)
+
+  it("returns nil, 'empty' from a timed Queue get inside a task", function()
+    local q = threading.Queue()
+    assert.same({ nil, "empty" }, { async.run(function() return q:get(true, 0.02) end) })
+  end)
+
+  it("lets tasks wait on a Condition and a Semaphore", function()
+    local log = {}
+    async.run(function()
+      local cond, sem = threading.Condition(), threading.Semaphore(0)
+      local ready = false
+      local waiter = async.spawn(function()
+        cond:acquire()
+        local ok = cond:wait_for(function() return ready end, 10)
+        cond:release()
+        log[#log + 1] = "condition"
+        sem:release()
+        return ok
+      end)
+      async.spawn(function()
+        cond:acquire()
+        ready = true
+        cond:notify()
+        cond:release()
+      end)
+      assert(sem:acquire(10))
+      log[#log + 1] = "semaphore"
+      assert(waiter:await())
+    end)
+    assert.same({ "condition", "semaphore" }, log)
+  end)
+
+  it("refuses, inside a task, to release an RLock or wait on a Condition another task holds", function()
+    local r = { async.run(function()
+      local rl, cond = threading.RLock(), threading.Condition()
+      local holder = async.spawn(function()
+        rl:acquire()
+        cond:acquire()
+        threading.sleep(0.05)
+        cond:release()
+        rl:release()
+      end)
+      threading.sleep(0)
+      local ok1, err1 = pcall(rl.release, rl)
+      local ok2, err2 = pcall(cond.wait, cond, 0)
+      holder:await()
+      return ok1, err1, ok2, err2
+    end) }
+    assert.is_false(r[1])
+    assert.truthy(r[2]:find("calling 'release' on bad self (cannot release un-acquired lock)", 1, true))
+    assert.is_false(r[3])
+    assert.truthy(r[4]:find("calling 'wait' on bad self (cannot wait on un-acquired lock)", 1, true))
+  end)
+
+  it("mixes sleeps, queues, locks, futures and threads in one run and leaves nothing running", function()
+    local pool = new_pool(2)
+    local before = threading.active_count()
+    local lock = threading.Lock()
+    local counter = threading.Value(0)
+    local results = threading.Queue(3) -- small: putters wait for the getter
+    local tasks
+    local total = async.run(function()
+      tasks = {}
+      for i = 1, 10 do
+        tasks[i] = async.spawn(function()
+          threading.sleep(0.001 * (i % 3))
+          lock:acquire()
+          counter:add(1)
+          lock:release()
+          local f = pool:submit(function(x) return x * x end, i)
+          local t = threading.start(function(x) return -x end, i)
+          local _, sq = f:await(10)
+          local _, neg = t:await(10)
+          assert(results:put(sq + neg, true, 10))
+        end)
+      end
+      local sum = 0
+      for _ = 1, 10 do
+        sum = sum + assert(results:get(true, 10))
+      end
+      return sum
+    end)
+    local expect = 0
+    for i = 1, 10 do
+      expect = expect + i * i - i
+    end
+    assert.equal(expect, total)
+    assert.equal(10, counter:get())
+    for i = 1, 10 do
+      assert.is_true(tasks[i]:done())
+    end
+    pool:shutdown()
+    -- the pool's workers started after `before` and are joined by now
+    assert.equal(before, threading.active_count())
+  end)
+
+  it("lets a task await inside async.pcall", function()
+    local r = { async.run(function()
+      return async.pcall(function()
+        threading.sleep(0.01)
+        error("caught", 0)
+      end)
+    end) }
+    assert.same({ false, "caught" }, r)
+  end)
+
+  it("stops the tasks of a cancelled thread", function()
+    local started = threading.Event()
+    local t = threading.start(function(ev)
+      local th = require("threading")
+      local a = require("threading.async")
+      a.run(function()
+        for _ = 1, 3 do
+          a.spawn(function() th.sleep(30) end)
+        end
+        ev:set()
+        th.Event():wait()
+      end)
+    end, started)
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
+  it("blocks as before outside a task", function()
+    local lock = threading.Lock()
+    assert.is_true(lock:acquire(1))
+    assert.is_false(lock:acquire(0.01))
+    lock:release()
+    assert.is_nil(async.current())
+  end)
+
+  it("works as Future:result when a future is awaited outside a task", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function() return "plain" end)
+    assert.same({ true, "plain" }, { f:await(10) })
+  end)
+
+  it("refuses to await an unfinished task outside its scheduler", function()
+    local ok, err = async.run(function()
+      local t = async.spawn(function() threading.sleep(0.01) end)
+      -- a plain coroutine is not a task of the scheduler
+      return coroutine.wrap(function() return pcall(t.await, t) end)()
+    end)
+    assert.is_false(ok)
+    assert.truthy(err:find("can only be awaited from a task of its scheduler", 1, true))
+  end)
+
+  it("refuses spawn outside a scheduler and run inside one", function()
+    assert.has_error(function() async.spawn(function() end) end,
+      "async.spawn must be called from a task (inside async.run)")
+    local ok, err = async.run(function()
+      return pcall(async.run, function() end)
+    end)
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot be called while a scheduler runs", 1, true))
+  end)
+
+  it("refuses a task that is not a function and a negative timeout", function()
+    assert.has_error(function() async.run(42) end,
+      "bad argument #1 to 'run' (function expected, got number)")
+    assert.has_error(function()
+      async.run(function() threading.sleep(-1) end)
+    end, "bad argument #1 to 'sleep' (timeout must be a non-negative number)")
+    local ok, err = async.run(function()
+      local t = async.spawn(function() end)
+      return pcall(t.await, t, -1)
+    end)
+    assert.is_false(ok)
+    assert.truthy(err:find("timeout must be a non-negative number", 1, true))
+  end)
+end)

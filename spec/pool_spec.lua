@@ -1,0 +1,655 @@
+local threading = require("threading")
+local helpers = require("helpers")
+
+-- A pool that is shut down (and its workers joined) when the `it` ends.
+local function new_pool(...)
+  local pool = threading.Pool(...)
+  finally(function()
+    pool:shutdown(false, true)
+    pool:shutdown()
+  end)
+  return pool
+end
+
+-- A function whose globals are those of the state it runs in (spec files
+-- run in an environment of their own, which a transfer would copy).
+local function global_fn(source)
+  return assert((loadstring or load)(source))
+end
+
+-- A task that blocks its worker until `go` is set; `started` says it runs.
+local function blocker(started, go)
+  started:set()
+  assert(go:wait(10), "blocker was never released")
+  return "released"
+end
+
+describe("Pool", function()
+  it("runs a submitted function with its arguments and returns its results", function()
+    local pool = new_pool(2)
+    local f = pool:submit(function(a, b) return a + b, "sum" end, 40, 2)
+    assert.same({ true, 42, "sum" }, { f:result(10) })
+  end)
+
+  it("keeps nils among the arguments and results", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function(...) return select("#", ...), ... end, nil, 2, nil)
+    local r = { n = select("#", f:result(10)), f:result(10) }
+    assert.equal(5, r.n)
+    assert.same({ n = 5, true, 3, nil, 2, nil }, r)
+  end)
+
+  it("returns false and the error with a traceback when a task fails", function()
+    local pool = new_pool(1)
+    local ok, err = pool:submit(function() error("boom") end):result(10)
+    assert.is_false(ok)
+    assert.truthy(err:find("boom", 1, true))
+    assert.truthy(err:find("stack traceback", 1, true))
+  end)
+
+  it("passes non-string errors back as values", function()
+    local pool = new_pool(1)
+    local ok, err = pool:submit(function() error({ code = 7 }) end):result(10)
+    assert.is_false(ok)
+    assert.same({ code = 7 }, err)
+  end)
+
+  it("keeps a worker serving after one of its tasks failed", function()
+    local pool = new_pool(1)
+    local where = function() return require("threading").current_thread().name end
+    local ok1 = pool:submit(function() error("first fails") end):result(10)
+    local ok2, name = pool:submit(where):result(10)
+    assert.is_false(ok1)
+    assert.is_true(ok2)
+    assert.equal(pool.name .. "_0", name)
+    assert.equal(1, pool.workers)
+  end)
+
+  it("keeps a worker's state between tasks", function()
+    local pool = new_pool(1)
+    local bump = global_fn("counter = (counter or 0) + 1 return counter")
+    for i = 1, 3 do
+      assert.same({ true, i }, { pool:submit(bump):result(10) })
+    end
+  end)
+
+  it("runs the initializer once in each worker with its initargs", function()
+    local pool = new_pool(1, {
+      initializer = global_fn("local a, b = ... initialized = (initialized or 0) + a + b"),
+      initargs = { 1, 2 },
+    })
+    for _ = 1, 3 do
+      assert.same({ true, 3 }, { pool:submit(global_fn("return initialized")):result(10) })
+    end
+  end)
+
+  it("breaks when its initializer fails: tasks fail and submit raises", function()
+    local pool = new_pool(1, { initializer = function() error("no setup") end })
+    local ok, err = pool:submit(function() return 1 end):result(10)
+    assert.is_false(ok)
+    assert.truthy(err:find("broken", 1, true))
+    assert.truthy(err:find("no setup", 1, true))
+    assert.has_error(function() pool:submit(function() end) end,
+      "cannot submit to a broken pool (its initializer failed)")
+  end)
+
+  it("names its workers after opts.name", function()
+    local pool = new_pool(1, { name = "crunch" })
+    assert.equal("crunch", pool.name)
+    local ok, name = pool:submit(function() return require("threading").current_thread().name end):result(10)
+    assert.is_true(ok)
+    assert.equal("crunch_0", name)
+  end)
+
+  it("accepts its options as the only argument", function()
+    local pool = new_pool({ workers = 3, name = "opts" })
+    assert.equal(3, pool.max_workers)
+    assert.equal("opts", pool.name)
+  end)
+
+  it("defaults to one worker per CPU", function()
+    local pool = new_pool()
+    assert.equal(threading.cpu_count(), pool.max_workers)
+  end)
+
+  it("starts its workers only when tasks need them", function()
+    local pool = new_pool(4)
+    assert.equal(0, pool.workers)
+    pool:submit(function() end):result(10)
+    assert.is_true(pool.workers >= 1 and pool.workers <= 4)
+  end)
+
+  it("runs tasks in parallel up to its size", function()
+    local pool = new_pool(2)
+    local a, b = threading.Event(), threading.Event()
+    -- each task waits for the other's event: they finish only side by side
+    local fa = pool:submit(function(mine, other) mine:set() return other:wait(10) end, a, b)
+    local fb = pool:submit(function(mine, other) mine:set() return other:wait(10) end, b, a)
+    assert.same({ true, true }, { fa:result(10) })
+    assert.same({ true, true }, { fb:result(10) })
+  end)
+
+  it("runs thousands of tasks", function()
+    local pool = new_pool(2)
+    local futures = {}
+    for i = 1, 5000 do
+      futures[i] = pool:submit(function(x) return x * 2 end, i)
+    end
+    local sum = 0
+    for i = 1, 5000 do
+      local ok, v = futures[i]:result(30)
+      assert.is_true(ok)
+      sum = sum + v
+    end
+    assert.equal(5000 * 5001, sum)
+  end)
+
+  it("can be used from another thread", function()
+    local pool = new_pool(2)
+    local t = threading.start(function(p)
+      return select(2, p:submit(function() return "from a thread" end):result(10))
+    end, pool)
+    assert.same({ true, "from a thread" }, { t:join(10) })
+  end)
+
+  it("refuses a task that is not a function", function()
+    local pool = new_pool(1)
+    assert.has_error(function() pool:submit(42) end,
+      "bad argument #1 to 'submit' (function expected, got number)")
+  end)
+
+  it("refuses an argument that cannot move, names it, and queues nothing", function()
+    local pool = new_pool(1)
+    local count = threading.Value(0)
+    local co = coroutine.create(function() end)
+    assert.has_error(function()
+      pool:submit(function(c) c:add(1) end, count, { conn = co })
+    end, "cannot transfer value at args[2].conn: coroutine")
+    pool:submit(function(c) c:add(1) end, count)
+    pool:shutdown()
+    assert.equal(1, count:get())
+  end)
+
+  it("refuses a task submitted after shutdown", function()
+    local pool = new_pool(1)
+    pool:shutdown()
+    assert.has_error(function() pool:submit(function() end) end,
+      "cannot submit to a pool that was shut down")
+  end)
+
+  it("rejects a bad number of workers", function()
+    for _, bad in ipairs({ 0, -1, 1.5, "many" }) do
+      assert.has_error(function() threading.Pool(bad) end,
+        "bad argument #1 to 'Pool' (number of workers must be a positive integer)")
+    end
+  end)
+
+  it("rejects bad options", function()
+    assert.has_error(function() threading.Pool(1, { initializer = 3 }) end,
+      "bad argument #2 to 'Pool' (field 'initializer' must be a function)")
+    assert.has_error(function() threading.Pool(1, { name = {} }) end,
+      "bad argument #2 to 'Pool' (field 'name' must be a string)")
+    assert.has_error(function() threading.Pool(1, { initargs = 1 }) end,
+      "bad argument #2 to 'Pool' (field 'initargs' must be a table)")
+  end)
+
+  it("waits in shutdown for the queued tasks to finish", function()
+    local pool = threading.Pool(1)
+    local futures = {}
+    for i = 1, 20 do
+      futures[i] = pool:submit(function(x) return x end, i)
+    end
+    pool:shutdown()
+    for i = 1, 20 do
+      assert.is_true(futures[i]:done())
+    end
+    assert.equal(0, pool.workers)
+  end)
+
+  it("returns from shutdown(false) at once and still runs the queued tasks", function()
+    local pool = threading.Pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local first = pool:submit(blocker, started, go)
+    local second = pool:submit(function() return "second" end)
+    assert.is_true(started:wait(10))
+    pool:shutdown(false)
+    assert.is_false(second:done())
+    go:set()
+    assert.same({ true, "second" }, { second:result(10) })
+    assert.same({ true, "released" }, { first:result(10) })
+    pool:shutdown()
+  end)
+
+  it("cancels the pending futures with shutdown(wait, true)", function()
+    local pool = threading.Pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local running = pool:submit(blocker, started, go)
+    assert.is_true(started:wait(10))
+    local pending = {}
+    for i = 1, 5 do
+      pending[i] = pool:submit(function() return "ran" end)
+    end
+    pool:shutdown(false, true)
+    for i = 1, 5 do
+      assert.is_true(pending[i]:cancelled())
+      assert.same({ false, "cancelled" }, { pending[i]:result(0) })
+    end
+    go:set()
+    pool:shutdown()
+    assert.same({ true, "released" }, { running:result(0) })
+  end)
+
+  it("refuses to wait for itself from one of its workers", function()
+    local pool = new_pool(1)
+    local ok, pcall_ok, err = pool:submit(function(p) return pcall(p.shutdown, p) end, pool):result(10)
+    assert.is_true(ok)
+    assert.is_false(pcall_ok)
+    assert.truthy(err:find("cannot wait for a pool's workers from one of them", 1, true))
+  end)
+
+  it("ends a worker whose Thread is cancelled and starts another for the next task", function()
+    local pool = new_pool(1, { name = "cw" })
+    local started, go = threading.Event(), threading.Event()
+    local f = pool:submit(blocker, started, go)
+    assert.is_true(started:wait(10))
+    local worker
+    for _, t in ipairs(threading.enumerate()) do
+      if t.name == "cw_0" then
+        worker = t
+      end
+    end
+    worker:cancel()
+    assert.same({ false, "cancelled" }, { f:result(10) })
+    assert.same({ false, "cancelled" }, { worker:join(10) })
+    local ok, name = pool:submit(function() return require("threading").current_thread().name end):result(10)
+    assert.is_true(ok)
+    assert.equal("cw_1", name)
+  end)
+
+  it("lets its queued tasks finish and its workers leave once collected", function()
+    local started, go = threading.Event(), threading.Event()
+    local futures, workers = {}, {}
+    do
+      local pool = threading.Pool(1, { name = "collected" })
+      futures[1] = pool:submit(blocker, started, go)
+      futures[2] = pool:submit(function() return "queued" end)
+      assert.is_true(started:wait(10))
+      for _, t in ipairs(threading.enumerate()) do
+        if t.name == "collected_0" then
+          workers[#workers + 1] = t
+        end
+      end
+      pool = nil -- luacheck: ignore
+    end
+    collectgarbage()
+    collectgarbage()
+    go:set()
+    assert.same({ true, "queued" }, { futures[2]:result(10) })
+    assert.equal(1, #workers)
+    assert.is_true((workers[1]:join(10)))
+  end)
+
+  it("lets a script that never shuts its pool down exit after its tasks", function()
+    local code, out = helpers.run_script([[
+      local threading = require("threading")
+      local pool = threading.Pool(2)
+      -- a task that holds the pool itself, in the worker's state
+      pool:submit(function(p) io.write("task ran\n") return p end, pool)
+    ]])
+    assert.equal(0, code)
+    assert.equal("task ran\n", out)
+  end)
+
+  it("shuts down when a <close> variable holding it goes out of scope", function()
+    if _VERSION ~= "Lua 5.4" then
+      return -- to-be-closed variables exist from Lua 5.4 on
+    end
+    local chunk = assert(load([[
+      local threading = ...
+      local f
+      do
+        local pool <close> = threading.Pool(1)
+        f = pool:submit(function() return "closed" end)
+      end
+      return f:done(), f:result(0)
+    ]]))
+    assert.same({ true, true, "closed" }, { chunk(threading) })
+  end)
+
+  it("describes itself in tostring", function()
+    local pool = new_pool(2, { name = "shown" })
+    assert.truthy(tostring(pool):find("shown", 1, true))
+  end)
+end)
+
+describe("Pool:map", function()
+  it("returns the results in the order of the list", function()
+    local pool = new_pool(3)
+    local list = {}
+    for i = 1, 50 do
+      list[i] = i
+    end
+    -- uneven work, so tasks end out of order
+    local r = pool:map(function(x)
+      local n = 0
+      for _ = 1, (50 - x) * 2000 do n = n + 1 end
+      return x * x
+    end, list)
+    assert.equal(50, r.n)
+    for i = 1, 50 do
+      assert.equal(i * i, r[i])
+    end
+  end)
+
+  it("returns the results in order with chunks", function()
+    local pool = new_pool(2)
+    local list = {}
+    for i = 1, 1003 do
+      list[i] = i
+    end
+    local r = pool:map(function(x) return -x end, list, 100)
+    assert.equal(1003, r.n)
+    for i = 1, 1003 do
+      assert.equal(-i, r[i])
+    end
+  end)
+
+  it("keeps nils among the items and results when the list has a field n", function()
+    local pool = new_pool(2)
+    for _, chunk in ipairs({ 1, 2 }) do
+      local r = pool:map(function(x) if x then return x + 1 end end, { n = 4, 1, nil, 3 }, chunk)
+      assert.same({ n = 4, 2, nil, 4, nil }, r)
+    end
+  end)
+
+  it("carries tables, strings and objects through chunks", function()
+    local pool = new_pool(2)
+    local v = threading.Value(5)
+    local long = string.rep("x", 100)
+    local r = pool:map(function(x)
+      if type(x) == "table" then return { x[1] * 2 } end
+      if type(x) == "string" then return #x end
+      return x:get()
+    end, { { 21 }, long, v }, 2)
+    assert.same({ n = 3, { 42 }, 100, 5 }, r)
+  end)
+
+  it("refuses an item that cannot move, naming its place in the list", function()
+    local pool = new_pool(1)
+    assert.has_error(function()
+      pool:map(function(x) return x end, { 1, 2, { conn = coroutine.create(function() end) } }, 2)
+    end, "cannot transfer value at list[3].conn: coroutine")
+  end)
+
+  it("raises when a chunk's result cannot move", function()
+    local pool = new_pool(1)
+    local ok, err = pcall(pool.map, pool, function() return coroutine.create(function() end) end, { 1, 2 }, 2)
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot transfer value at result: coroutine", 1, true))
+  end)
+
+  it("returns an empty list for an empty list", function()
+    local pool = new_pool(1)
+    assert.same({ n = 0 }, pool:map(function(x) return x end, {}))
+  end)
+
+  it("raises the error of the first failing item in list order", function()
+    local pool = new_pool(2)
+    local ok, err = pcall(pool.map, pool, function(x)
+      if x % 3 == 0 then error("bad item " .. x) end
+      return x
+    end, { 1, 2, 3, 4, 5, 6 }, 2)
+    assert.is_false(ok)
+    assert.truthy(err:find("bad item 3", 1, true))
+  end)
+
+  it("refuses a bad function, list or chunksize", function()
+    local pool = new_pool(1)
+    assert.has_error(function() pool:map(1, {}) end,
+      "bad argument #1 to 'map' (function expected, got number)")
+    assert.has_error(function() pool:map(print, 1) end,
+      "bad argument #2 to 'map' (table expected, got number)")
+    assert.has_error(function() pool:map(print, {}, 0) end,
+      "bad argument #3 to 'map' (chunksize must be a positive integer)")
+  end)
+end)
+
+describe("Future", function()
+  it("reports pending, running and done as the task goes", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local first = pool:submit(blocker, started, go)
+    local second = pool:submit(function() return 2 end)
+    assert.is_true(started:wait(10))
+    assert.is_true(first:running())
+    assert.is_false(first:done())
+    assert.is_false(second:running())
+    assert.is_false(second:done())
+    go:set()
+    assert.same({ true, 2 }, { second:result(10) })
+    assert.is_true(first:done())
+    assert.is_false(first:running())
+  end)
+
+  it("returns nil, 'timeout' from result while the task runs", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local f = pool:submit(blocker, started, go)
+    assert.is_true(started:wait(10))
+    assert.same({ nil, "timeout" }, { f:result(0.01) })
+    assert.same({ nil, "timeout" }, { f:result(0) })
+    go:set()
+    assert.same({ true, "released" }, { f:result(10) })
+  end)
+
+  it("cancels a pending future", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local first = pool:submit(blocker, started, go)
+    local second = pool:submit(function() return "never" end)
+    assert.is_true(started:wait(10))
+    assert.is_true(second:cancel())
+    assert.is_true(second:cancel())
+    assert.is_true(second:cancelled())
+    assert.is_true(second:done())
+    assert.same({ false, "cancelled" }, { second:result() })
+    assert.equal("cancelled", second:exception())
+    go:set()
+    first:result(10)
+  end)
+
+  it("refuses to cancel a running or finished future", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local f = pool:submit(blocker, started, go)
+    assert.is_true(started:wait(10))
+    assert.is_false(f:cancel())
+    go:set()
+    f:result(10)
+    assert.is_false(f:cancel())
+    assert.is_false(f:cancelled())
+  end)
+
+  it("returns nil from exception when the task succeeded and the error when it failed", function()
+    local pool = new_pool(1)
+    assert.is_nil(pool:submit(function() return 1 end):exception(10))
+    local err = pool:submit(function() error("broke", 0) end):exception(10)
+    assert.truthy(err:find("broke", 1, true))
+  end)
+
+  it("returns nil, 'timeout' from exception while the task runs", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local f = pool:submit(blocker, started, go)
+    assert.is_true(started:wait(10))
+    assert.same({ nil, "timeout" }, { f:exception(0.01) })
+    go:set()
+    assert.is_nil(f:exception(10))
+  end)
+
+  it("fails when a result cannot move, naming it", function()
+    local pool = new_pool(1)
+    local ok, err = pool:submit(function() return 1, coroutine.create(function() end) end):result(10)
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot transfer value at results[2]: coroutine", 1, true))
+  end)
+
+  it("rejects a negative timeout", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function() end)
+    assert.has_error(function() f:result(-1) end,
+      "bad argument #1 to 'result' (timeout must be a non-negative number)")
+    assert.has_error(function() f:exception(-1) end,
+      "bad argument #1 to 'exception' (timeout must be a non-negative number)")
+  end)
+
+  it("can be waited for in another thread", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function() return "shared" end)
+    local t = threading.start(function(fut) return fut:result(10) end, f)
+    assert.same({ true, true, "shared" }, { t:join(10) })
+  end)
+
+  it("shows its state in tostring", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function() end)
+    f:result(10)
+    assert.truthy(tostring(f):find("(done)", 1, true))
+  end)
+end)
+
+describe("threading.wait", function()
+  it("waits for every future by default", function()
+    local pool = new_pool(2)
+    local fs = {}
+    for i = 1, 10 do
+      fs[i] = pool:submit(function(x) return x end, i)
+    end
+    local done, not_done = threading.wait(fs, 10)
+    assert.equal(10, #done)
+    assert.equal(0, #not_done)
+  end)
+
+  it("returns at the first completion with first_completed", function()
+    local pool = new_pool(2)
+    local started, go = threading.Event(), threading.Event()
+    local slow = pool:submit(blocker, started, go)
+    local quick = pool:submit(function() return 1 end)
+    local done, not_done = threading.wait({ slow, quick }, 10, "first_completed")
+    assert.same({ quick }, done)
+    assert.same({ slow }, not_done)
+    go:set()
+  end)
+
+  it("returns at the first failure with first_exception", function()
+    local pool = new_pool(2)
+    local started, go = threading.Event(), threading.Event()
+    local slow = pool:submit(blocker, started, go)
+    local failing = pool:submit(function() error("x") end)
+    local done, not_done = threading.wait({ slow, failing }, 10, "first_exception")
+    assert.same({ failing }, done)
+    assert.same({ slow }, not_done)
+    go:set()
+  end)
+
+  it("waits for all with first_exception when nothing fails", function()
+    local pool = new_pool(2)
+    local fs = { pool:submit(function() return 1 end), pool:submit(function() return 2 end) }
+    local done, not_done = threading.wait(fs, 10, "first_exception")
+    assert.equal(2, #done)
+    assert.equal(0, #not_done)
+  end)
+
+  it("returns what is done when the timeout passes", function()
+    local pool = new_pool(2)
+    local started, go = threading.Event(), threading.Event()
+    local slow = pool:submit(blocker, started, go)
+    local quick = pool:submit(function() return 1 end)
+    quick:result(10)
+    local done, not_done = threading.wait({ slow, quick }, 0.02)
+    assert.same({ quick }, done)
+    assert.same({ slow }, not_done)
+    go:set()
+  end)
+
+  it("lists a future given twice once", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function() end)
+    local done = threading.wait({ f, f, f }, 10)
+    assert.equal(1, #done)
+  end)
+
+  it("returns two empty lists for an empty list", function()
+    assert.same({ {}, {} }, { threading.wait({}) })
+  end)
+
+  it("rejects an unknown return_when, a negative timeout and items that are not futures", function()
+    assert.has_error(function() threading.wait({}, nil, "whenever") end,
+      "bad argument #3 to 'wait' (invalid option 'whenever')")
+    assert.has_error(function() threading.wait({}, -1) end,
+      "bad argument #2 to 'wait' (timeout must be a non-negative number)")
+    assert.has_error(function() threading.wait({ 1 }) end,
+      "bad argument #1 to 'wait' (list of threading.Future expected, item 1 is a number)")
+  end)
+
+  it("can be interrupted by Thread:cancel", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local f = pool:submit(blocker, started, go)
+    local t = threading.Thread({ name = "wait-cancel", target = function(fut)
+      return require("threading").wait({ fut })
+    end, args = { f } }):start()
+    -- until the thread is seen blocked in wait (bounded)
+    local deadline = threading.monotonic() + 10
+    local blocked = false
+    while not blocked and threading.monotonic() < deadline do
+      for _, w in ipairs(threading.waits()) do
+        if w.name == "wait-cancel" and w.blocked_on and w.blocked_on:find("FutureWaiter", 1, true) then
+          blocked = true
+        end
+      end
+      if not blocked then threading.sleep(0.001) end
+    end
+    assert.is_true(blocked)
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    go:set()
+  end)
+end)
+
+describe("threading.as_completed", function()
+  it("yields each future once, the finished ones first", function()
+    local pool = new_pool(2)
+    local started, go = threading.Event(), threading.Event()
+    local slow = pool:submit(blocker, started, go)
+    local quick = pool:submit(function() return 1 end)
+    quick:result(10)
+    local order = {}
+    for f in threading.as_completed({ slow, quick, quick }, 10) do
+      order[#order + 1] = f
+      if f == quick then
+        go:set()
+      end
+    end
+    assert.same({ quick, slow }, order)
+  end)
+
+  it("raises a timeout error when the futures do not finish in time", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local slow = pool:submit(blocker, started, go)
+    local ok, err = pcall(function()
+      for _ in threading.as_completed({ slow }, 0.02) do end
+    end)
+    go:set()
+    assert.is_false(ok)
+    assert.truthy(err:find("timeout (1 of 1 futures unfinished)", 1, true))
+  end)
+
+  it("rejects a list that is not a table and a negative timeout", function()
+    assert.has_error(function() threading.as_completed(1) end,
+      "bad argument #1 to 'as_completed' (table expected, got number)")
+    assert.has_error(function() threading.as_completed({}, -1) end,
+      "bad argument #2 to 'as_completed' (timeout must be a non-negative number)")
+  end)
+end)

@@ -1,0 +1,1547 @@
+/*
+** pool.c: threading.Pool, threading.Future, threading.wait, and the two
+** C helpers of the coroutine scheduler (threading._watch_changes and
+** threading._wait_change).
+**
+** A Pool is two objects. The Pool that users hold is a thin owner of a
+** work_t (the task queue and the workers' bookkeeping); the workers hold
+** only the work_t. So the Pool dies when the last user handle (or queue,
+** value, buffer) lets go of it, whatever the workers still hold, and its
+** destroy shuts the work down without waiting: queued tasks still run,
+** then the workers leave. Nothing in __gc ever blocks.
+**
+** Workers are ordinary threading Threads whose target is the C function
+** _pool_worker: each has its own lua_State for its whole life (standard
+** libraries, package paths of the state that started it, the initializer
+** run once) and runs task after task. They are started lazily by submit,
+** up to the pool's size, when no idle worker is there to take the task.
+**
+** A task is a Future in the queue. Its function and arguments are encoded
+** at submit (a refusal raises there, and nothing is queued). A Lua function
+** without upvalues (other than the globals) is encoded once per submitting
+** state and carries an id; each worker keeps the functions it has loaded by
+** id, so a hot function costs neither a dump nor a load per task. A task
+** of Pool:map carries a chunk of items as transfer slots instead of
+** arguments, and its results come back as slots (Future:_into).
+**
+** Lock order: work->mu, then a future's mu, then a waiter's mu (inside
+** wait_on, or a FutureWaiter's mu when a future completes). No lock is held
+** while Lua runs, while a buffer is freed (that may release objects and take
+** their locks) or while raising.
+*/
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "object.h"
+#include "thread.h"
+#include "transfer.h"
+#include "types.h"
+#include "wait.h"
+
+#define POOL_MT "threading.Pool"
+#define FUTURE_MT "threading.Future"
+#define WORK_MT "threading.PoolQueue"       /* a pool's queue, as workers see it */
+#define FWAITER_MT "threading.FutureWaiter" /* what threading.wait blocks on */
+#define SCHED_MT "threading.Scheduler"      /* what an idle scheduler blocks on */
+
+#if !defined(POOL_IDLE_GC_SECONDS)
+#define POOL_IDLE_GC_SECONDS 1.0   /* an idle worker collects its garbage after this */
+#endif
+#if !defined(POOL_FNCACHE_MAX)
+#define POOL_FNCACHE_MAX 256       /* functions a worker keeps loaded */
+#endif
+
+enum { F_PENDING, F_RUNNING, F_DONE, F_FAILED, F_CANCELLED };
+static const char *const state_names[] = {
+  "pending", "running", "done", "failed", "cancelled"
+};
+#define F_FINAL(s) ((s) >= F_DONE)
+
+/* ------------------------------------------------------------- types */
+
+typedef struct fwaiter {
+  object_t obj;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int ndone, nfailed;        /* (mu) registered futures that completed */
+} fwaiter_t;
+
+/* One registration of a threading.wait call on one future. */
+typedef struct fnode {
+  fwaiter_t *w;
+  struct fnode *prev, *next;  /* (the future's mu) */
+} fnode_t;
+
+typedef struct future {
+  object_t obj;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;          /* completion, for result() */
+  int state;                  /* (mu) */
+  int sleepers;               /* (mu) threads in result()/exception() */
+  fnode_t *waiters;           /* (mu) threading.wait registrations */
+  transfer_t *output;         /* (mu) results or the error, set with a final state */
+  /* The task, owned by the future until a worker moves it to RUNNING or a
+  ** cancel drops it (both under mu). */
+  transfer_t *fnbuf;          /* a cached function, or NULL */
+  uint64_t fnid;              /* its id (0: the function is in input) */
+  transfer_t *input;          /* [function,] arguments; NULL when none */
+  tslot_t *items;             /* a map chunk: the items, one call each */
+  int nitems;
+  tslot_t *outs;              /* a map chunk's results, published with F_DONE */
+  int nouts;
+  struct future *next;        /* (work->mu) queue link */
+} future_t;
+
+typedef struct wslot {
+  object_t *thread;           /* the worker's Thread (retained), NULL until started */
+  void *token;                /* its thread_current() once running */
+} wslot_t;
+
+typedef struct work {
+  object_t obj;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;          /* (mu) a task arrived, or shutdown */
+  pthread_cond_t exit_cv;     /* (mu) a worker left, or a start settled */
+  future_t *head, *tail;      /* (mu) the queue; it owns one reference each */
+  size_t nqueued;             /* (mu) */
+  int max;                    /* pool size; constant */
+  int nidle;                  /* (mu) workers waiting for a task */
+  int nthreads;               /* (mu) workers started or being started, not left */
+  int starting;               /* (mu) starts whose Thread is not recorded yet */
+  int shutdown;               /* (mu) */
+  char *broken;               /* (mu) why the pool is broken, or NULL */
+  wslot_t *slots;             /* (mu) one per worker ever started */
+  int nslots, capslots;       /* (mu) */
+  transfer_t *init_fn;        /* initializer and its arguments; constant */
+  transfer_t *init_args;
+  char *prefix;               /* worker name prefix; constant */
+} work_t;
+
+typedef struct pool {
+  object_t obj;
+  work_t *work;
+} pool_t;
+
+static void future_destroy(object_t *o);
+static void work_destroy(object_t *o);
+static void pool_destroy(object_t *o);
+static void fwaiter_destroy(object_t *o);
+static void sched_destroy(object_t *o);
+
+static const object_type_t future_type = { FUTURE_MT, future_destroy };
+static const object_type_t work_type = { WORK_MT, work_destroy };
+static const object_type_t pool_type = { POOL_MT, pool_destroy };
+static const object_type_t fwaiter_type = { FWAITER_MT, fwaiter_destroy };
+static const object_type_t sched_type = { SCHED_MT, sched_destroy };
+
+static atomic_long pool_count;        /* for "Pool-N" */
+static atomic_ullong fn_next_id;      /* ids of cached functions */
+
+static char *dupstr(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = (char *)malloc(n);
+  if (p != NULL) memcpy(p, s, n);
+  return p;
+}
+
+static deadline_t forever(void) {
+  deadline_t dl;
+  memset(&dl, 0, sizeof dl);
+  dl.forever = 1;
+  return dl;
+}
+
+/* ----------------------------------------------------------- futures */
+
+static future_t *future_alloc(void) {
+  future_t *f = (future_t *)calloc(1, sizeof *f);
+  if (f == NULL) return NULL;
+  object_init(&f->obj, &future_type);
+  wait_mutex_init(&f->mu);
+  wait_cond_init(&f->cv);
+  f->state = F_PENDING;
+  return f;
+}
+
+/* Clear and free an array of n slots. */
+static void slots_free(tslot_t *s, int n) {
+  int i;
+  if (s == NULL) return;
+  for (i = 0; i < n; i++) transfer_slot_clear(&s[i]);
+  free(s);
+}
+
+static void future_destroy(object_t *o) {
+  future_t *f = (future_t *)o;
+  slots_free(f->items, f->nitems);
+  slots_free(f->outs, f->nouts);
+  transfer_free(f->output);
+  transfer_free(f->fnbuf);
+  transfer_free(f->input);
+  pthread_mutex_destroy(&f->mu);
+  pthread_cond_destroy(&f->cv);
+  free(f);
+}
+
+/* Give f its final state and output (owned by f from now on); wake whoever
+** waits on it. Returns 0 (and frees output) if f had ended already. */
+static int future_finish(future_t *f, int state, transfer_t *output) {
+  fnode_t *n;
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  if (F_FINAL(f->state)) {
+    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+    transfer_free(output);
+    return 0;
+  }
+  f->state = state;
+  f->output = output;
+  if (f->sleepers > 0) WAIT_CHECK(pthread_cond_broadcast(&f->cv));
+  for (n = f->waiters; n != NULL; n = n->next) {
+    WAIT_CHECK(pthread_mutex_lock(&n->w->mu));
+    n->w->ndone++;
+    if (state == F_FAILED) n->w->nfailed++;
+    WAIT_CHECK(pthread_cond_signal(&n->w->cv));
+    WAIT_CHECK(pthread_mutex_unlock(&n->w->mu));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  wait_notify_change();
+  return 1;
+}
+
+/* Cancel f if it is still pending. Returns 1 if f is cancelled (now or
+** before). The task's buffers are freed outside the lock. */
+static int future_cancel(future_t *f) {
+  transfer_t *fnbuf = NULL, *input = NULL;
+  tslot_t *items = NULL;
+  int state, nitems = 0;
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  state = f->state;
+  if (state == F_PENDING) {
+    fnbuf = f->fnbuf;
+    input = f->input;
+    items = f->items;
+    nitems = f->nitems;
+    f->fnbuf = f->input = NULL;
+    f->items = NULL;
+    f->nitems = 0;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  if (state == F_PENDING) {
+    transfer_free(fnbuf);
+    transfer_free(input);
+    slots_free(items, nitems);
+    future_finish(f, F_CANCELLED, NULL);
+    return 1;
+  }
+  return state == F_CANCELLED;
+}
+
+/* Fail f with a string message (used for broken pools). */
+static void future_fail_text(lua_State *L, future_t *f, const char *msg);
+
+/* ------------------------------------------------------------ waiters */
+
+static void fwaiter_destroy(object_t *o) {
+  fwaiter_t *w = (fwaiter_t *)o;
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+  free(w);
+}
+
+/* ---------------------------------------------------------- work queue */
+
+static void work_destroy(object_t *o) {
+  work_t *wk = (work_t *)o;
+  future_t *f = wk->head;
+  int i;
+  while (f != NULL) {             /* no worker is left to run these */
+    future_t *next = f->next;
+    future_cancel(f);
+    object_release(&f->obj);
+    f = next;
+  }
+  for (i = 0; i < wk->nslots; i++) object_release(wk->slots[i].thread);
+  free(wk->slots);
+  transfer_free(wk->init_fn);
+  transfer_free(wk->init_args);
+  free(wk->broken);
+  free(wk->prefix);
+  pthread_mutex_destroy(&wk->mu);
+  pthread_cond_destroy(&wk->cv);
+  pthread_cond_destroy(&wk->exit_cv);
+  free(wk);
+}
+
+/* Stop taking tasks; with `cancel`, cancel the queued ones (also when no
+** worker is left to run them: all were cancelled). Never blocks on workers. */
+static void work_shutdown(work_t *wk, int cancel) {
+  future_t *list = NULL;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  wk->shutdown = 1;
+  if (cancel || (wk->nthreads == 0 && wk->starting == 0)) {
+    list = wk->head;
+    wk->head = wk->tail = NULL;
+    wk->nqueued = 0;
+  }
+  WAIT_CHECK(pthread_cond_broadcast(&wk->cv));
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  while (list != NULL) {
+    future_t *next = list->next;
+    future_cancel(list);
+    object_release(&list->obj);
+    list = next;
+  }
+}
+
+static void pool_destroy(object_t *o) {
+  pool_t *p = (pool_t *)o;
+  if (p->work != NULL) {
+    work_shutdown(p->work, 0);
+    object_release(&p->work->obj);
+  }
+  free(p);
+}
+
+/* The calling thread's slot in wk, or -1. */
+static int work_self_index(work_t *wk) {
+  void *self = thread_current();
+  int i, found = -1;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  for (i = 0; i < wk->nslots && found < 0; i++)
+    if (self != NULL && wk->slots[i].token == self) found = i;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  return found;
+}
+
+/* ------------------------------------------------------------- worker */
+
+static const char fncache_key = 'f';
+
+static int worker_msgh(lua_State *L) {
+  if (wait_cancel_pending()) return 1;   /* the cancellation, as it is */
+  if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
+    compat_traceback(L, L, lua_tostring(L, 1), 1);
+  return 1;
+}
+
+/* Push the cached function with id `id`, loading it from buf if needed. */
+static void push_cached_fn(lua_State *L, transfer_t *buf, uint64_t id) {
+  int cache;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &fncache_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &fncache_key);
+  }
+  cache = lua_gettop(L);
+  lua_pushnumber(L, (lua_Number)id);
+  lua_rawget(L, cache);
+  if (lua_isnil(L, -1)) {
+    lua_Integer n;
+    lua_pop(L, 1);
+    lua_getfield(L, cache, "n");
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (n >= POOL_FNCACHE_MAX) {        /* full: start over */
+      lua_newtable(L);
+      lua_replace(L, cache);
+      lua_pushvalue(L, cache);
+      compat_rawsetp(L, LUA_REGISTRYINDEX, &fncache_key);
+      n = 0;
+    }
+    transfer_decode(L, buf);
+    lua_pushnumber(L, (lua_Number)id);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, cache);
+    lua_pushinteger(L, n + 1);
+    lua_setfield(L, cache, "n");
+  }
+  lua_remove(L, cache);
+}
+
+typedef struct task {
+  transfer_t *fnbuf, *input;
+  uint64_t fnid;
+  tslot_t *items, *outs;      /* a map chunk */
+  int nitems;
+} task_t;
+
+/* Protected: call the function on each item of a map chunk, keeping the
+** first result of each call in t->outs. */
+static int chunk_call(lua_State *L) {
+  task_t *t = (task_t *)lua_touserdata(L, 1);
+  int i;
+  lua_settop(L, 0);
+  if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
+  else transfer_decode(L, t->input);
+  t->outs = (tslot_t *)calloc((size_t)t->nitems, sizeof *t->outs);   /* all TS_NIL */
+  if (t->outs == NULL) return luaL_error(L, "not enough memory");
+  for (i = 0; i < t->nitems; i++) {
+    lua_pushvalue(L, 1);
+    transfer_slot_push(L, &t->items[i]);
+    lua_call(L, 1, 1);
+    transfer_slot_store(L, -1, &t->outs[i], "result");
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* Protected: load the task and call it; returns its results. */
+static int task_call(lua_State *L) {
+  task_t *t = (task_t *)lua_touserdata(L, 1);
+  int n;
+  lua_settop(L, 0);
+  if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
+  if (t->input != NULL) transfer_decode(L, t->input);
+  n = lua_gettop(L);
+  lua_call(L, n - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+typedef struct encode_req {
+  transfer_t *out;
+  int n;
+  const char *root;
+  int first;
+} encode_req;
+
+static int encode_call(lua_State *L) {
+  encode_req *r = (encode_req *)lua_touserdata(L, 1);
+  r->out = transfer_encode(L, 2, r->n, r->root, r->first);
+  return 0;
+}
+
+/* Encode the n values at the top of L; NULL with the error message pushed
+** if they cannot move. The values stay on the stack. */
+static transfer_t *try_encode(lua_State *L, int n, const char *root, int first) {
+  encode_req r;
+  int i, base = lua_gettop(L) - n;
+  r.out = NULL;
+  r.n = n;
+  r.root = root;
+  r.first = first;
+  lua_pushcfunction(L, encode_call);
+  lua_pushlightuserdata(L, &r);
+  for (i = 1; i <= n; i++) lua_pushvalue(L, base + i);
+  if (lua_pcall(L, n + 1, 0, 0) != 0) return NULL;
+  return r.out;
+}
+
+/* The error at the top of L as a buffer (its text if it cannot move). */
+static transfer_t *encode_error(lua_State *L) {
+  transfer_t *out = try_encode(L, 1, "error", 0);
+  if (out == NULL) {
+    const char *msg;
+    lua_pop(L, 1);                      /* the refusal */
+    msg = lua_tostring(L, -1);
+    if (msg != NULL) lua_pushstring(L, msg);
+    else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+    out = try_encode(L, 1, "error", 0);
+    if (out == NULL) lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
+static void future_fail_text(lua_State *L, future_t *f, const char *msg) {
+  transfer_t *out;
+  lua_pushstring(L, msg);
+  out = try_encode(L, 1, "error", 0);
+  if (out == NULL) lua_pop(L, 1);
+  lua_pop(L, 1);
+  future_finish(f, F_FAILED, out);
+}
+
+/* Run one task (f is RUNNING and its buffers are in t). Returns 0, or 1 if
+** the worker was cancelled while running it. */
+static int run_task(lua_State *L, future_t *f, task_t *t) {
+  int msgh, rc;
+  lua_pushcfunction(L, worker_msgh);
+  msgh = lua_gettop(L);
+  lua_pushcfunction(L, t->items != NULL ? chunk_call : task_call);
+  lua_pushlightuserdata(L, t);
+  rc = lua_pcall(L, 1, LUA_MULTRET, msgh);
+  if (rc == 0 && t->items != NULL) {
+    lua_settop(L, msgh - 1);
+    f->outs = t->outs;                   /* published by future_finish's lock */
+    f->nouts = t->nitems;
+    t->outs = NULL;
+    future_finish(f, F_DONE, NULL);
+    return 0;
+  }
+  slots_free(t->outs, t->nitems);
+  t->outs = NULL;
+  if (rc == 0) {
+    int n = lua_gettop(L) - msgh;
+    transfer_t *out = NULL;
+    if (n > 0) {
+      out = try_encode(L, n, "results", 1);
+      if (out == NULL) {                 /* a result cannot move: that is the error */
+        out = encode_error(L);
+        lua_settop(L, msgh - 1);
+        future_finish(f, F_FAILED, out);
+        return 0;
+      }
+    }
+    lua_settop(L, msgh - 1);
+    future_finish(f, F_DONE, out);
+    return 0;
+  }
+  if (wait_cancel_pending()) {
+    lua_settop(L, msgh - 1);
+    future_finish(f, F_CANCELLED, NULL);
+    return 1;
+  }
+  {
+    transfer_t *out = encode_error(L);
+    lua_settop(L, msgh - 1);
+    future_finish(f, F_FAILED, out);
+  }
+  return 0;
+}
+
+/* Protected: call the pool's initializer. */
+static int init_call(lua_State *L) {
+  work_t *wk = (work_t *)lua_touserdata(L, 1);
+  int n;
+  lua_settop(L, 0);
+  transfer_decode(L, wk->init_fn);
+  if (wk->init_args != NULL) transfer_decode(L, wk->init_args);
+  n = lua_gettop(L);
+  lua_call(L, n - 1, 0);
+  return 0;
+}
+
+/* The initializer failed with the error at the top of L: break the pool
+** (as Python does) and fail everything queued. */
+static void work_break(lua_State *L, work_t *wk) {
+  const char *err = lua_tostring(L, -1);
+  future_t *list;
+  char *why;
+  lua_pushfstring(L, "pool is broken: its initializer failed: %s",
+                  err != NULL ? err : luaL_typename(L, -2));
+  why = dupstr(lua_tostring(L, -1));
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (wk->broken == NULL) {
+    wk->broken = why;
+    why = NULL;
+  }
+  list = wk->head;
+  wk->head = wk->tail = NULL;
+  wk->nqueued = 0;
+  WAIT_CHECK(pthread_cond_broadcast(&wk->cv));
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  free(why);
+  while (list != NULL) {
+    future_t *next = list->next;
+    int pending;
+    WAIT_CHECK(pthread_mutex_lock(&list->mu));
+    pending = list->state == F_PENDING;
+    WAIT_CHECK(pthread_mutex_unlock(&list->mu));
+    if (pending) future_fail_text(L, list, lua_tostring(L, -1));
+    object_release(&list->obj);
+    list = next;
+  }
+  lua_pop(L, 1);
+}
+
+static int gc_call(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  return 0;
+}
+
+/* Take the next task for a worker: NULL when the worker should leave
+** (shutdown with an empty queue, a broken pool, or cancellation; *cancelled
+** says which). Collects the state's garbage once after a busy spell, so a
+** pool whose last handle sits in a worker's dead values still dies. */
+static future_t *work_next(lua_State *L, work_t *wk, int *ran, int *cancelled) {
+  future_t *f = NULL;
+  int r = WAIT_OK;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  for (;;) {
+    deadline_t dl;
+    if (r == WAIT_CANCELLED || wait_cancel_pending()) {
+      *cancelled = 1;                    /* a cancelled worker takes no more */
+      break;
+    }
+    if (wk->head != NULL && wk->broken == NULL) {
+      f = wk->head;
+      wk->head = f->next;
+      if (wk->head == NULL) wk->tail = NULL;
+      f->next = NULL;
+      wk->nqueued--;
+      break;
+    }
+    if (wk->shutdown || wk->broken != NULL) break;
+    if (r == WAIT_TIMEOUT && *ran) {
+      *ran = 0;
+      WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+      lua_pushcfunction(L, gc_call);
+      if (lua_pcall(L, 0, 0, 0) != 0) lua_pop(L, 1);
+      WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+      r = WAIT_OK;
+      continue;
+    }
+    if (*ran) dl = wait_deadline_in(POOL_IDLE_GC_SECONDS);
+    else dl = forever();
+    wk->nidle++;
+    r = wait_on(&wk->obj, &wk->mu, &wk->cv, &dl);
+    wk->nidle--;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  return f;
+}
+
+/* threading.core._pool_worker(queue, index): the body of a pool's worker
+** Thread. Runs the initializer, then tasks until the pool shuts down. */
+static int pool_worker(lua_State *L) {
+  work_t *wk = (work_t *)object_check(L, 1, &work_type);
+  int idx = (int)luaL_checkinteger(L, 2), ran = 0, cancelled = 0;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (idx >= 0 && idx < wk->nslots) wk->slots[idx].token = thread_current();
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  lua_settop(L, 1);              /* keep the queue's handle: the reference */
+  if (wk->init_fn != NULL) {
+    int msgh, rc;
+    lua_pushcfunction(L, worker_msgh);
+    msgh = lua_gettop(L);
+    lua_pushcfunction(L, init_call);
+    lua_pushlightuserdata(L, wk);
+    rc = lua_pcall(L, 1, 0, msgh);
+    if (rc != 0 && wait_cancel_pending()) {
+      cancelled = 1;
+    } else if (rc != 0) {
+      work_break(L, wk);
+    }
+    lua_settop(L, 1);
+  }
+  while (!cancelled) {
+    future_t *f = work_next(L, wk, &ran, &cancelled);
+    task_t t;
+    int state;
+    if (f == NULL) break;
+    WAIT_CHECK(pthread_mutex_lock(&f->mu));
+    state = f->state;
+    if (state == F_PENDING) {
+      f->state = F_RUNNING;
+      t.fnbuf = f->fnbuf;
+      t.fnid = f->fnid;
+      t.input = f->input;
+      t.items = f->items;
+      t.nitems = f->nitems;
+      t.outs = NULL;
+      f->fnbuf = f->input = NULL;
+      f->items = NULL;
+      f->nitems = 0;
+    }
+    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+    if (state == F_PENDING) {          /* not cancelled while queued */
+      ran = 1;
+      cancelled = run_task(L, f, &t);
+      transfer_free(t.fnbuf);
+      transfer_free(t.input);
+      slots_free(t.items, t.nitems);
+    }
+    object_release(&f->obj);
+    lua_settop(L, 1);
+  }
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  wk->nthreads--;
+  if (idx >= 0 && idx < wk->nslots) wk->slots[idx].token = NULL;
+  WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (cancelled) return wait_raise_cancel(L);
+  return 0;
+}
+
+/* ---------------------------------------------------- starting workers */
+
+/* Protected: start worker `idx` of the queue at 1 (name at 2); pushes
+** its Thread. */
+static int spawn_call(lua_State *L) {
+  int core;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "threading.core");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    compat_require(L, "threading.core");
+  }
+  core = lua_gettop(L);
+  lua_getfield(L, core, "Thread");
+  lua_createtable(L, 0, 4);
+  lua_getfield(L, core, "_pool_worker");
+  lua_setfield(L, -2, "target");
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, -2, "args");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "name");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "daemon");
+  lua_call(L, 1, 1);                  /* the Thread */
+  lua_getfield(L, -1, "start");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+/* Start one more worker for wk (its count already reserved in nthreads
+** and starting). Returns 0, or -1 with the error message pushed. */
+static int spawn_worker(lua_State *L, work_t *wk) {
+  int idx, rc;
+  object_t *th;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (wk->nslots == wk->capslots) {
+    int cap = wk->capslots ? wk->capslots * 2 : 4;
+    wslot_t *s = (wslot_t *)realloc(wk->slots, (size_t)cap * sizeof *s);
+    if (s == NULL) {
+      WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+      lua_pushliteral(L, "not enough memory");
+      return -1;
+    }
+    wk->slots = s;
+    wk->capslots = cap;
+  }
+  idx = wk->nslots++;
+  wk->slots[idx].thread = NULL;
+  wk->slots[idx].token = NULL;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  lua_pushcfunction(L, spawn_call);
+  object_push(L, &wk->obj);
+  lua_pushfstring(L, "%s_%d", wk->prefix, idx);
+  lua_pushinteger(L, idx);
+  rc = lua_pcall(L, 3, 1, 0);
+  th = rc == 0 ? object_test(L, -1) : NULL;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (th != NULL) wk->slots[idx].thread = object_retain(th);
+  wk->starting--;
+  if (rc != 0) wk->nthreads--;
+  WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (rc != 0) return -1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* ----------------------------------------------------------- Lua API */
+
+static int is_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return 1;
+  if (luaL_getmetafield(L, idx, "__call")) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 0;
+}
+
+static future_t *check_future(lua_State *L, int idx) {
+  return (future_t *)object_self(L, idx, &future_type);
+}
+
+static pool_t *check_pool(lua_State *L, int idx) {
+  return (pool_t *)object_self(L, idx, &pool_type);
+}
+
+/* registry[&fnbox_key]: weak-keyed { [function] = fnbox } for this state */
+static const char fnbox_key = 'b';
+static const char fnbox_mt_key = 'm';
+
+typedef struct fnbox {
+  transfer_t *buf;
+  uint64_t id;
+} fnbox_t;
+
+static int fnbox_gc(lua_State *L) {
+  fnbox_t *b = (fnbox_t *)lua_touserdata(L, 1);
+  if (b != NULL) {
+    transfer_free(b->buf);
+    b->buf = NULL;
+  }
+  return 0;
+}
+
+/* Can the function at idx be encoded once and reused? Only if nothing it
+** captures could change: no upvalues, or only the globals table. */
+static int fn_cacheable(lua_State *L, int idx) {
+  int ok;
+  if (!lua_isfunction(L, idx) || lua_iscfunction(L, idx)) return 0;
+  if (lua_getupvalue(L, idx, 1) == NULL) return 1;
+  if (lua_getupvalue(L, idx, 2) != NULL) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  compat_pushglobals(L);
+  ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return ok;
+}
+
+/* Was the function at idx among the last FN_RECENT first sightings? If not,
+** make it one of them. (A short ring with strong references: a weak table
+** of every closure ever submitted would cost the collector dearly.) */
+#define FN_RECENT 8
+static const char fnrecent_key = 'r';
+
+static int fn_seen_recently(lua_State *L, int idx) {
+  int ring, i, at;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &fnrecent_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, FN_RECENT, 1);
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &fnrecent_key);
+  }
+  ring = lua_gettop(L);
+  for (i = 1; i <= FN_RECENT; i++) {
+    int same;
+    lua_rawgeti(L, ring, i);
+    same = lua_rawequal(L, -1, idx);
+    lua_pop(L, 1);
+    if (same) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  lua_getfield(L, ring, "at");
+  at = (int)lua_tointeger(L, -1) % FN_RECENT + 1;
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, ring, at);
+  lua_pushinteger(L, at);
+  lua_setfield(L, ring, "at");
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The encoded function at idx from this state's cache: a new reference to
+** its buffer, and its id; or NULL. A function is cached the second time it
+** is submitted: a closure made afresh for each submit is never seen twice,
+** and caching it would only add work. */
+static transfer_t *fn_cached(lua_State *L, int idx, uint64_t *id) {
+  fnbox_t *b;
+  int cache;
+  idx = compat_absindex(L, idx);
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &fnbox_key);
+  }
+  cache = lua_gettop(L);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, cache);
+  b = (fnbox_t *)lua_touserdata(L, -1);
+  if (b == NULL) {
+    transfer_t *buf;
+    lua_pop(L, 1);
+    if (!fn_seen_recently(L, idx)) {
+      lua_pop(L, 1);
+      return NULL;
+    }
+    buf = transfer_encode(L, idx, 1, "target", 0);
+    b = (fnbox_t *)compat_newuserdata(L, sizeof *b);
+    b->buf = buf;
+    b->id = atomic_fetch_add(&fn_next_id, 1) + 1;
+    compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 1);
+      lua_pushcfunction(L, fnbox_gc);
+      lua_setfield(L, -2, "__gc");
+      lua_pushvalue(L, -1);
+      compat_rawsetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
+    }
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, cache);
+  }
+  lua_pop(L, 2);
+  *id = b->id;
+  return transfer_retain(b->buf);
+}
+
+/* Raise if wk takes no more tasks (call with wk->mu held: releases it). */
+static void submit_check(lua_State *L, work_t *wk) {
+  int shut = wk->shutdown, broken = wk->broken != NULL;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (broken) luaL_error(L, "cannot submit to a broken pool (its initializer failed)");
+  if (shut) luaL_error(L, "cannot submit to a pool that was shut down");
+}
+
+static future_t *submit_begin(lua_State *L, work_t *wk) {
+  handle_t *h;
+  future_t *f;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  submit_check(L, wk);
+  h = object_newhandle(L, &future_type);
+  f = future_alloc();
+  if (f == NULL) luaL_error(L, "not enough memory");
+  object_sethandle(L, h, &f->obj);
+  return f;
+}
+
+/* The function at idx, as f's function: cached when it can be. */
+static void submit_fn(lua_State *L, future_t *f, int idx, int nargs) {
+  if (fn_cacheable(L, idx) && (f->fnbuf = fn_cached(L, idx, &f->fnid)) != NULL) {
+    if (nargs > 0) f->input = transfer_encode(L, idx + 1, nargs, "args", 1);
+  } else {
+    f->input = transfer_encode(L, idx, nargs + 1, "args", -1);
+  }
+}
+
+/* Queue f (its task complete), then start a worker if none is idle. The
+** task is queued first, as Python does, so a worker that breaks the pool
+** at once fails it rather than this submit. */
+static void submit_end(lua_State *L, work_t *wk, future_t *f) {
+  int spawn = 0;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (wk->shutdown || wk->broken != NULL) submit_check(L, wk);
+  object_retain(&f->obj);               /* the queue's reference */
+  if (wk->tail != NULL) wk->tail->next = f;
+  else wk->head = f;
+  wk->tail = f;
+  wk->nqueued++;
+  if (wk->nidle > 0) WAIT_CHECK(pthread_cond_signal(&wk->cv));
+  if (wk->nidle < (int)wk->nqueued && wk->nthreads < wk->max) {
+    wk->nthreads++;
+    wk->starting++;
+    spawn = 1;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (spawn && spawn_worker(L, wk) != 0) {
+    int dropped = 0;
+    WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+    if (wk->nthreads == 0) {            /* nobody will ever run it: take it back */
+      future_t **p = &wk->head, *prev = NULL;
+      while (*p != NULL && *p != f) {
+        prev = *p;
+        p = &(*p)->next;
+      }
+      if (*p == f) {
+        *p = f->next;
+        if (wk->tail == f) wk->tail = prev;
+        f->next = NULL;
+        wk->nqueued--;
+        dropped = 1;
+      }
+    }
+    WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+    if (dropped) {
+      object_release(&f->obj);
+      luaL_error(L, "cannot start a pool worker: %s", lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);                      /* the others will serve it */
+  }
+}
+
+/* pool:submit(fn, ...) -> Future */
+static int pool_submit(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  int nargs = lua_gettop(L) - 2;
+  future_t *f;
+  if (!is_callable(L, 2)) return object_typeerror(L, 2, "function");
+  f = submit_begin(L, p->work);                 /* the handle at nargs + 3 */
+  submit_fn(L, f, 2, nargs);
+  submit_end(L, p->work, f);
+  lua_pushvalue(L, nargs + 3);
+  return 1;
+}
+
+/* pool:_submit_chunk(fn, list, first, last) -> Future: a task that calls
+** fn on each of list[first..last], for map. Items travel as slots: numbers,
+** booleans, short strings and objects need no buffer. */
+static int pool_submit_chunk(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  lua_Integer first, last, i;
+  future_t *f;
+  if (!is_callable(L, 2)) return object_typeerror(L, 2, "function");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  first = luaL_checkinteger(L, 4);
+  last = luaL_checkinteger(L, 5);
+  luaL_argcheck(L, first >= 1 && last >= first && last - first < INT_MAX, 4,
+                "invalid range");
+  lua_settop(L, 3);
+  f = submit_begin(L, p->work);                 /* the handle at 4 */
+  f->items = (tslot_t *)calloc((size_t)(last - first + 1), sizeof *f->items);
+  if (f->items == NULL) return luaL_error(L, "not enough memory");
+  for (i = first; i <= last; i++) {
+    int t;
+    lua_rawgeti(L, 3, (int)i);
+    t = lua_type(L, -1);
+    if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING) {
+      transfer_slot_store(L, -1, &f->items[f->nitems], "item");   /* cannot be refused */
+    } else {
+      char root[48];
+      snprintf(root, sizeof root, "list[%lld]", (long long)i);
+      transfer_slot_store(L, -1, &f->items[f->nitems], root);
+    }
+    f->nitems++;
+    lua_pop(L, 1);
+  }
+  submit_fn(L, f, 2, 0);
+  submit_end(L, p->work, f);
+  lua_settop(L, 4);
+  return 1;
+}
+
+/* registry[&join_key]: Thread:join as the C core made it */
+static const char join_key = 'j';
+
+/* Wait until no worker of wk runs, then join their Threads. */
+static void work_join(lua_State *L, work_t *wk) {
+  int r = WAIT_OK, i, n = 0;
+  deadline_t dl = forever();
+  object_t **threads = NULL;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  while ((wk->nthreads > 0 || wk->starting > 0) && r == WAIT_OK)
+    r = wait_on(&wk->obj, &wk->mu, &wk->exit_cv, &dl);
+  if (r == WAIT_OK && wk->nslots > 0) {
+    threads = (object_t **)malloc((size_t)wk->nslots * sizeof *threads);
+    for (i = 0; threads != NULL && i < wk->nslots; i++)
+      if (wk->slots[i].thread != NULL) threads[n++] = object_retain(wk->slots[i].thread);
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (r == WAIT_CANCELLED) wait_raise_cancel(L);
+  /* every worker has left its loop: what remains is the end of each Thread
+  ** (joined with the C method itself, even where threading.async wraps it) */
+  for (i = 0; i < n; i++) {
+    compat_rawgetp(L, LUA_REGISTRYINDEX, &join_key);
+    object_push(L, threads[i]);
+    object_release(threads[i]);
+    threads[i] = NULL;
+    if (!lua_isfunction(L, -2)) {
+      lua_remove(L, -2);
+      lua_getfield(L, -1, "join");
+      lua_insert(L, -2);
+    }
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+      int j;
+      for (j = i + 1; j < n; j++) object_release(threads[j]);
+      free(threads);
+      lua_error(L);
+    }
+  }
+  free(threads);
+}
+
+static int opt_boolean(lua_State *L, int idx, int def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  luaL_checktype(L, idx, LUA_TBOOLEAN);
+  return lua_toboolean(L, idx);
+}
+
+/* pool:shutdown([wait = true[, cancel_futures = false]]) */
+static int pool_shutdown(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  int wait = opt_boolean(L, 2, 1), cancel = opt_boolean(L, 3, 0);
+  if (wait && work_self_index(p->work) >= 0)
+    return luaL_error(L, "cannot wait for a pool's workers from one of them");
+  work_shutdown(p->work, cancel);
+  if (wait) work_join(L, p->work);
+  return 0;
+}
+
+/* __close: leaving a `local pool <close>` scope waits, as Python's `with`
+** does. (__gc, by contrast, only drops a reference: see pool_destroy.) */
+static int pool__close(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  if (work_self_index(p->work) >= 0) {
+    work_shutdown(p->work, 0);
+    return 0;
+  }
+  work_shutdown(p->work, 0);
+  work_join(L, p->work);
+  return 0;
+}
+
+static int pool__tostring(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  work_t *wk = p->work;
+  int shut, n;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  shut = wk->shutdown;
+  n = wk->nthreads;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  lua_pushfstring(L, "threading.Pool: %s (%d of %d workers%s)", wk->prefix, n,
+                  wk->max, shut ? ", shut down" : "");
+  return 1;
+}
+
+/* pool.max_workers, pool.name, pool.workers (started and not yet left) */
+static int pool__index(lua_State *L) {
+  pool_t *p = check_pool(L, 1);
+  const char *k = lua_tostring(L, 2);
+  lua_getfield(L, lua_upvalueindex(1), "methods");
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  if (!lua_isnil(L, -1) || k == NULL) return 1;
+  lua_pop(L, 2);
+  if (strcmp(k, "max_workers") == 0) {
+    lua_pushinteger(L, p->work->max);
+  } else if (strcmp(k, "name") == 0) {
+    lua_pushstring(L, p->work->prefix);
+  } else if (strcmp(k, "workers") == 0) {
+    int n;
+    WAIT_CHECK(pthread_mutex_lock(&p->work->mu));
+    n = p->work->nthreads;
+    WAIT_CHECK(pthread_mutex_unlock(&p->work->mu));
+    lua_pushinteger(L, n);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+/* Pool([workers[, opts]]) or Pool(opts): opts.workers, opts.initializer,
+** opts.initargs, opts.name */
+static int pool_new(lua_State *L) {
+  lua_Integer workers;
+  int opts = 0, nw = 1, hidx;
+  handle_t *h;
+  pool_t *p;
+  work_t *wk;
+  if (lua_istable(L, 1)) {                 /* Pool(opts) */
+    lua_settop(L, 1);
+    opts = 1;
+    lua_getfield(L, 1, "workers");
+    nw = 2;
+  } else {
+    lua_settop(L, 2);
+    if (!lua_isnil(L, 2)) {
+      luaL_checktype(L, 2, LUA_TTABLE);
+      opts = 2;
+    }
+  }
+  if (!lua_isnil(L, nw)) {
+    lua_Number n = lua_tonumber(L, nw);
+    if (lua_type(L, nw) != LUA_TNUMBER || !(n >= 1 && n <= 1e6) ||
+        n != (lua_Number)(lua_Integer)n)
+      luaL_argerror(L, opts == 1 ? 1 : nw,
+                    "number of workers must be a positive integer");
+    workers = (lua_Integer)n;
+  } else {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    workers = c > 0 ? c : 1;
+  }
+  h = object_newhandle(L, &pool_type);
+  hidx = lua_gettop(L);
+  p = (pool_t *)calloc(1, sizeof *p);
+  wk = (work_t *)calloc(1, sizeof *wk);
+  if (p == NULL || wk == NULL) {
+    free(p);
+    free(wk);
+    return luaL_error(L, "not enough memory");
+  }
+  object_init(&p->obj, &pool_type);
+  object_init(&wk->obj, &work_type);
+  wait_mutex_init(&wk->mu);
+  wait_cond_init(&wk->cv);
+  wait_cond_init(&wk->exit_cv);
+  wk->max = (int)workers;
+  p->work = wk;
+  object_sethandle(L, h, &p->obj);         /* from here the handle owns both */
+  if (opts) {
+    lua_getfield(L, opts, "name");
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, opts, "field 'name' must be a string");
+      wk->prefix = dupstr(lua_tostring(L, -1));
+      if (wk->prefix == NULL) return luaL_error(L, "not enough memory");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, opts, "initializer");
+    if (!lua_isnil(L, -1)) {
+      if (!is_callable(L, -1))
+        luaL_argerror(L, opts, "field 'initializer' must be a function");
+      wk->init_fn = transfer_encode(L, -1, 1, "opts.initializer", 0);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, opts, "initargs");
+    if (!lua_isnil(L, -1)) {
+      int n, i, t = lua_gettop(L);
+      if (!lua_istable(L, t)) luaL_argerror(L, opts, "field 'initargs' must be a table");
+      lua_getfield(L, t, "n");
+      n = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1)
+                                         : (int)compat_rawlen(L, t);
+      lua_pop(L, 1);
+      if (n < 0 || !lua_checkstack(L, n + 8))
+        luaL_argerror(L, opts, "field 'initargs' has too many values");
+      for (i = 1; i <= n; i++) lua_rawgeti(L, t, i);
+      if (n > 0) wk->init_args = transfer_encode(L, t + 1, n, "opts.initargs", 0);
+      lua_settop(L, t);
+    }
+    lua_pop(L, 1);
+  }
+  if (wk->prefix == NULL) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "Pool-%ld", atomic_fetch_add(&pool_count, 1) + 1);
+    wk->prefix = dupstr(buf);
+    if (wk->prefix == NULL) return luaL_error(L, "not enough memory");
+  }
+  lua_pushvalue(L, hidx);
+  return 1;
+}
+
+/* --------------------------------------------------------- Future API */
+
+/* Wait for f until the deadline; returns its state (non-final on timeout).
+** Raises the cancellation of the calling thread. */
+static int future_wait(lua_State *L, future_t *f, const deadline_t *dl) {
+  int r = WAIT_OK, state;
+  wait_check_cancel(L);
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  if (!F_FINAL(f->state) && !(!dl->forever && wait_expired(dl))) {
+    f->sleepers++;
+    while (!F_FINAL(f->state) && r == WAIT_OK)
+      r = wait_on(&f->obj, &f->mu, &f->cv, dl);
+    f->sleepers--;
+  }
+  state = f->state;
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  if (r == WAIT_CANCELLED) wait_raise_cancel(L);
+  return state;
+}
+
+static int push_timeout(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "timeout");
+  return 2;
+}
+
+/* Push f's error (f has failed or was cancelled). */
+static void push_error(lua_State *L, future_t *f, int state) {
+  if (state == F_CANCELLED) lua_pushliteral(L, "cancelled");
+  else if (f->output == NULL || transfer_decode(L, f->output) == 0)
+    lua_pushliteral(L, "unknown error");
+}
+
+/* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
+static int future_result(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  deadline_t dl = wait_deadline_arg(L, 2);
+  int state = future_wait(L, f, &dl);
+  lua_settop(L, 1);
+  if (!F_FINAL(state)) return push_timeout(L);
+  if (state == F_DONE) {
+    lua_pushboolean(L, 1);
+    return 1 + (f->output != NULL ? transfer_decode(L, f->output) : 0);
+  }
+  lua_pushboolean(L, 0);
+  push_error(L, f, state);
+  return 2;
+}
+
+/* Future:exception([timeout]) -> nil (it succeeded) | err | nil, "timeout" */
+static int future_exception(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  deadline_t dl = wait_deadline_arg(L, 2);
+  int state = future_wait(L, f, &dl);
+  lua_settop(L, 1);
+  if (!F_FINAL(state)) return push_timeout(L);
+  if (state == F_DONE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_error(L, f, state);
+  return 1;
+}
+
+static int future_state(future_t *f);
+
+/* Future:_into(results, offset) -> n: copy a finished map chunk's results
+** to results[offset + 1 .. offset + n]. */
+static int future_into(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  lua_Integer off = luaL_checkinteger(L, 3);
+  int i;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (future_state(f) != F_DONE) return luaL_argerror(L, 1, "the chunk has not succeeded");
+  for (i = 0; i < f->nouts; i++) {
+    transfer_slot_push(L, &f->outs[i]);
+    lua_rawseti(L, 2, (int)(off + i + 1));
+  }
+  lua_pushinteger(L, f->nouts);
+  return 1;
+}
+
+static int future_state(future_t *f) {
+  int s;
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  s = f->state;
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  return s;
+}
+
+static int future_done(lua_State *L) {
+  lua_pushboolean(L, F_FINAL(future_state(check_future(L, 1))));
+  return 1;
+}
+
+static int future_running(lua_State *L) {
+  lua_pushboolean(L, future_state(check_future(L, 1)) == F_RUNNING);
+  return 1;
+}
+
+static int future_cancelled(lua_State *L) {
+  lua_pushboolean(L, future_state(check_future(L, 1)) == F_CANCELLED);
+  return 1;
+}
+
+/* Future:cancel() -> true if the future is cancelled (it was pending) */
+static int future_cancel_m(lua_State *L) {
+  lua_pushboolean(L, future_cancel(check_future(L, 1)));
+  return 1;
+}
+
+static int future__tostring(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  lua_pushfstring(L, "threading.Future: %p (%s)", (void *)f,
+                  state_names[future_state(f)]);
+  return 1;
+}
+
+/* -------------------------------------------------------- threading.wait */
+
+enum { RW_ALL, RW_FIRST, RW_EXCEPTION };
+static const char *const rw_names[] = {
+  "all_completed", "first_completed", "first_exception", NULL
+};
+
+typedef struct wentry {
+  future_t *f;
+  int idx;                    /* position in the caller's list */
+  int linked;                 /* node is on f->waiters */
+  fnode_t node;
+} wentry_t;
+
+static int rw_satisfied(int how, int ndone, int nfailed, int npending) {
+  if (ndone >= npending) return 1;
+  if (how == RW_FIRST) return ndone > 0;
+  if (how == RW_EXCEPTION) return nfailed > 0;
+  return 0;
+}
+
+static void push_lists(lua_State *L, int list, wentry_t *e, int n) {
+  int i, nd = 0, nn = 0;
+  lua_newtable(L);
+  lua_newtable(L);
+  for (i = 0; i < n; i++) {
+    int done = F_FINAL(future_state(e[i].f));
+    lua_rawgeti(L, list, e[i].idx);
+    lua_rawseti(L, done ? -3 : -2, done ? ++nd : ++nn);
+  }
+}
+
+/* threading.wait(futures[, timeout[, return_when]]) -> done, not_done */
+static int pool_wait(lua_State *L) {
+  deadline_t dl;
+  int how, n, len, i, ndone = 0, nfailed = 0, npending, r = WAIT_OK;
+  wentry_t *e;
+  fwaiter_t *w;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  dl = wait_deadline_arg(L, 2);
+  how = luaL_checkoption(L, 3, "all_completed", rw_names);
+  lua_settop(L, 1);
+  len = (int)compat_rawlen(L, 1);
+  e = (wentry_t *)compat_newuserdata(L, (size_t)(len > 0 ? len : 1) * sizeof *e);
+  lua_newtable(L);                              /* seen: dedupe, at 3 */
+  for (i = 1, n = 0; i <= len; i++) {
+    object_t *o;
+    lua_rawgeti(L, 1, i);
+    o = object_test(L, -1);
+    if (o == NULL || o->type != &future_type)
+      return luaL_argerror(L, 1, lua_pushfstring(L,
+          "list of threading.Future expected, item %d is a %s", i,
+          o != NULL ? o->type->name : luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, o);
+    lua_rawget(L, 3);
+    if (lua_isnil(L, -1)) {
+      lua_pushlightuserdata(L, o);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, 3);
+      e[n].f = (future_t *)o;
+      e[n].idx = i;
+      e[n].linked = 0;
+      n++;
+    }
+    lua_pop(L, 1);
+  }
+  wait_check_cancel(L);
+  for (i = 0; i < n; i++) {
+    int s = future_state(e[i].f);
+    if (F_FINAL(s)) ndone++;
+    if (s == F_FAILED) nfailed++;
+  }
+  if (rw_satisfied(how, ndone, nfailed, n) || (!dl.forever && wait_expired(&dl))) {
+    push_lists(L, 1, e, n);
+    return 2;
+  }
+  w = (fwaiter_t *)calloc(1, sizeof *w);
+  if (w == NULL) return luaL_error(L, "not enough memory");
+  object_init(&w->obj, &fwaiter_type);
+  wait_mutex_init(&w->mu);
+  wait_cond_init(&w->cv);
+  /* count the futures that are done now; register on the others */
+  npending = n;
+  for (i = 0; i < n; i++) {
+    future_t *f = e[i].f;
+    WAIT_CHECK(pthread_mutex_lock(&f->mu));
+    if (F_FINAL(f->state)) {
+      WAIT_CHECK(pthread_mutex_lock(&w->mu));
+      w->ndone++;
+      if (f->state == F_FAILED) w->nfailed++;
+      WAIT_CHECK(pthread_mutex_unlock(&w->mu));
+    } else {
+      e[i].node.w = w;
+      e[i].node.prev = NULL;
+      e[i].node.next = f->waiters;
+      if (f->waiters != NULL) f->waiters->prev = &e[i].node;
+      f->waiters = &e[i].node;
+      e[i].linked = 1;
+    }
+    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  }
+  WAIT_CHECK(pthread_mutex_lock(&w->mu));
+  while (!rw_satisfied(how, w->ndone, w->nfailed, npending) && r == WAIT_OK)
+    r = wait_on(&w->obj, &w->mu, &w->cv, &dl);
+  WAIT_CHECK(pthread_mutex_unlock(&w->mu));
+  for (i = 0; i < n; i++) {
+    future_t *f = e[i].f;
+    if (!e[i].linked) continue;
+    WAIT_CHECK(pthread_mutex_lock(&f->mu));
+    if (e[i].node.prev != NULL) e[i].node.prev->next = e[i].node.next;
+    else f->waiters = e[i].node.next;
+    if (e[i].node.next != NULL) e[i].node.next->prev = e[i].node.prev;
+    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+    e[i].linked = 0;
+  }
+  object_release(&w->obj);
+  if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
+  push_lists(L, 1, e, n);
+  return 2;
+}
+
+/* ------------------------------------------------- scheduler support */
+
+/* The object an idle scheduler is registered as waiting on: static, so it
+** is never destroyed. */
+static object_t sched_obj;
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+
+static void sched_destroy(object_t *o) {
+  (void)o;
+}
+
+static void sched_init(void) {
+  object_init(&sched_obj, &sched_type);
+}
+
+/* threading._watch_changes(on): a scheduler counts itself in (true) before
+** it polls for the first time, and out (false) when it ends. */
+static int pool_watch_changes(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  wait_watch_changes(lua_toboolean(L, 1));
+  return 0;
+}
+
+/* threading._wait_change([gen[, timeout]]) -> generation: with no gen, the
+** current one; otherwise wait until it differs from gen (or the timeout)
+** and return it. A cancellation point. Generations are exact as Lua
+** numbers: reaching 2^53 changes would take centuries. */
+static int pool_wait_change(lua_State *L) {
+  unsigned long gen;
+  deadline_t dl;
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushnumber(L, (lua_Number)wait_change_gen());
+    return 1;
+  }
+  {
+    lua_Number g = luaL_checknumber(L, 1);
+    luaL_argcheck(L, g >= 0 && g < 1e18, 1, "generation expected");
+    gen = (unsigned long)g;
+  }
+  dl = wait_deadline_arg(L, 2);
+  wait_check_cancel(L);
+  if (wait_for_change(&sched_obj, gen, &dl) == WAIT_CANCELLED)
+    return wait_raise_cancel(L);
+  lua_pushnumber(L, (lua_Number)wait_change_gen());
+  return 1;
+}
+
+/* ----------------------------------------------------------- tables */
+
+static const luaL_Reg future_methods[] = {
+  {"result", future_result},
+  {"exception", future_exception},
+  {"done", future_done},
+  {"running", future_running},
+  {"cancel", future_cancel_m},
+  {"cancelled", future_cancelled},
+  {"_into", future_into},
+  {NULL, NULL}
+};
+
+static const luaL_Reg future_meta[] = {
+  {"__tostring", future__tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg pool_methods[] = {
+  {"submit", pool_submit},
+  {"_submit_chunk", pool_submit_chunk},
+  {"shutdown", pool_shutdown},
+  {NULL, NULL}
+};
+
+static const luaL_Reg pool_meta[] = {
+  {"__index", pool__index},
+  {"__tostring", pool__tostring},
+  {"__close", pool__close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg pool_funcs[] = {
+  {"Pool", pool_new},
+  {"wait", pool_wait},
+  {"_pool_worker", pool_worker},
+  {"_watch_changes", pool_watch_changes},
+  {"_wait_change", pool_wait_change},
+  {NULL, NULL}
+};
+
+void pool_open(lua_State *L) {
+  pthread_once(&sched_once, sched_init);
+  luaL_getmetatable(L, "threading.Thread");        /* thread_open ran before */
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "methods");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "join");
+      compat_rawsetp(L, LUA_REGISTRYINDEX, &join_key);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  object_newmetatable(L, &future_type, future_methods, future_meta);
+  object_newmetatable(L, &pool_type, pool_methods, pool_meta);
+  object_newmetatable(L, &work_type, NULL, NULL);
+  object_newmetatable(L, &fwaiter_type, NULL, NULL);
+  object_newmetatable(L, &sched_type, NULL, NULL);
+  luaL_setfuncs(L, pool_funcs, 0);
+}
