@@ -1264,12 +1264,20 @@ static int future_exception(lua_State *L) {
 
 static int future_state(future_t *f);
 
-/* Future:_into(results, offset) -> n: copy a finished map chunk's results
-** to results[offset + 1 .. offset + n]. */
+/* Future:_into(results, offset[, size]) -> n, results: copy a finished map
+** chunk's results to results[offset + 1 .. offset + n]. With results nil,
+** make the table, sized for `size` items (a table grown item by item
+** rehashes some twenty times on the way to a million). */
 static int future_into(lua_State *L) {
   future_t *f = check_future(L, 1);
   lua_Integer off = luaL_checkinteger(L, 3);
   int i;
+  if (lua_isnil(L, 2)) {
+    lua_Integer size = luaL_optinteger(L, 4, 0);
+    luaL_argcheck(L, size >= 0 && size < INT_MAX, 3, "invalid size");
+    lua_createtable(L, (int)size, 1);
+    lua_replace(L, 2);
+  }
   luaL_checktype(L, 2, LUA_TTABLE);
   if (future_state(f) != F_DONE) return luaL_argerror(L, 1, "the chunk has not succeeded");
   for (i = 0; i < f->nouts; i++) {
@@ -1277,7 +1285,8 @@ static int future_into(lua_State *L) {
     lua_rawseti(L, 2, (int)(off + i + 1));
   }
   lua_pushinteger(L, f->nouts);
-  return 1;
+  lua_pushvalue(L, 2);
+  return 2;
 }
 
 static int future_state(future_t *f) {

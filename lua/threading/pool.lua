@@ -61,7 +61,12 @@ return function(threading)
       end
       error(err, 0)
     end
-    local results, at = { n = n }, 0
+    local results, at
+    if chunksize == 1 then
+      results = { n = n }
+    else
+      at = 0
+    end
     for k = 1, #futures do
       local f = futures[k]
       local done, value = f:result()
@@ -74,9 +79,15 @@ return function(threading)
       if chunksize == 1 then
         results[k] = value
       else
-        at = at + f:_into(results, at)
+        local count
+        count, results = f:_into(results, at, n)
+        at = at + count
       end
     end
+    if results == nil then -- an empty list
+      results = {}
+    end
+    results.n = n
     return results
   end
 
