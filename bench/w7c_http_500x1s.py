@@ -1,51 +1,8 @@
 """W7c: 500 threads each GET /delay/1 (total s; goal < 1.5 s): the Python side, threading with urllib.request."""
 import os
-import subprocess
 import sys
-import threading
-import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.environ.get("THREADING_HTTP_SERVER",
-                        os.path.join(HERE, "..", "build", "tools", "http_server"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import http_fanout  # noqa: E402
 
-
-def start_server():
-    """Start the local test server; returns (process, base URL)."""
-    proc = subprocess.Popen([SERVER], stdout=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline())
-    return proc, "http://127.0.0.1:%d" % port
-
-
-def stop_server(proc):
-    proc.terminate()
-    proc.wait()
-
-
-def fetch(url, statuses, i):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        r.read()
-        statuses[i] = r.status
-
-
-def main():
-    proc, base = start_server()
-    try:
-        url = base + "/delay/1"
-        statuses = [None] * 500
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=fetch, args=(url, statuses, i)) for i in range(500)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - t0
-    finally:
-        stop_server(proc)
-    if statuses != [200] * 500:
-        sys.exit("some requests failed: %r" % statuses)
-    print("RESULT %.3f s lower" % elapsed)
-
-
-main()
+http_fanout.run(500, "1")
