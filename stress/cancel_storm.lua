@@ -1,5 +1,5 @@
 -- Stress: threads cancelled at random moments while they hold or wait on
--- locks, conditions, semaphores, events and queues. Afterwards every object
+-- locks, conditions, semaphores, events, queues and futures. Afterwards every object
 -- still works and no thread is left behind.
 local threading = require("threading")
 local scale = tonumber(os.getenv("STRESS_SCALE") or "1")
@@ -15,6 +15,7 @@ local shared = {
   event = threading.Event(),
   queue = threading.Queue(8),
   counter = threading.Value(0),
+  pool = threading.Pool(2),
 }
 
 -- Each worker loops over operations that block now and then; `with` and
@@ -39,8 +40,10 @@ local function worker(s, kind)
       if math.random() < 0.5 then s.event:set() else s.event:clear() end
     elseif kind == 6 then
       s.queue:put(1, true, 0.002)
-    else
+    elseif kind == 7 then
       s.queue:get(true, 0.002)
+    else
+      s.pool:submit(th.sleep, 0.001):result(0.002)
     end
   end
 end
@@ -49,7 +52,7 @@ local t0 = threading.monotonic()
 local live = {}
 local cancelled = 0
 for _ = 1, 12 do
-  live[#live + 1] = threading.start(worker, shared, math.random(7))
+  live[#live + 1] = threading.start(worker, shared, math.random(8))
 end
 for _ = 1, rounds do
   threading.sleep(math.random() * 0.002)
@@ -60,7 +63,7 @@ for _ = 1, rounds do
   assert(ok ~= nil, "a cancelled thread did not end")
   assert(ok == false and err == "cancelled", "a worker ended otherwise: " .. tostring(err))
   cancelled = cancelled + 1
-  live[i] = threading.start(worker, shared, math.random(7))
+  live[i] = threading.start(worker, shared, math.random(8))
 end
 for _, t in ipairs(live) do
   t:cancel()
@@ -82,6 +85,9 @@ assert(shared.event:wait(1))
 while shared.queue:get_nowait() ~= nil do end
 assert(shared.queue:put(42, true, 1))
 assert(shared.queue:get(true, 1) == 42)
+local ok, v = shared.pool:submit(function(x) return x * 2 end, 21):result(10)
+assert(ok and v == 42, "the Pool no longer runs tasks")
+shared.pool:shutdown()
 assert(#threading.enumerate() == 1, "threads are left: " .. #threading.enumerate())
 print(("cancel storm: %d threads cancelled at random moments in %.2f s; every object still works (seed %d)")
   :format(cancelled, threading.monotonic() - t0, seed))
