@@ -17,9 +17,12 @@
 #define TH_UNUSED
 #endif
 
+/* 5.3+ numbers have an integer subtype (lua_Integer, lua_isinteger) */
 #if LUA_VERSION_NUM >= 503
+#define COMPAT_INTEGERS 1
 #define compat_isinteger(L, i) lua_isinteger(L, i)
 #else
+#define COMPAT_INTEGERS 0
 #define compat_isinteger(L, i) 0
 #endif
 

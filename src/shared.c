@@ -89,14 +89,14 @@ static int value_add(lua_State *L) {
   int is_number;
   tslot_t result;
   lua_Number dn = luaL_optnumber(L, 2, 1);
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
   int int_delta = lua_isnoneornil(L, 2) || lua_isinteger(L, 2);
   lua_Integer di = int_delta ? luaL_optinteger(L, 2, 1) : 0;
 #endif
   WAIT_CHECK(pthread_mutex_lock(&v->mu));
   is_number = v->slot.tag == TS_INT || v->slot.tag == TS_NUM;
   if (is_number) {
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
     if (v->slot.tag == TS_INT && int_delta) {
       /* wrap around like Lua's own integer arithmetic */
       v->slot.v.u.i = (lua_Integer)((lua_Unsigned)v->slot.v.u.i + (lua_Unsigned)di);
@@ -123,7 +123,7 @@ static int slot_equals(lua_State *L, const tslot_t *s, int idx) {
     case LUA_TBOOLEAN:
       return s->tag == (lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE);
     case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         lua_Integer i = lua_tointeger(L, idx);
         if (s->tag == TS_INT) return s->v.u.i == i;

@@ -497,7 +497,7 @@ static void encode_value(encoder *e, int idx) {
     case LUA_TNIL: put_tag(e, T_NIL); break;
     case LUA_TBOOLEAN: put_tag(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
     case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         lua_Integer i = lua_tointeger(L, idx);
         put_tag(e, T_INT);
@@ -672,7 +672,7 @@ static void decode_value(decoder *d) {
     case T_NIL: lua_pushnil(L); break;
     case T_FALSE: lua_pushboolean(L, 0); break;
     case T_TRUE: lua_pushboolean(L, 1); break;
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
     case T_INT: {
       lua_Integer i;
       get_bytes(d, &i, sizeof i);
@@ -785,7 +785,7 @@ void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root)
     case LUA_TNIL: slot->tag = TS_NIL; return;
     case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return;
     case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
+#if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         slot->v.tag = TS_INT;
         slot->v.u.i = lua_tointeger(L, idx);
