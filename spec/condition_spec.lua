@@ -1,23 +1,6 @@
 local threading = require("threading")
 
--- Wait until `n` threads are blocked on `obj`, as the diagnostics report
--- it; bounded, so that a bug fails instead of hanging.
-local function blocked_on(obj, n)
-  local deadline = threading.monotonic() + 30
-  repeat
-    local count = 0
-    for _, w in ipairs(threading.waits()) do
-      if w.object == obj then
-        count = count + 1
-      end
-    end
-    if count >= n then
-      return true
-    end
-    threading.sleep(0.002)
-  until threading.monotonic() > deadline
-  return false
-end
+local blocked_on = require("helpers").blocked_on
 
 -- Can another thread take the lock right now?
 local function free_elsewhere(c)

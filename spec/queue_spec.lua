@@ -7,23 +7,7 @@ local function error_of(fn, ...)
   return tostring(err)
 end
 
--- Wait until `n` threads are blocked on `obj`: threads block at a moment we
--- cannot be told about, so ask the diagnostics; bounded so a bug fails.
-local function blocked_on(obj, n)
-  for _ = 1, 1000 do
-    local count = 0
-    for _, w in ipairs(threading.waits()) do
-      if w.object == obj then
-        count = count + 1
-      end
-    end
-    if count >= n then
-      return true
-    end
-    threading.sleep(0.005)
-  end
-  return false
-end
+local blocked_on = require("helpers").blocked_on
 
 -- Everything a queue gives until it reports shutdown.
 local function drain(q)

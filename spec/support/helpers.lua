@@ -35,6 +35,27 @@ function helpers.run_script(source)
   return tonumber(code), body, err
 end
 
+--- Wait until `n` threads are blocked on the object `obj`, as
+-- threading.waits() reports it (threads block at a moment nothing can tell
+-- us about); bounded, so that a bug fails instead of hanging.
+function helpers.blocked_on(obj, n)
+  local threading = require("threading")
+  local deadline = threading.monotonic() + 60
+  repeat
+    local count = 0
+    for _, w in ipairs(threading.waits()) do
+      if w.object == obj then
+        count = count + 1
+      end
+    end
+    if count >= n then
+      return true
+    end
+    threading.sleep(0.002)
+  until threading.monotonic() > deadline
+  return false
+end
+
 --- Deep structural equality with cycles (for transfer round trips).
 function helpers.same(a, b, seen)
   if type(a) ~= type(b) then
