@@ -1,31 +1,11 @@
 # bench: W11 | SimpleQueue: producer puts 200,000 integers, main gets them
 # Same work as w11_simplequeue.lua: a producer thread puts 1..N into a
 # queue.SimpleQueue; the main thread gets them all. Best of a few rounds.
+import os
 import queue
-import threading
-import time
+import sys
 
-N, ROUNDS = 200000, 5
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import queue_handover  # noqa: E402
 
-
-def producer(q, n):
-    for i in range(1, n + 1):
-        q.put(i)
-
-
-def one_round():
-    q = queue.SimpleQueue()
-    t0 = time.monotonic()
-    t = threading.Thread(target=producer, args=(q, N))
-    t.start()
-    total = 0
-    for _ in range(N):
-        total += q.get()
-    dt = time.monotonic() - t0
-    t.join(60)
-    assert total == N * (N + 1) // 2, "lost or duplicated items"
-    return dt
-
-
-best = min(one_round() for _ in range(ROUNDS))
-print("RESULT %.0f msgs/s higher" % (N / best))
+queue_handover.run(queue.SimpleQueue, False)
