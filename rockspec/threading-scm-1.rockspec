@@ -25,7 +25,7 @@ build = {
     ["threading.core"] = {
       sources = {
         "src/threading.c", "src/object.c", "src/transfer.c", "src/wait.c",
-        "src/thread.c", "src/lock.c", "src/shared.c", "src/condition.c",
+        "src/thread.c", "src/runtime.c", "src/cancel.c", "src/diag.c", "src/lock.c", "src/shared.c", "src/condition.c",
         "src/semaphore.c", "src/event.c", "src/barrier.c", "src/queue.c",
         "src/fifo.c", "src/table.c", "src/pool.c",
       },

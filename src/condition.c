@@ -263,21 +263,12 @@ static int cond_wait(lua_State *L) {
   return 1;
 }
 
-static int is_callable(lua_State *L, int idx) {
-  if (lua_isfunction(L, idx)) return 1;
-  if (luaL_getmetafield(L, idx, "__call")) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  return 0;
-}
-
 /* Condition:wait_for(predicate[, timeout]) -> the predicate's last value */
 static int cond_wait_for(lua_State *L) {
   cond_t *c = check_cond(L, 1);
   deadline_t dl;
   void *self = thread_current();
-  if (!is_callable(L, 2)) object_typeerror(L, 2, "function");
+  if (!object_callable(L, 2)) object_typeerror(L, 2, "function");
   dl = wait_deadline_arg(L, 3);
   if (!cond_owned(c, self))
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");

@@ -3,6 +3,7 @@
 */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "object.h"
@@ -246,4 +247,20 @@ object_t *object_check(lua_State *L, int idx, const object_type_t *type) {
   }
   object_typeerror(L, idx, type->name);
   return NULL;
+}
+
+int object_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return 1;
+  if (luaL_getmetafield(L, idx, "__call")) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 0;
+}
+
+char *object_strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = (char *)malloc(n);
+  if (p != NULL) memcpy(p, s, n);
+  return p;
 }

@@ -77,6 +77,11 @@ static inline object_t *object_self(lua_State *L, int idx,
 /* Raise "bad argument #idx to 'fn' (<expected> expected, got <type>)". */
 TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);
 
+/* Is the value at idx callable (a function, or has __call)? */
+TH_HIDDEN int object_callable(lua_State *L, int idx);
+/* A malloc'd copy of s, or NULL. */
+TH_HIDDEN char *object_strdup(const char *s);
+
 /* __gc (and __close where a type wants it): drop the handle's reference. */
 TH_HIDDEN int object_gc(lua_State *L);
 

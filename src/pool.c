@@ -143,13 +143,6 @@ static const object_type_t sched_type = { SCHED_MT, sched_destroy };
 static atomic_long pool_count;        /* for "Pool-N" */
 static atomic_ullong fn_next_id;      /* ids of cached functions */
 
-static char *dupstr(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = (char *)malloc(n);
-  if (p != NULL) memcpy(p, s, n);
-  return p;
-}
-
 static deadline_t forever(void) {
   deadline_t dl;
   memset(&dl, 0, sizeof dl);
@@ -527,7 +520,7 @@ static void work_break(lua_State *L, work_t *wk) {
   char *why;
   lua_pushfstring(L, "pool is broken: its initializer failed: %s",
                   err != NULL ? err : luaL_typename(L, -2));
-  why = dupstr(lua_tostring(L, -1));
+  why = object_strdup(lua_tostring(L, -1));
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
   if (wk->broken == NULL) {
     wk->broken = why;
@@ -734,15 +727,6 @@ static int spawn_worker(lua_State *L, work_t *wk) {
 }
 
 /* ----------------------------------------------------------- Lua API */
-
-static int is_callable(lua_State *L, int idx) {
-  if (lua_isfunction(L, idx)) return 1;
-  if (luaL_getmetafield(L, idx, "__call")) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  return 0;
-}
 
 static future_t *check_future(lua_State *L, int idx) {
   return (future_t *)object_self(L, idx, &future_type);
@@ -955,7 +939,7 @@ static int pool_submit(lua_State *L) {
   pool_t *p = check_pool(L, 1);
   int nargs = lua_gettop(L) - 2;
   future_t *f;
-  if (!is_callable(L, 2)) return object_typeerror(L, 2, "function");
+  if (!object_callable(L, 2)) return object_typeerror(L, 2, "function");
   f = submit_begin(L, p->work);                 /* the handle at nargs + 3 */
   submit_fn(L, f, 2, nargs);
   submit_end(L, p->work, f);
@@ -970,7 +954,7 @@ static int pool_submit_chunk(lua_State *L) {
   pool_t *p = check_pool(L, 1);
   lua_Integer first, last, i;
   future_t *f;
-  if (!is_callable(L, 2)) return object_typeerror(L, 2, "function");
+  if (!object_callable(L, 2)) return object_typeerror(L, 2, "function");
   luaL_checktype(L, 3, LUA_TTABLE);
   first = luaL_checkinteger(L, 4);
   last = luaL_checkinteger(L, 5);
@@ -1161,13 +1145,13 @@ static int pool_new(lua_State *L) {
     if (!lua_isnil(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
         luaL_argerror(L, opts, "field 'name' must be a string");
-      wk->prefix = dupstr(lua_tostring(L, -1));
+      wk->prefix = object_strdup(lua_tostring(L, -1));
       if (wk->prefix == NULL) return luaL_error(L, "not enough memory");
     }
     lua_pop(L, 1);
     lua_getfield(L, opts, "initializer");
     if (!lua_isnil(L, -1)) {
-      if (!is_callable(L, -1))
+      if (!object_callable(L, -1))
         luaL_argerror(L, opts, "field 'initializer' must be a function");
       wk->init_fn = transfer_encode(L, -1, 1, "opts.initializer", 0);
     }
@@ -1191,7 +1175,7 @@ static int pool_new(lua_State *L) {
   if (wk->prefix == NULL) {
     char buf[32];
     snprintf(buf, sizeof buf, "Pool-%ld", atomic_fetch_add(&pool_count, 1) + 1);
-    wk->prefix = dupstr(buf);
+    wk->prefix = object_strdup(buf);
     if (wk->prefix == NULL) return luaL_error(L, "not enough memory");
   }
   lua_pushvalue(L, hidx);

@@ -1,0 +1,548 @@
+/*
+** runtime.c: the process registry of threads, the OS threads that run
+** them (reused between Threads), and the exit join.
+**
+** Who owns what:
+** - The registry (reg_head) lists every live thread: started and not yet
+**   ended, plus the foreign OS threads (the main thread, a host's threads)
+**   adopted on first use. It owns one reference to each.
+** - A started thread owns a fresh lua_State of its own, run and closed on a
+**   worker OS thread. Workers are reused: a finished worker parks with a
+**   new, unused state ready for the next Thread. A state that ran user
+**   code is always closed, never reused.
+** - The only time another OS thread touches a running state is cancel(),
+**   which sets a debug hook under t->mu while t->L is non-NULL; the worker
+**   clears t->L under t->mu before it closes the state.
+**
+** Lock order: reg_mu, then a thread's mu, then its waiter's mu; pool_mu is
+** never held with another. No lock is held while Lua runs, allocates or
+** raises.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "thread.h"
+
+#define THREAD_NAME_MAX 15          /* pthread_setname_np's limit on Linux */
+#if !defined(THREAD_STACK_SIZE)
+#define THREAD_STACK_SIZE (2u << 20)
+#endif
+
+const char *const thread_status_names[] = {
+  "new", "running", "done", "failed", "cancelled"
+};
+
+static void thread_destroy(object_t *o);
+const object_type_t thread_type = { THREAD_MT, thread_destroy };
+
+/* ------------------------------------------------------------ registry */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_cv;         /* a thread ended */
+static thread_t *reg_head;            /* (reg_mu) live threads, newest first */
+static long reg_next_ident;           /* (reg_mu) */
+static long reg_next_number;          /* (reg_mu) for "Thread-N" */
+static long reg_next_dummy;           /* (reg_mu) for "Dummy-N" */
+static long reg_next_root;            /* (reg_mu) */
+static long reg_finishing;            /* (reg_mu) non-daemon threads ending */
+static thread_t *reg_main;            /* (reg_mu) the process's main thread */
+static pthread_key_t self_key;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void foreign_exit(void *p);
+
+static void init_once(void) {
+  wait_cond_init(&reg_cv);
+  WAIT_CHECK(pthread_key_create(&self_key, foreign_exit));
+}
+
+static void reg_add(thread_t *t) {
+  t->prev = NULL;
+  t->next = reg_head;
+  if (reg_head != NULL) reg_head->prev = t;
+  reg_head = t;
+}
+
+static void reg_remove(thread_t *t) {
+  if (t->prev != NULL) t->prev->next = t->next;
+  else if (reg_head == t) reg_head = t->next;
+  if (t->next != NULL) t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+}
+
+thread_t *runtime_thread_new(void) {
+  thread_t *t = (thread_t *)calloc(1, sizeof *t);
+  if (t == NULL) return NULL;
+  object_init(&t->obj, &thread_type);
+  wait_mutex_init(&t->mu);
+  wait_cond_init(&t->cv);
+  wait_waiter_init(&t->waiter);
+  return t;
+}
+
+static void thread_destroy(object_t *o) {
+  thread_t *t = (thread_t *)o;
+  if (t->status == ST_FAILED && !t->error_seen && t->error_text != NULL)
+    fprintf(stderr, "threading: error in thread %s (never joined):\n%s\n",
+            t->name ? t->name : "?", t->error_text);
+  transfer_free(t->input);
+  transfer_free(t->output);
+  free(t->error_text);
+  free(t->name);
+  free(t->path);
+  free(t->cpath);
+  wait_waiter_destroy(&t->waiter);
+  pthread_mutex_destroy(&t->mu);
+  pthread_cond_destroy(&t->cv);
+  free(t);
+}
+
+static long gettid_long(void) {
+  return (long)syscall(SYS_gettid);
+}
+
+/* The object for an OS thread this module did not start: the process's
+** main thread ("MainThread") or a host program's thread ("Dummy-N"). */
+static thread_t *adopt_foreign(void) {
+  thread_t *t;
+  int is_main = gettid_long() == (long)getpid();
+  char name[32];
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  if (is_main && reg_main != NULL) {
+    t = reg_main;
+    object_retain(&t->obj);
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+    pthread_setspecific(self_key, t);
+    return t;
+  }
+  t = runtime_thread_new();
+  if (t == NULL) {
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+    return NULL;
+  }
+  if (is_main) snprintf(name, sizeof name, "MainThread");
+  else snprintf(name, sizeof name, "Dummy-%ld", ++reg_next_dummy);
+  t->name = object_strdup(name);
+  t->foreign = 1;
+  t->status = ST_RUNNING;
+  t->ident = ++reg_next_ident;
+  t->native_id = gettid_long();
+  reg_add(t);
+  object_retain(&t->obj);              /* the registry's reference */
+  if (is_main) {
+    reg_main = t;
+    object_retain(&t->obj);            /* kept for main_thread() */
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  pthread_setspecific(self_key, t);    /* the TLS slot's reference */
+  return t;
+}
+
+/* At a foreign OS thread's exit: drop it from the registry. */
+static void foreign_exit(void *p) {
+  thread_t *t = (thread_t *)p;
+  if (t == NULL || !t->foreign) return;
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  if (t->prev != NULL || t->next != NULL || reg_head == t) {
+    reg_remove(t);
+    object_release(&t->obj);
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->status = ST_DONE;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  object_release(&t->obj);
+}
+
+static atomic_int initialized;
+
+thread_t *runtime_self(void) {
+  thread_t *t;
+  if (!atomic_load_explicit(&initialized, memory_order_acquire)) {
+    pthread_once(&once, init_once);
+    atomic_store_explicit(&initialized, 1, memory_order_release);
+  }
+  t = (thread_t *)pthread_getspecific(self_key);
+  return t != NULL ? t : adopt_foreign();
+}
+
+waiter_t *wait_current(void) {
+  thread_t *t = runtime_self();
+  return t != NULL ? &t->waiter : NULL;
+}
+
+/* The token is the thread's waiter, so lock owners and wait_current() agree. */
+void *thread_current(void) {
+  return wait_current();
+}
+
+thread_t *runtime_main(void) {
+  thread_t *t;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  t = reg_main;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  /* not adopted yet: only the main OS thread itself can be */
+  if (t == NULL && gettid_long() == (long)getpid()) t = runtime_self();
+  return t;
+}
+
+long runtime_next_number(void) {
+  long n;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  n = ++reg_next_number;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  return n;
+}
+
+thread_t **runtime_list(int *n) {
+  thread_t *t, **list;
+  int count = 0, i;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  for (t = reg_head; t != NULL; t = t->next) count++;
+  list = (thread_t **)malloc((count ? (size_t)count : 1) * sizeof *list);
+  if (list != NULL) {
+    /* the registry is newest first; the list is oldest first, like Python */
+    for (t = reg_head, i = count - 1; t != NULL; t = t->next, i--)
+      list[i] = (thread_t *)object_retain(&t->obj);
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  *n = list != NULL ? count : -1;
+  return list;
+}
+
+void runtime_list_free(thread_t **list, int n) {
+  int i;
+  for (i = 0; i < n; i++) object_release(&list[i]->obj);
+  free(list);
+}
+
+/* ----------------------------------------------------------- exit join */
+
+static const char root_key = 'r';
+
+typedef struct exit_hook { long root; } exit_hook;
+
+/* __gc of the hook kept in a main state's registry: join that state's
+** non-daemon threads, as Python does when the interpreter exits. */
+static int exit_hook_gc(lua_State *L) {
+  exit_hook *h = (exit_hook *)lua_touserdata(L, 1);
+  thread_t *self = runtime_self();
+  for (;;) {
+    thread_t *t;
+    int busy = 0;
+    WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+    for (t = reg_head; t != NULL && !busy; t = t->next) {
+      int daemon;
+      if (t->foreign || t == self || t->root != h->root) continue;
+      WAIT_CHECK(pthread_mutex_lock(&t->mu));
+      daemon = t->daemon;
+      WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+      busy = !daemon;
+    }
+    if (!busy && reg_finishing == 0) {
+      WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+      return 0;
+    }
+    WAIT_CHECK(pthread_cond_wait(&reg_cv, &reg_mu));
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  }
+}
+
+void thread_register_state(lua_State *L) {
+  thread_t *self = runtime_self();
+  exit_hook *h;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &root_key);
+  if (!lua_isnil(L, -1) || (self != NULL && !self->foreign)) {
+    lua_pop(L, 1);
+    return;                      /* done already, or one of our threads */
+  }
+  lua_pop(L, 1);
+  h = (exit_hook *)compat_newuserdata(L, sizeof *h);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  h->root = ++reg_next_root;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, exit_hook_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &root_key);
+}
+
+long runtime_root_of(lua_State *L) {
+  thread_t *self = runtime_self();
+  long root = 0;
+  if (self != NULL && !self->foreign) return self->root;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &root_key);
+  if (lua_isuserdata(L, -1)) root = ((exit_hook *)lua_touserdata(L, -1))->root;
+  lua_pop(L, 1);
+  return root;
+}
+
+/* ------------------------------------------------------------- states */
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  alloc_t *a = (alloc_t *)ud;
+  void *p;
+  if (ptr == NULL) osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    a->used -= osize;
+    return NULL;
+  }
+  if (a->limit != 0 && nsize > osize && a->used + (nsize - osize) > a->limit)
+    return NULL;
+  p = realloc(ptr, nsize);
+  if (p != NULL) a->used = a->used - osize + nsize;
+  return p;
+}
+
+static int thread_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "threading: unprotected error in a thread: %s\n",
+          msg ? msg : "(error object is not a string)");
+  abort();
+  return 0;
+}
+
+static int open_libs(lua_State *L) {
+  luaL_openlibs(L);
+  return 0;
+}
+
+/* A new state with the standard libraries, accounted in *a; NULL if out
+** of memory. */
+static lua_State *new_state(alloc_t *a) {
+  lua_State *L;
+  a->used = 0;
+  a->limit = 0;
+  a->counted = 1;
+  L = lua_newstate(limited_alloc, a);
+  if (L == NULL) {              /* a Lua whose states need its own allocator */
+    a->counted = 0;
+    L = luaL_newstate();
+    if (L == NULL) return NULL;
+  }
+  lua_atpanic(L, thread_panic);
+  lua_pushcfunction(L, open_libs);
+  if (lua_pcall(L, 0, 0, 0) != 0) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+/* Publish the end and drop the OS thread's reference. The joiner wakes
+** under reg_mu, so it no longer finds the thread in enumerate(); the exit
+** hook also waits for `reg_finishing`, so a report printed by the last
+** release (an unjoined failure) is out before the process exits. */
+static void finish(thread_t *t, int status) {
+  int daemon;
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->status = status;
+  daemon = t->daemon;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  /* after the unlock, so that woken joiners do not block at once on t->mu */
+  WAIT_CHECK(pthread_cond_broadcast(&t->cv));
+  reg_remove(t);
+  if (!daemon) reg_finishing++;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  wait_notify_change();
+  pthread_setspecific(self_key, NULL);
+  object_release(&t->obj);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  if (!daemon) reg_finishing--;
+  WAIT_CHECK(pthread_cond_broadcast(&reg_cv));
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+}
+
+/* ------------------------------------------------------------ workers */
+
+/*
+** An OS thread runs Threads one after another: between them it parks with
+** a fresh state ready (standard libraries opened, never used), so starting
+** a Thread costs neither a pthread_create nor opening the libraries on the
+** starter's path.
+*/
+#if !defined(POOL_MAX_IDLE)
+#define POOL_MAX_IDLE 4           /* parked workers kept at most */
+#endif
+#if !defined(POOL_IDLE_SECONDS)
+#define POOL_IDLE_SECONDS 5.0     /* a parked worker exits after this */
+#endif
+
+typedef struct worker {
+  pthread_cond_t cv;          /* (pool_mu) a job arrived */
+  thread_t *job;              /* (pool_mu) */
+  lua_State *spare;           /* a state that never ran user code, or NULL */
+  alloc_t alloc;              /* accounting of spare, then of the job's state */
+  struct worker *next;        /* (pool_mu) parked list */
+} worker_t;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static worker_t *pool_idle;   /* (pool_mu) */
+static int pool_nidle;        /* (pool_mu) */
+static int pool_reserved;     /* (pool_mu) workers about to park */
+
+/* Run one Thread on the calling worker. */
+static void run_job(worker_t *w, thread_t *t) {
+  lua_State *L;
+  int status = ST_FAILED;
+  char name[THREAD_NAME_MAX + 1];
+  pthread_setspecific(self_key, t);
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  snprintf(name, sizeof name, "%s", t->name);
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  pthread_setname_np(pthread_self(), name);
+  /* published after the name, so whoever reads native_id finds the name set */
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->native_id = gettid_long();
+  /* only readers of native_id want this; a joiner would wake for nothing */
+  if (t->id_waiters > 0) WAIT_CHECK(pthread_cond_broadcast(&t->cv));
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+
+  L = w->spare;
+  w->spare = NULL;
+  if (L == NULL) L = new_state(&w->alloc);
+  if (L != NULL && t->memory_limit != 0 && !w->alloc.counted) {
+    lua_close(L);
+    L = NULL;
+    t->error_text = object_strdup("memory_limit is not supported by this Lua");
+  } else if (L == NULL) {
+    t->error_text = object_strdup("not enough memory to create the thread's state");
+  }
+  if (L != NULL) {
+    w->alloc.limit = t->memory_limit;
+    t->alloc = &w->alloc;
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    t->L = L;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    status = thread_run(t, L);
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    t->L = NULL;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    t->alloc = NULL;
+    lua_close(L);
+  }
+  if (status == ST_FAILED && t->error_text == NULL)
+    t->error_text = object_strdup("unknown error");
+  finish(t, status);
+}
+
+/* Park on the idle list (a place reserved by reserve_park) until a job
+** comes (returns it) or the worker has been idle long enough (NULL). */
+static thread_t *park(worker_t *w) {
+  deadline_t dl = wait_deadline_in(POOL_IDLE_SECONDS);
+  thread_t *job = NULL;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  pool_reserved--;
+  w->job = NULL;
+  w->next = pool_idle;
+  pool_idle = w;
+  pool_nidle++;
+  while (w->job == NULL) {
+    int rc = pthread_cond_timedwait(&w->cv, &pool_mu, &dl.at);
+    if (rc != 0 && rc != ETIMEDOUT) wait_fatal("pthread_cond_timedwait", rc);
+    if (rc == ETIMEDOUT && w->job == NULL) {
+      worker_t **p = &pool_idle;
+      while (*p != w) p = &(*p)->next;
+      *p = w->next;
+      pool_nidle--;
+      break;
+    }
+  }
+  job = w->job;
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  return job;
+}
+
+/* Claim a place among the parked workers; 0 if enough are parked or about
+** to be. Claimed before the spare state is built, so that a burst of ending
+** threads does not build states only to throw them away. */
+static int reserve_park(void) {
+  int ok;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  ok = pool_nidle + pool_reserved < POOL_MAX_IDLE;
+  if (ok) pool_reserved++;
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  return ok;
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = (worker_t *)arg;
+  thread_t *t = w->job;
+  while (t != NULL) {
+    run_job(w, t);
+    if (!reserve_park()) break;
+    pthread_setname_np(pthread_self(), "threading-idle");
+    if (w->spare == NULL) w->spare = new_state(&w->alloc);
+    t = park(w);
+  }
+  if (w->spare != NULL) lua_close(w->spare);
+  pthread_cond_destroy(&w->cv);
+  free(w);
+  return NULL;
+}
+
+/* Hand t to a parked worker, or to a new one. 0 or an errno. */
+static int dispatch(thread_t *t) {
+  worker_t *w;
+  pthread_attr_t attr;
+  pthread_t tid;
+  int rc;
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  w = pool_idle;
+  if (w != NULL) {
+    pool_idle = w->next;
+    pool_nidle--;
+    w->job = t;
+    WAIT_CHECK(pthread_cond_signal(&w->cv));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  if (w != NULL) return 0;
+  w = (worker_t *)calloc(1, sizeof *w);
+  if (w == NULL) return ENOMEM;
+  wait_cond_init(&w->cv);
+  w->job = t;
+  WAIT_CHECK(pthread_attr_init(&attr));
+  WAIT_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
+  WAIT_CHECK(pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE));
+  rc = pthread_create(&tid, &attr, worker_main, w);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    pthread_cond_destroy(&w->cv);
+    free(w);
+  }
+  return rc;
+}
+
+int runtime_start(thread_t *t) {
+  int rc;
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  t->ident = ++reg_next_ident;
+  reg_add(t);
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  object_retain(&t->obj);              /* the OS thread's reference */
+  rc = dispatch(t);
+  if (rc != 0) {
+    WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+    reg_remove(t);
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    t->status = ST_NEW;
+    t->ident = 0;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    object_release(&t->obj);
+  }
+  return rc;
+}

@@ -1,0 +1,98 @@
+/*
+** runtime.h: the thread object as the runtime sees it, shared by thread.c
+** (the Lua type), runtime.c (registry, OS threads, exit join), cancel.c
+** (the cancellation hook) and diag.c (waits and deadlocks). Nothing outside
+** these four files sees inside a thread; the rest of the core uses thread.h.
+**
+** Who owns what:
+** - A thread object is reference counted (object.h). Each Lua handle, the
+**   registry (while the thread is live), the running OS thread and the TLS
+**   slot of an adopted foreign thread hold one reference each.
+** - Fields marked (mu) are read and written under the thread's mu; fields
+**   marked (reg) under the registry mutex in runtime.c; fields marked
+**   (self) only by the OS thread that runs the thread; unmarked fields are
+**   set before the thread starts and constant afterwards.
+** - Lock order: the registry mutex, then a thread's mu, then its waiter's
+**   mu. No lock of this header is held while Lua runs, allocates or raises:
+**   strings are copied under the lock and pushed after it is released.
+*/
+#ifndef THREADING_RUNTIME_H
+#define THREADING_RUNTIME_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "object.h"
+#include "transfer.h"
+#include "wait.h"
+
+#define THREAD_MT "threading.Thread"
+
+enum { ST_NEW, ST_RUNNING, ST_DONE, ST_FAILED, ST_CANCELLED };
+TH_HIDDEN extern const char *const thread_status_names[];
+
+/* What a state has allocated, and its cap (0: none); one per state. */
+typedef struct alloc {
+  size_t used, limit;
+  int counted;              /* the state uses the runtime's allocator */
+} alloc_t;
+
+typedef struct thread thread_t;
+
+struct thread {
+  object_t obj;
+  pthread_mutex_t mu;       /* guards the fields marked (mu) */
+  pthread_cond_t cv;        /* status and native_id changes; sleep() */
+  waiter_t waiter;          /* what cancel() wakes; the lock-owner token */
+  char *name;               /* (mu) */
+  int daemon;               /* (mu) */
+  int status;               /* (mu) */
+  int foreign;              /* an OS thread this module did not start */
+  long ident;               /* set at start, then constant */
+  long native_id;           /* (mu) 0 until the OS thread runs */
+  int id_waiters;           /* (mu) readers waiting for native_id */
+  long root;                /* the main state whose exit joins this thread */
+  size_t memory_limit;      /* 0: none */
+  alloc_t *alloc;           /* (self) the running state's accounting */
+  char *path, *cpath;       /* package.path/cpath of the creating state */
+  transfer_t *input;        /* target and args; taken by the thread */
+  transfer_t *output;       /* (mu) results or error value, once ended */
+  char *error_text;         /* (mu) printable error, for the unjoined report */
+  int error_seen;           /* (mu) join returned the error */
+  lua_State *L;             /* (mu) the running state, for cancel's hook */
+  thread_t *prev, *next;    /* (reg) live threads */
+};
+
+TH_HIDDEN extern const object_type_t thread_type;
+
+/* A new thread object (status "new", one reference), or NULL. */
+TH_HIDDEN thread_t *runtime_thread_new(void);
+/* The calling OS thread's object, adopting a foreign thread on first use;
+** NULL only when out of memory. */
+TH_HIDDEN thread_t *runtime_self(void);
+/* The process's main thread, or NULL if it has not used the module. */
+TH_HIDDEN thread_t *runtime_main(void);
+/* Register t as live, give it an ident and an OS thread (a parked worker
+** or a new one). 0, or an errno with t left as it was (status "new"). */
+TH_HIDDEN int runtime_start(thread_t *t);
+/* Number of the next "Thread-N". */
+TH_HIDDEN long runtime_next_number(void);
+/* The root of threads created from L: the calling thread's, or L's own. */
+TH_HIDDEN long runtime_root_of(lua_State *L);
+/* The live threads, oldest first, each retained; *n their count. Returns
+** NULL with *n = -1 when out of memory. Release with runtime_list_free. */
+TH_HIDDEN thread_t **runtime_list(int *n);
+TH_HIDDEN void runtime_list_free(thread_t **list, int n);
+
+/* Run t in the fresh state L (thread.c): returns the final status. */
+TH_HIDDEN int thread_run(thread_t *t, lua_State *L);
+
+/* cancel.c: set the cancellation hook on a running state (called with the
+** thread's mu held, L non-NULL), and the Lua side's protection. */
+TH_HIDDEN void cancel_arm(lua_State *L);
+TH_HIDDEN void cancel_open(lua_State *L);
+
+/* diag.c: threading.waits() and threading.deadlocks(). */
+TH_HIDDEN void diag_open(lua_State *L);
+
+#endif
