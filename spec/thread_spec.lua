@@ -396,3 +396,87 @@ describe("process exit", function()
     assert.truthy(err:find("nobody saw this", 1, true))
   end)
 end)
+
+-- Regressions: a thread's fields are copied under its mutex and pushed after
+-- it is released, so that neither an allocation failure nor a finalizer that
+-- reads the thread can strike while the mutex is held.
+describe("Thread fields under hostile conditions", function()
+  it("formats a failing target's error while the thread is renamed (use-after-free of its name)", function()
+    for _ = 1, 200 do
+      local go = threading.Event()
+      local t = threading.start(function(ev) ev:wait() error("boom") end, go)
+      go:set()
+      local i = 0
+      while t:is_alive() do
+        i = i + 1
+        t.name = ("renamed-%d-"):format(i) .. ("x"):rep(i % 64)
+      end
+      local ok, err = t:join(10)
+      assert.is_false(ok)
+      assert.truthy(err:match("^[%w%-]+: .*boom"), err)
+    end
+  end)
+
+  it("keeps the thread usable when memory runs out while its name is read (mutex held across an allocation)", function()
+    if jit then
+      pending("LuaJIT states cannot have a memory_limit")
+      return
+    end
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local victim = threading.Thread(function() end)
+      victim.name = ("n"):rep(65536)
+      local t = threading.Thread{ memory_limit = 2 * 1024 * 1024, args = { victim }, target = function(v)
+        -- the call's own frames exist before memory runs out
+        local function probe() return v.name end
+        pcall(probe)
+        -- fill the state's memory, big pieces first, so that nothing is left
+        local hog, n = nil, 0
+        for _, size in ipairs({ 65536, 4096, 256, 16 }) do
+          pcall(function()
+            while true do
+              n = n + 1
+              hog = { hog, ("x"):rep(size) .. n }
+            end
+          end)
+        end
+        local ok, e = pcall(probe)
+        return ok, tostring(e):sub(1, 40)
+      end }
+      t:start()
+      print(t:join(10))
+      print(#victim.name, tostring(victim):sub(1, 30))
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    assert.equal("true\tfalse\tnot enough memory\n65536\tthreading.Thread: nnnnnnnnnnnn\n", out)
+  end)
+
+  it("lets a finalizer read a thread while its fields are being read (mutex held across a collection)", function()
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local t = threading.start(function() end)
+      t:join(10)
+      t.name = ("long name "):rep(20)
+      local seen = 0
+      local function doomed()
+        local f = function() seen = seen + #tostring(t) + #t.name + #t.status end
+        if newproxy then
+          local p = newproxy(true)
+          getmetatable(p).__gc = f
+          return p
+        end
+        return setmetatable({}, { __gc = f })
+      end
+      collectgarbage("setpause", 10)
+      collectgarbage("setstepmul", 1000)
+      for _ = 1, 2000 do
+        for _ = 1, 20 do doomed() end
+        local _ = t.name .. tostring(t) .. t.status
+      end
+      collectgarbage()
+      print(seen > 0)
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    assert.equal("true\n", out)
+  end)
+end)

@@ -17,8 +17,9 @@
 ** barrier: the current waiters and every later wait get nil, "broken" until
 ** reset().
 **
-** Lock order: b->mu, then a waiter's mu (inside wait_on). No mutex is held
-** while Lua runs or raises.
+** Lock order: b->mu, then a waiter's mu (inside wait_on). Nothing is pushed
+** onto a Lua stack, allocated through Lua or raised, and no Lua runs, while
+** b->mu is held.
 */
 #include <math.h>
 #include <pthread.h>

@@ -18,8 +18,9 @@
 ** also when it is about to raise the cancellation.
 **
 ** Lock order: c->mu, then a waiter's mu (inside wait_on). The user lock is
-** neither taken nor released while c->mu is held. No C mutex is held while
-** Lua runs.
+** neither taken nor released while c->mu is held. Nothing is pushed onto a
+** Lua stack, allocated through Lua or raised, and no Lua runs, while c->mu
+** is held.
 */
 #include <errno.h>
 #include <limits.h>

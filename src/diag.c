@@ -3,12 +3,18 @@
 ** are blocked on and the cycles of threads waiting for each other's locks.
 **
 ** Who owns what: a snapshot retains every live thread and every object one
-** of them waits on, so that nothing it names is freed while it is read.
-** Lock order: a thread's waiter mu alone (to read what it waits on). A
-** lock's owner is a waiter token compared with the snapshot's threads,
-** never dereferenced: its thread may have ended holding the lock.
+** of them waits on, so that nothing it names is freed while it is read; it
+** sits in a box on the Lua stack (object_newbox), so an error while the
+** result is built frees it. A lock's owner is a waiter token compared with
+** the snapshot's threads, never dereferenced: its thread may have ended
+** holding the lock.
+**
+** Locks: a thread's mu, then (apart) its waiter's mu, each only to copy a
+** field. Nothing is pushed, allocated through Lua or raised while either
+** is held: names are copied under the lock and pushed after.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "lock.h"
 #include "runtime.h"
@@ -17,40 +23,57 @@
 typedef struct snap {
   thread_t *t;              /* retained */
   object_t *on;             /* what it is blocked on (retained), or NULL */
+  int status;
   int holder;               /* for a lock: index of the thread holding it, or -1 */
 } snap_t;
 
-static void snapshot_free(snap_t *s, int n) {
+typedef struct snapshot {
+  int n;
+  snap_t s[];
+} snapshot_t;
+
+static void snapshot_free(void *p) {
+  snapshot_t *sn = (snapshot_t *)p;
   int i;
-  for (i = 0; i < n; i++) {
-    object_release(s[i].on);
-    object_release(&s[i].t->obj);
+  for (i = 0; i < sn->n; i++) {
+    object_release(sn->s[i].on);
+    object_release(&sn->s[i].t->obj);
   }
-  free(s);
+  free(sn);
 }
 
-/* Take the snapshot, oldest thread first; returns the count (-1 when out
-** of memory), *out malloc'd. */
-static int snapshot(snap_t **out) {
-  int n, i, j;
-  thread_t **list = runtime_list(&n);
+/* Push a box holding a snapshot of the live threads, oldest first. */
+static snapshot_t *snapshot(lua_State *L) {
+  void **slot;
+  thread_list_t *list;
+  snapshot_t *sn;
   snap_t *s;
-  *out = NULL;
-  if (list == NULL) return -1;
-  s = (snap_t *)calloc(n ? (size_t)n : 1, sizeof *s);
-  if (s == NULL) {
-    runtime_list_free(list, n);
-    return -1;
+  int n, i, j;
+  if (runtime_self() == NULL) luaL_error(L, "not enough memory");
+  slot = object_newbox(L, snapshot_free);
+  list = runtime_list();
+  if (list == NULL) luaL_error(L, "not enough memory");
+  n = list->n;
+  sn = (snapshot_t *)calloc(1, sizeof *sn + (size_t)n * sizeof sn->s[0]);
+  if (sn == NULL) {
+    runtime_list_free(list);
+    luaL_error(L, "not enough memory");
   }
+  s = sn->s;
   for (i = 0; i < n; i++) {
-    thread_t *t = list[i];          /* the list's reference moves to s */
+    thread_t *t = list->t[i];        /* the list's reference moves to s */
     s[i].t = t;
     s[i].holder = -1;
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    s[i].status = t->status;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
     WAIT_CHECK(pthread_mutex_lock(&t->waiter.mu));
     if (t->waiter.owner != NULL) s[i].on = object_retain(t->waiter.owner);
     WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));
   }
+  sn->n = n;
   free(list);
+  *slot = sn;
   for (i = 0; i < n; i++) {
     const void *owner;
     if (s[i].on == NULL || (s[i].on->type != &lock_type && s[i].on->type != &rlock_type))
@@ -59,14 +82,11 @@ static int snapshot(snap_t **out) {
     for (j = 0; j < n; j++)
       if (owner != NULL && owner == (const void *)&s[j].t->waiter) s[i].holder = j;
   }
-  *out = s;
-  return n;
+  return sn;
 }
 
 static void push_name(lua_State *L, thread_t *t) {
-  WAIT_CHECK(pthread_mutex_lock(&t->mu));
-  lua_pushstring(L, t->name);
-  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  object_pushguarded(L, &t->mu, &t->name);
 }
 
 /* "threading.Lock 0x..." naming the object s is blocked on */
@@ -77,11 +97,9 @@ static void push_blocked_on(lua_State *L, const snap_t *s) {
 
 /* threading.waits() -> { {name=, ident=, status=, blocked_on=, object=, owner=}, ... } */
 static int diag_waits(lua_State *L) {
-  snap_t *s;
-  int n, i;
-  if (runtime_self() == NULL) return luaL_error(L, "not enough memory");
-  n = snapshot(&s);
-  if (n < 0) return luaL_error(L, "not enough memory");
+  snapshot_t *sn = snapshot(L);
+  snap_t *s = sn->s;
+  int n = sn->n, i;
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
     thread_t *t = s[i].t;
@@ -90,9 +108,7 @@ static int diag_waits(lua_State *L) {
     lua_setfield(L, -2, "name");
     lua_pushinteger(L, t->ident);
     lua_setfield(L, -2, "ident");
-    WAIT_CHECK(pthread_mutex_lock(&t->mu));
-    lua_pushstring(L, thread_status_names[t->status]);
-    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    lua_pushstring(L, thread_status_names[s[i].status]);
     lua_setfield(L, -2, "status");
     if (s[i].on != NULL) {
       push_blocked_on(L, &s[i]);
@@ -108,7 +124,7 @@ static int diag_waits(lua_State *L) {
     }
     lua_rawseti(L, -2, i + 1);
   }
-  snapshot_free(s, n);
+  object_box_free(L, -2);
   return 1;
 }
 
@@ -116,17 +132,12 @@ static int diag_waits(lua_State *L) {
 ** cycles of threads each blocked on a lock held by the next. Each thread
 ** waits on at most one lock, so following holders finds every cycle. */
 static int diag_deadlocks(lua_State *L) {
-  snap_t *s;
-  int n, i, ncycles = 0;
-  char *mark;
-  if (runtime_self() == NULL) return luaL_error(L, "not enough memory");
-  n = snapshot(&s);
-  if (n < 0) return luaL_error(L, "not enough memory");
-  mark = (char *)calloc(n ? (size_t)n : 1, 1);   /* 0 new, 1 on this walk, 2 done */
-  if (mark == NULL) {
-    snapshot_free(s, n);
-    return luaL_error(L, "not enough memory");
-  }
+  snapshot_t *sn = snapshot(L);
+  snap_t *s = sn->s;
+  int n = sn->n, i, ncycles = 0;
+  /* 0 new, 1 on this walk, 2 done; Lua-owned, so a raise frees it */
+  char *mark = (char *)compat_newuserdata(L, n ? (size_t)n : 1);
+  memset(mark, 0, n ? (size_t)n : 1);
   lua_newtable(L);
   for (i = 0; i < n; i++) {
     int j = i, start;
@@ -166,8 +177,7 @@ static int diag_deadlocks(lua_State *L) {
     }
     for (j = i; j >= 0 && mark[j] == 1; j = s[j].holder) mark[j] = 2;
   }
-  free(mark);
-  snapshot_free(s, n);
+  object_box_free(L, -3);
   return 1;
 }
 

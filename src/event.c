@@ -8,8 +8,9 @@
 ** thread that was waiting, as in Python. A waiter watches both for a few
 ** microseconds (spin.h) before it sleeps on the condvar.
 **
-** Lock order: e->mu, then a waiter's mu (inside wait_on). No mutex is held
-** while Lua runs or raises.
+** Lock order: e->mu, then a waiter's mu (inside wait_on). Nothing is pushed
+** onto a Lua stack, allocated through Lua or raised, and no Lua runs, while
+** e->mu is held.
 */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -26,9 +26,10 @@
 **   that will ever be published is already published.
 ** - Lock order: tail_mu, then head_mu (shutdown only). wait_mu is never
 **   held with either; inside wait_on it is followed by the waiter's mutex.
-**   No lock is held while Lua runs: items are encoded before put takes a
-**   lock and decoded after get released it, and discarded items are
-**   cleared after every lock is released.
+**   Nothing is pushed onto a Lua stack, allocated through Lua or raised,
+**   and no Lua runs, while any of them is held: items are encoded before
+**   put takes a lock and decoded after get released it, and discarded
+**   items are cleared after every lock is released.
 */
 #include <pthread.h>
 #include <stdatomic.h>

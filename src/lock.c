@@ -6,6 +6,9 @@
 ** their last try; release stores 0 and then reads `waiters`, so either it
 ** sees the waiter and signals under mu, or the waiter's try sees the 0.
 ** Any thread may release a Lock (as in Python); an RLock checks its owner.
+** Lock order: lk->mu, then a waiter's mu (inside wait_on). Nothing is
+** pushed onto a Lua stack, allocated through Lua or raised while lk->mu is
+** held.
 */
 #include <pthread.h>
 #include <stdatomic.h>

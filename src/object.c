@@ -1,5 +1,9 @@
 /*
 ** object.c: reference counting and Lua handles for shared objects.
+**
+** types_mu guards the table of registered types; it is held only to copy
+** an entry, never while Lua runs, allocates or raises. object_pushguarded
+** is how the rest of the core pushes a string that a mutex guards.
 */
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +30,9 @@ typedef struct type_record {
 static pthread_mutex_t types_mu = PTHREAD_MUTEX_INITIALIZER;
 static type_record types[OBJECT_MAX_TYPES];    /* (types_mu) */
 static int ntypes;                             /* (types_mu) */
+
+/* registry[&box_key]: the metatable of resource boxes */
+static const char box_key = 'b';
 
 /* registry[&handles_key]: weak-valued { [lightuserdata obj] = handle } */
 static const char handles_key = 'h';
@@ -263,4 +270,67 @@ char *object_strdup(const char *s) {
   char *p = (char *)malloc(n);
   if (p != NULL) memcpy(p, s, n);
   return p;
+}
+
+void object_pushguarded(lua_State *L, pthread_mutex_t *mu, char *const *src) {
+  char small[128];
+  char *buf = small;
+  size_t cap = sizeof small;
+  for (;;) {
+    size_t n = 0;
+    int is_null, fits;
+    if (pthread_mutex_lock(mu) != 0) abort();
+    is_null = *src == NULL;
+    if (!is_null) n = strlen(*src);
+    fits = n < cap;
+    if (fits && !is_null) memcpy(buf, *src, n);
+    if (pthread_mutex_unlock(mu) != 0) abort();
+    if (fits) {
+      if (is_null) lua_pushnil(L);
+      else lua_pushlstring(L, buf, n);
+      if (buf != small) lua_remove(L, -2);     /* the box */
+      return;
+    }
+    /* too long for the buffer: a bigger one, owned by Lua (so a raise
+    ** frees it), made with no lock held; then look again */
+    if (buf != small) lua_pop(L, 1);
+    cap = n + 1;
+    buf = (char *)compat_newuserdata(L, cap);
+  }
+}
+
+typedef struct box {
+  void *p;
+  void (*fn)(void *);
+} box_t;
+
+void object_box_free(lua_State *L, int idx) {
+  box_t *b = (box_t *)lua_touserdata(L, idx);
+  if (b != NULL && b->p != NULL) {
+    void *p = b->p;
+    b->p = NULL;
+    b->fn(p);
+  }
+}
+
+static int box_gc(lua_State *L) {
+  object_box_free(L, 1);
+  return 0;
+}
+
+void **object_newbox(lua_State *L, void (*fn)(void *)) {
+  box_t *b = (box_t *)compat_newuserdata(L, sizeof *b);
+  b->p = NULL;
+  b->fn = fn;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &box_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &box_key);
+  }
+  lua_setmetatable(L, -2);
+  return &b->p;
 }

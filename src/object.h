@@ -14,6 +14,7 @@
 #ifndef THREADING_OBJECT_H
 #define THREADING_OBJECT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -79,6 +80,18 @@ TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);
 
 /* Is the value at idx callable (a function, or has __call)? */
 TH_HIDDEN int object_callable(lua_State *L, int idx);
+/* Push a copy of the C string *src (nil if NULL) that mu guards. Lua
+** allocates only with mu released: the bytes are copied under mu into a
+** buffer that exists before the lock is taken, and pushed after. */
+TH_HIDDEN void object_pushguarded(lua_State *L, pthread_mutex_t *mu,
+                                  char *const *src);
+/* A box owning a C resource, for code that must push or raise while it
+** holds one: the box is pushed (empty) before the resource is made, the
+** caller stores the resource in *slot, and the box frees it with `fn`
+** when collected, so an error anywhere leaks nothing. object_box_free
+** frees it at once (and empties the box). */
+TH_HIDDEN void **object_newbox(lua_State *L, void (*fn)(void *));
+TH_HIDDEN void object_box_free(lua_State *L, int idx);
 /* A malloc'd copy of s, or NULL. */
 TH_HIDDEN char *object_strdup(const char *s);
 

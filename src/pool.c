@@ -25,9 +25,10 @@
 ** arguments, and its results come back as slots (Future:_into).
 **
 ** Lock order: work->mu, then a future's mu, then a waiter's mu (inside
-** wait_on, or a FutureWaiter's mu when a future completes). No lock is held
-** while Lua runs, while a buffer is freed (that may release objects and take
-** their locks) or while raising.
+** wait_on, or a FutureWaiter's mu when a future completes). Nothing is
+** pushed onto a Lua stack, allocated through Lua or raised, and no Lua runs,
+** while any of them is held; nor is a buffer freed (that may release objects
+** and take their locks).
 */
 #include <limits.h>
 #include <pthread.h>

@@ -5,8 +5,9 @@
 ** stack or a heap has one end, so here one mutex guards everything.
 **
 ** One struct serves both kinds. Invariants:
-** - q->mu guards every field marked (mu). It is never held while Lua runs
-**   or raises: an item is stored into a slot (encoded) before the mutex is
+** - q->mu guards every field marked (mu). Nothing is pushed onto a Lua
+**   stack, allocated through Lua or raised, and no Lua runs, while it is
+**   held: an item is stored into a slot (encoded) before the mutex is
 **   taken, and pushed (decoded) after it is released. Slots leaving the
 **   queue in bulk (immediate shutdown, destroy) are cleared with no lock
 **   held, since releasing a module object may take that object's locks.

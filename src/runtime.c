@@ -15,8 +15,8 @@
 **   clears t->L under t->mu before it closes the state.
 **
 ** Lock order: reg_mu, then a thread's mu, then its waiter's mu; pool_mu is
-** never held with another. No lock is held while Lua runs, allocates or
-** raises.
+** never held with another. Nothing is pushed onto a Lua stack, allocated
+** through Lua or raised, and no Lua runs, while any of them is held.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -203,26 +203,38 @@ long runtime_next_number(void) {
   return n;
 }
 
-thread_t **runtime_list(int *n) {
-  thread_t *t, **list;
+thread_list_t *runtime_list(void) {
+  thread_t *t;
+  thread_list_t *list;
   int count = 0, i;
   pthread_once(&once, init_once);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   for (t = reg_head; t != NULL; t = t->next) count++;
-  list = (thread_t **)malloc((count ? (size_t)count : 1) * sizeof *list);
+  list = (thread_list_t *)malloc(sizeof *list + (size_t)count * sizeof list->t[0]);
   if (list != NULL) {
+    list->n = count;
     /* the registry is newest first; the list is oldest first, like Python */
     for (t = reg_head, i = count - 1; t != NULL; t = t->next, i--)
-      list[i] = (thread_t *)object_retain(&t->obj);
+      list->t[i] = (thread_t *)object_retain(&t->obj);
   }
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
-  *n = list != NULL ? count : -1;
   return list;
 }
 
-void runtime_list_free(thread_t **list, int n) {
+int runtime_count(void) {
+  thread_t *t;
+  int n = 0;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  for (t = reg_head; t != NULL; t = t->next) n++;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  return n;
+}
+
+void runtime_list_free(void *p) {
+  thread_list_t *list = (thread_list_t *)p;
   int i;
-  for (i = 0; i < n; i++) object_release(&list[i]->obj);
+  for (i = 0; i < list->n; i++) object_release(&list->t[i]->obj);
   free(list);
 }
 

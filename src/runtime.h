@@ -79,10 +79,16 @@ TH_HIDDEN int runtime_start(thread_t *t);
 TH_HIDDEN long runtime_next_number(void);
 /* The root of threads created from L: the calling thread's, or L's own. */
 TH_HIDDEN long runtime_root_of(lua_State *L);
-/* The live threads, oldest first, each retained; *n their count. Returns
-** NULL with *n = -1 when out of memory. Release with runtime_list_free. */
-TH_HIDDEN thread_t **runtime_list(int *n);
-TH_HIDDEN void runtime_list_free(thread_t **list, int n);
+/* The live threads, oldest first, each retained; NULL when out of memory.
+** runtime_list_free (a void * for object_newbox) releases them. */
+typedef struct thread_list {
+  int n;
+  thread_t *t[];
+} thread_list_t;
+TH_HIDDEN thread_list_t *runtime_list(void);
+TH_HIDDEN void runtime_list_free(void *list);
+/* How many threads are live. */
+TH_HIDDEN int runtime_count(void);
 
 /* Run t in the fresh state L (thread.c): returns the final status. */
 TH_HIDDEN int thread_run(thread_t *t, lua_State *L);

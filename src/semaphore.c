@@ -8,7 +8,8 @@
 ** signal it consumed is not lost for the others.
 **
 ** Any thread may release (as in Python). Lock order: s->mu, then a waiter's
-** mu (inside wait_on). No mutex is held while Lua runs or raises.
+** mu (inside wait_on). Nothing is pushed onto a Lua stack, allocated
+** through Lua or raised, and no Lua runs, while s->mu is held.
 */
 #include <math.h>
 #include <pthread.h>

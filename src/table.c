@@ -3,7 +3,8 @@
 **
 ** A hash map from keys (strings, numbers, booleans) to transfer slots,
 ** under one mutex per table. Invariants:
-** - st->mu guards the map. It is never held while Lua runs or raises: a
+** - st->mu guards the map. Nothing is pushed onto a Lua stack, allocated
+**   through Lua or raised, and no Lua runs, while it is held: a
 **   value is stored into a slot before the mutex is taken, a value read is
 **   copied (its buffer or object retained) under the mutex and pushed after
 **   it is released, and slots replaced or removed are cleared afterwards

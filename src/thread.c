@@ -7,8 +7,10 @@
 ** whoever joins. The registry, the OS threads and the exit join are in
 ** runtime.c; the cancellation hook is in cancel.c.
 **
-** Lock order: a thread's mu, then its waiter's mu (inside wait_on). No
-** lock is held while Lua runs.
+** Lock order: a thread's mu, then its waiter's mu (inside wait_on).
+** Nothing is pushed onto a Lua stack, allocated through Lua or raised, and
+** no Lua runs, while a thread's mu is held: fields are copied under it and
+** pushed after (a name through object_pushguarded).
 */
 #include <errno.h>
 #include <pthread.h>
@@ -119,8 +121,12 @@ static int thread_body(lua_State *L) {
   }
   /* an error: strings carry the thread's name; other values go as they are */
   if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-    lua_pushfstring(L, "%s: %s", t->name, lua_tostring(L, -1));
-    lua_remove(L, -2);
+    int err = lua_gettop(L);
+    object_pushguarded(L, &t->mu, &t->name);   /* t.name = x may free it meanwhile */
+    lua_pushliteral(L, ": ");
+    lua_pushvalue(L, err);
+    lua_concat(L, 3);
+    lua_replace(L, err);
   }
   keep_error_text(L, t);
   {
@@ -136,6 +142,21 @@ static int thread_body(lua_State *L) {
   }
   lua_pushinteger(L, ST_FAILED);
   return 1;
+}
+
+/* Protected: "NAME: error_text" as t's output. */
+static int text_output_body(lua_State *L) {
+  thread_t *t = (thread_t *)lua_touserdata(L, 1);
+  transfer_t *out;
+  object_pushguarded(L, &t->mu, &t->name);
+  lua_pushliteral(L, ": ");
+  lua_pushstring(L, t->error_text);
+  lua_concat(L, 3);
+  out = transfer_encode(L, -1, 1, "error", 0);
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->output = out;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  return 0;
 }
 
 /* Run t in L, its fresh state: the target, protected; then what it left. */
@@ -155,12 +176,9 @@ int thread_run(thread_t *t, lua_State *L) {
   keep_error_text(L, t);
   lua_settop(L, 0);
   if (t->output == NULL && t->error_text != NULL) {
-    transfer_t *out;
-    lua_pushfstring(L, "%s: %s", t->name, t->error_text);
-    out = try_encode(L, -1);
-    WAIT_CHECK(pthread_mutex_lock(&t->mu));
-    t->output = out;
-    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    lua_pushcfunction(L, text_output_body);
+    lua_pushlightuserdata(L, t);
+    if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);   /* join falls back on error_text */
   }
   return status;
 }
@@ -360,6 +378,14 @@ static int thread_cancel(lua_State *L) {
   return 1;
 }
 
+static int status_of(thread_t *t) {
+  int s;
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  s = t->status;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  return s;
+}
+
 static int thread__index(lua_State *L) {
   thread_t *t = check_thread(L, 1);
   const char *k = lua_tostring(L, 2);
@@ -368,29 +394,35 @@ static int thread__index(lua_State *L) {
   lua_gettable(L, -2);        /* not raw: an on-demand table loads the rest */
   if (!lua_isnil(L, -1) || k == NULL) return 1;
   lua_pop(L, 2);
-  WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (strcmp(k, "name") == 0) {
-    lua_pushstring(L, t->name);
+    object_pushguarded(L, &t->mu, &t->name);
   } else if (strcmp(k, "daemon") == 0) {
-    lua_pushboolean(L, t->daemon);
+    int daemon;
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    daemon = t->daemon;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    lua_pushboolean(L, daemon);
   } else if (strcmp(k, "status") == 0) {
-    lua_pushstring(L, thread_status_names[t->status]);
+    lua_pushstring(L, thread_status_names[status_of(t)]);
   } else if (strcmp(k, "ident") == 0) {
     if (t->ident) lua_pushinteger(L, t->ident);
     else lua_pushnil(L);
   } else if (strcmp(k, "native_id") == 0) {
     deadline_t dl = wait_deadline_in(5);
+    long id;
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
     /* a thread just started learns its id within microseconds */
     t->id_waiters++;
     while (t->status == ST_RUNNING && t->native_id == 0 && !wait_expired(&dl))
       pthread_cond_timedwait(&t->cv, &t->mu, &dl.at);
     t->id_waiters--;
-    if (t->native_id) lua_pushinteger(L, t->native_id);
+    id = t->native_id;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    if (id) lua_pushinteger(L, id);
     else lua_pushnil(L);
   } else {
     lua_pushnil(L);
   }
-  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   return 1;
 }
 
@@ -407,11 +439,12 @@ static int thread__newindex(lua_State *L) {
     return 0;
   }
   if (k != NULL && strcmp(k, "daemon") == 0) {
-    int started;
+    int started, daemon;
     luaL_checktype(L, 3, LUA_TBOOLEAN);
+    daemon = lua_toboolean(L, 3);
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     started = t->status != ST_NEW;
-    if (!started) t->daemon = lua_toboolean(L, 3);
+    if (!started) t->daemon = daemon;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
     if (started) return luaL_error(L, "cannot set daemon status of an active thread");
     return 0;
@@ -421,9 +454,11 @@ static int thread__newindex(lua_State *L) {
 
 static int thread__tostring(lua_State *L) {
   thread_t *t = check_thread(L, 1);
-  WAIT_CHECK(pthread_mutex_lock(&t->mu));
-  lua_pushfstring(L, "threading.Thread: %s (%s)", t->name, thread_status_names[t->status]);
-  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  int status = status_of(t);
+  lua_pushliteral(L, "threading.Thread: ");
+  object_pushguarded(L, &t->mu, &t->name);
+  lua_pushfstring(L, " (%s)", thread_status_names[status]);
+  lua_concat(L, 3);
   return 1;
 }
 
@@ -453,31 +488,33 @@ static int thread_get_ident(lua_State *L) {
   return 1;
 }
 
+/* Push a box holding the live threads (see runtime_list). */
+static thread_list_t *push_list(lua_State *L) {
+  void **slot;
+  self_or_error(L);
+  slot = object_newbox(L, runtime_list_free);
+  *slot = runtime_list();
+  if (*slot == NULL) luaL_error(L, "not enough memory");
+  return (thread_list_t *)*slot;
+}
+
 /* threading.enumerate() -> list of live threads (started, not ended) */
 static int thread_enumerate(lua_State *L) {
-  int n, i;
-  thread_t **list;
-  self_or_error(L);
-  list = runtime_list(&n);
-  if (list == NULL) return luaL_error(L, "not enough memory");
-  lua_createtable(L, n, 0);
-  for (i = 0; i < n; i++) {
-    object_push(L, &list[i]->obj);
+  thread_list_t *list = push_list(L);
+  int i;
+  lua_createtable(L, list->n, 0);
+  for (i = 0; i < list->n; i++) {
+    object_push(L, &list->t[i]->obj);
     lua_rawseti(L, -2, i + 1);
   }
-  runtime_list_free(list, n);
+  object_box_free(L, -2);
   return 1;
 }
 
 /* threading.active_count() */
 static int thread_active_count(lua_State *L) {
-  int n;
-  thread_t **list;
   self_or_error(L);
-  list = runtime_list(&n);
-  if (list == NULL) return luaL_error(L, "not enough memory");
-  runtime_list_free(list, n);
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, runtime_count());
   return 1;
 }
 

@@ -2,7 +2,7 @@
 ** threading.c: luaopen_threading_core, the module's only exported symbol.
 **
 ** Safe to run in many states at once and more than once per state: all
-** process-wide set-up goes through pthread_once.
+** process-wide set-up goes through pthread_once. This file takes no lock.
 */
 #include <dlfcn.h>
 #include <pthread.h>

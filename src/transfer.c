@@ -1,6 +1,9 @@
 /*
 ** transfer.c: Lua value graph <-> self-contained buffer.
 **
+** No lock is taken here: callers encode before they lock what will hold a
+** buffer, and decode after they unlock it.
+**
 ** Encoding runs inside lua_pcall so that a refusal or a memory error frees
 ** the partial buffer (and the object references it took) before the error
 ** reaches the caller. Tables and Lua functions get ids in the order they are

@@ -1,5 +1,9 @@
 /*
 ** wait.c: deadlines on CLOCK_MONOTONIC and cancellable condition waits.
+**
+** Lock order: the caller's object mutex, then a waiter's mu (wait_on);
+** wait_cancel_wake takes the two apart. Nothing here pushes onto a Lua
+** stack or raises while holding either: the raising functions take no lock.
 */
 #include <errno.h>
 #include <math.h>

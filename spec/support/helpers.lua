@@ -14,15 +14,19 @@ function helpers.lua_command()
 end
 
 --- Run a Lua chunk in a fresh interpreter; returns exit status, stdout, stderr.
-function helpers.run_script(source)
+-- opts.timeout (seconds) kills a script that hangs (status 124), so that a
+-- deadlock fails the spec instead of stalling the suite.
+function helpers.run_script(source, opts)
+  opts = opts or {}
   local script = os.tmpname()
   local errfile = os.tmpname()
   local f = assert(io.open(script, "w"))
   f:write(source)
   f:close()
+  local prefix = opts.timeout and ("timeout -s KILL " .. opts.timeout .. " ") or ""
   -- the shell reports the status on a last line of its own: Lua 5.1's
   -- popen close does not return it
-  local p = assert(io.popen(helpers.lua_command() .. " " .. script .. " 2>" .. errfile ..
+  local p = assert(io.popen(prefix .. helpers.lua_command() .. " " .. script .. " 2>" .. errfile ..
                             "; echo \"exit status $?\"", "r"))
   local out = p:read("*a")
   p:close()
