@@ -488,6 +488,7 @@ static int fifo_shutdown(lua_State *L) {
 static int fifo_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
+  if (h->obj == NULL) return queue_iter_released(L);
   if (fifo_get_common(L, (fifo_t *)h->obj, 1, tmo) == 1) return 1;
   lua_pushnil(L);
   return 1;

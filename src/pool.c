@@ -1359,10 +1359,17 @@ static int pool_wait(lua_State *L) {
     object_t *o;
     lua_rawgeti(L, 1, i);
     o = object_test(L, -1);
-    if (o == NULL || o->type != &future_type)
+    if (o == NULL || o->type != &future_type) {
+      handle_t *h = (handle_t *)lua_touserdata(L, -1);
+      const char *got = o != NULL ? o->type->name : luaL_typename(L, -1);
+      if (o == NULL && h != NULL && lua_type(L, -1) == LUA_TUSERDATA &&
+          luaL_getmetafield(L, -1, "__name")) {
+        lua_pop(L, 1);
+        if (h->obj == NULL) got = "released handle";
+      }
       return luaL_argerror(L, 1, lua_pushfstring(L,
-          "list of threading.Future expected, item %d is a %s", i,
-          o != NULL ? o->type->name : luaL_typename(L, -1)));
+          "list of threading.Future expected, item %d is a %s", i, got));
+    }
     lua_pop(L, 1);
     lua_pushlightuserdata(L, o);
     lua_rawget(L, 3);

@@ -495,6 +495,10 @@ int queue_push_fail(lua_State *L, const char *why) {
   return 2;
 }
 
+int queue_iter_released(lua_State *L) {
+  return luaL_error(L, "cannot iterate: the queue's handle was already released");
+}
+
 /* Check the PriorityQueue key of the item at idx and fill e's key from it,
 ** all but a string's copy (PK_STR with k.s NULL: see prio_key_copy). Pushes
 ** the key. Raises a bad-argument error when the item has no usable key. */
@@ -726,6 +730,7 @@ static int queue_shutdown(lua_State *L) {
 static int queue_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
+  if (h->obj == NULL) return queue_iter_released(L);
   if (queue_get_common(L, (queue_t *)h->obj, 1, tmo) == 1) return 1;
   lua_pushnil(L);
   return 1;

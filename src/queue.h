@@ -25,6 +25,8 @@ TH_HIDDEN int queue_block_args(lua_State *L, int idx, double *tmo);
 TH_HIDDEN size_t queue_maxsize_arg(lua_State *L, int idx);
 /* Push nil, why; returns 2. */
 TH_HIDDEN int queue_push_fail(lua_State *L, const char *why);
+/* Raise the error of an iterator whose queue handle was collected. */
+TH_HIDDEN int queue_iter_released(lua_State *L);
 /* Before a getter sleeps it watches its queue for QUEUE_SPIN_US (with more
 ** than one CPU) until ready(arg); returns whether ready() became true. */
 TH_HIDDEN int queue_spin(int (*ready)(void *), void *arg);
