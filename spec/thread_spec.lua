@@ -430,15 +430,18 @@ describe("Thread fields under hostile conditions", function()
         -- the call's own frames exist before memory runs out
         local function probe() return v.name end
         pcall(probe)
-        -- fill the state's memory, big pieces first, so that nothing is left
-        local hog, n = nil, 0
-        for _, size in ipairs({ 65536, 4096, 256, 16 }) do
-          pcall(function()
-            while true do
-              n = n + 1
-              hog = { hog, ("x"):rep(size) .. n }
-            end
-          end)
+        -- fill the state's memory, big pieces first, so that nothing is
+        -- left (every closure made beforehand: none can be made after)
+        local hog, n, size = nil, 0, 0
+        local function fill()
+          while true do
+            n = n + 1
+            hog = { hog, ("x"):rep(size) .. n }
+          end
+        end
+        for _, s in ipairs({ 65536, 4096, 256, 16 }) do
+          size = s
+          pcall(fill)
         end
         local ok, e = pcall(probe)
         return ok, tostring(e):sub(1, 40)
@@ -478,5 +481,21 @@ describe("Thread fields under hostile conditions", function()
     ]], { timeout = 60 })
     assert.equal(0, code, err)
     assert.equal("true\n", out)
+  end)
+end)
+
+describe("Thread arguments", function()
+  it("refuses an args.n beyond what a stack takes, without overflowing (signed overflow in lua_checkstack)", function()
+    for _, n in ipairs({ 2 ^ 31 - 1, 2 ^ 31, 2 ^ 40, 2 ^ 63, 1e300, 1 / 0 }) do
+      assert.has_error(function() threading.Thread({ target = function() end, args = { n = n } }) end,
+        "bad argument #1 to 'Thread' (field 'args' has too many values)")
+    end
+  end)
+
+  it("refuses an args.n that is not a non-negative integer", function()
+    for _, n in ipairs({ -1, 2.5, "3", 0 / 0 }) do
+      assert.has_error(function() threading.Thread({ target = function() end, args = { n = n } }) end,
+        "bad argument #1 to 'Thread' (field 'args.n' must be a non-negative integer)")
+    end
   end)
 end)

@@ -5,6 +5,7 @@
 ** an entry, never while Lua runs, allocates or raises. object_pushguarded
 ** is how the rest of the core pushes a string that a mutex guards.
 */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,4 +348,30 @@ void **object_newbox(lua_State *L, void (*fn)(void *)) {
   }
   lua_setmetatable(L, -2);
   return &b->p;
+}
+
+/* More values than any Lua stack takes (5.2+ stops at 1,000,000 slots). */
+#if !defined(OBJECT_MAX_ARGS)
+#define OBJECT_MAX_ARGS 1000000
+#endif
+
+int object_pushargs(lua_State *L, int t, int arg, const char *field) {
+  lua_Number n;
+  int i, count;
+  t = compat_absindex(L, t);
+  lua_getfield(L, t, "n");
+  if (lua_isnil(L, -1)) {
+    n = (lua_Number)compat_rawlen(L, t);
+  } else {
+    n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0) || (n <= OBJECT_MAX_ARGS && n != floor(n)))
+      luaL_argerror(L, arg, lua_pushfstring(L, "field '%s.n' must be a non-negative integer", field));
+  }
+  lua_pop(L, 1);
+  /* compared as a number first: no conversion to int can overflow */
+  if (n > OBJECT_MAX_ARGS || !lua_checkstack(L, (int)n + 8))
+    luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' has too many values", field));
+  count = (int)n;
+  for (i = 1; i <= count; i++) lua_rawgeti(L, t, i);
+  return count;
 }

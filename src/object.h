@@ -78,6 +78,12 @@ static inline object_t *object_self(lua_State *L, int idx,
 /* Raise "bad argument #idx to 'fn' (<expected> expected, got <type>)". */
 TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);
 
+/* Push t[1..n] of the table at index t, n being t.n when present (a
+** non-negative integer) or #t; returns n. `field` names the table in a
+** bad-argument error for argument `arg` (a bad n, or more values than the
+** stack can take). */
+TH_HIDDEN int object_pushargs(lua_State *L, int t, int arg, const char *field);
+
 /* Is the value at idx callable (a function, or has __call)? */
 TH_HIDDEN int object_callable(lua_State *L, int idx);
 /* Push a copy of the C string *src (nil if NULL) that mu guards. Lua

@@ -1159,15 +1159,9 @@ static int pool_new(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, opts, "initargs");
     if (!lua_isnil(L, -1)) {
-      int n, i, t = lua_gettop(L);
+      int n, t = lua_gettop(L);
       if (!lua_istable(L, t)) luaL_argerror(L, opts, "field 'initargs' must be a table");
-      lua_getfield(L, t, "n");
-      n = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1)
-                                         : (int)compat_rawlen(L, t);
-      lua_pop(L, 1);
-      if (n < 0 || !lua_checkstack(L, n + 8))
-        luaL_argerror(L, opts, "field 'initargs' has too many values");
-      for (i = 1; i <= n; i++) lua_rawgeti(L, t, i);
+      n = object_pushargs(L, t, opts, "initargs");
       if (n > 0) wk->init_args = transfer_encode(L, t + 1, n, "opts.initargs", 0);
       lua_settop(L, t);
     }

@@ -240,13 +240,7 @@ static int thread_new(lua_State *L) {
       int a;
       if (!lua_istable(L, -1)) luaL_argerror(L, 1, "field 'args' must be a table");
       a = lua_gettop(L);
-      lua_getfield(L, a, "n");
-      nargs = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1)
-                                             : (int)compat_rawlen(L, a);
-      lua_pop(L, 1);
-      if (nargs < 0 || !lua_checkstack(L, nargs + 8))
-        luaL_argerror(L, 1, "field 'args' has too many values");
-      for (int i = 1; i <= nargs; i++) lua_rawgeti(L, a, i);
+      nargs = object_pushargs(L, a, 1, "args");
       lua_remove(L, a);
     }
     top = 2;               /* target at 2, args after it */
