@@ -128,6 +128,28 @@ describe("Lock", function()
     assert.same({ true, true, false }, { t:join(10) })
   end)
 
+  it("releases a <close> guard when the cancellation strikes as the guard is made (lock left held by guard)", function()
+    if _VERSION ~= "Lua 5.4" then
+      return -- to-be-closed variables are new in 5.4
+    end
+    local body = assert(load([[
+      local lock, started = ...
+      started:set()
+      while true do
+        local _ <close> = lock:guard()
+      end
+    ]]))
+    for round = 1, 200 do
+      local lock, started = threading.Lock(), threading.Event()
+      local t = threading.Thread{ daemon = true, target = body, args = { lock, started } }
+      t:start()
+      assert.is_true(started:wait(10))
+      t:cancel()
+      assert.same({ false, "cancelled" }, { t:join(10) })
+      assert.is_false(lock:locked(), "round " .. round)
+    end
+  end)
+
   -- regression: the cancel hook struck again between pcall and the release
   it("releases the lock when a thread is cancelled inside with", function()
     local lock = threading.Lock()

@@ -305,6 +305,41 @@ describe("Thread:cancel", function()
     assert.same({ false, "cancelled" }, { t:join(10) })
   end)
 
+  it("raises the cancellation again after a pcall in a CPU loop caught it (pcall swallowed cancel for good)", function()
+    local started = threading.Event()
+    local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
+      if jit then jit.off() end       -- compiled traces run no hooks
+      ev:set()
+      while true do
+        pcall(function()
+          local n = 0
+          while true do n = n + 1 end
+        end)
+      end
+    end }
+    t:start()
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    assert.equal("cancelled", t.status)
+  end)
+
+  it("raises the cancellation again in a pcall's error handler and its caller", function()
+    local started = threading.Event()
+    local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
+      if jit then jit.off() end
+      ev:set()
+      local caught = 0
+      while true do
+        xpcall(function() while true do end end, function(e) caught = caught + 1 return e end)
+      end
+    end }
+    t:start()
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
   it("keeps a thread cancelled before start from running its target", function()
     local ran = threading.Value(false)
     local t = threading.Thread(function(v) v:set(true) end, ran)

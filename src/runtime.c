@@ -443,6 +443,9 @@ static void run_job(worker_t *w, thread_t *t) {
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->L = NULL;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    /* nobody sets the hook any more: the finalizers lua_close runs must
+    ** not raise the cancellation */
+    cancel_disarm(L);
     t->alloc = NULL;
     lua_close(L);
   }

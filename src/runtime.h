@@ -60,6 +60,7 @@ struct thread {
   char *error_text;         /* (mu) printable error, for the unjoined report */
   int error_seen;           /* (mu) join returned the error */
   lua_State *L;             /* (mu) the running state, for cancel's hook */
+  int cancel_grace;         /* (self) instructions the hook lets through */
   thread_t *prev, *next;    /* (reg) live threads */
 };
 
@@ -94,8 +95,10 @@ TH_HIDDEN int runtime_count(void);
 TH_HIDDEN int thread_run(thread_t *t, lua_State *L);
 
 /* cancel.c: set the cancellation hook on a running state (called with the
-** thread's mu held, L non-NULL), and the Lua side's protection. */
+** thread's mu held, L non-NULL), remove it (by the thread itself, once its
+** main function has ended), and the Lua side's protection. */
 TH_HIDDEN void cancel_arm(lua_State *L);
+TH_HIDDEN void cancel_disarm(lua_State *L);
 TH_HIDDEN void cancel_open(lua_State *L);
 
 /* diag.c: threading.waits() and threading.deadlocks(). */

@@ -40,16 +40,21 @@ guard_mt.__gc = nil
 guard_mt.__index = { release = guard_mt.__close }
 
 --- obj:guard(): acquire and return a value whose closing releases it, for
--- Lua 5.4's `local _ <close> = lock:guard()`.
+-- Lua 5.4's `local _ <close> = lock:guard()`. The guard exists before the
+-- lock is taken: once it is, nothing is left that could fail.
 local function guard(self)
+  local g = setmetatable({ false }, guard_mt)
   self:acquire()
-  return setmetatable({ self }, guard_mt)
+  g[1] = self
+  return g
 end
 
 -- A cancellation arriving while these run is held back until they are
 -- done or call out (into fn, or the release): it must not strike between an
--- acquire and the pcall, or between the pcall and the release.
-core._protect(release_after, with, guard, guard_mt.__close)
+-- acquire and the pcall, or between the pcall and the release. After guard
+-- returns it is held back one instruction more, for the caller's <close>.
+core._protect(release_after, with, guard_mt.__close)
+core._protect_guard(guard)
 
 --- Add the Lua-side methods to a type's method table.
 local function extend(type_name, methods)
@@ -63,6 +68,9 @@ threading._extend = extend
 extend("threading.Lock", { with = with, guard = guard })
 extend("threading.RLock", { with = with, guard = guard })
 
+threading._with = with
+threading._guard = guard
+
 -- Parts written in Lua, each in its own file under lua/threading/; each is
 -- a function(threading) that adds to the module table.
 local parts = { "sync", "timer", "pool" }
@@ -70,8 +78,6 @@ for _, name in ipairs(parts) do
   require("threading." .. name)(threading)
 end
 
-threading._with = with
-threading._guard = guard
 threading._pack = function(...)
   return { n = select("#", ...), ... }
 end

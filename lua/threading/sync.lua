@@ -1,14 +1,7 @@
 --- with/guard for the synchronization primitives written in C.
 return function(threading)
-  -- looked up at call time: the module sets its helpers after loading parts
-  local function with(self, fn, ...)
-    return threading._with(self, fn, ...)
-  end
-
-  local function guard(self)
-    return threading._guard(self)
-  end
-
+  -- the very functions of Lock and RLock: the cancellation hook knows them
+  local with, guard = threading._with, threading._guard
   for _, name in ipairs({ "threading.Condition", "threading.Semaphore", "threading.BoundedSemaphore" }) do
     threading._extend(name, { with = with, guard = guard })
   end
