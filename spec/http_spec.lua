@@ -387,6 +387,23 @@ describe("threading.http", function()
       assert.equal("header", kind)
     end)
 
+    it("refuses a user_agent with a line break instead of injecting a header (bug)", function()
+      -- regression: user_agent went to libcurl unchecked, and its CR LF
+      -- started a header of the caller's choosing
+      local r, err, kind = http.get(base .. "/headers", { user_agent = "x\r\nX-Injected: yes" })
+      assert.falsy(r and r.body:find('"X-Injected"', 1, true), "the injected header reached the server")
+      assert.is_nil(r)
+      assert.truthy(err:find("user_agent", 1, true))
+      assert.equal("header", kind)
+    end)
+
+    it("refuses a user_agent with a zero byte instead of cutting it short (bug)", function()
+      local r, _, kind = http.get(base .. "/headers", { user_agent = "agent\0hidden" })
+      assert.falsy(r and r.body:find('"User-Agent": "agent"', 1, true), "a truncated agent was sent")
+      assert.is_nil(r)
+      assert.equal("header", kind)
+    end)
+
     it("returns nil and a message for a header name that is not a token", function()
       local _, _, kind = http.get(base .. "/get", { headers = { ["Bad Name"] = "x" } })
       assert.equal("header", kind)

@@ -78,6 +78,7 @@ typedef struct request {
   size_t max_body;
   int verify;
   const char *user_agent;          /* NULL: send none */
+  size_t user_agent_len;
 } request_t;
 
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
@@ -232,6 +233,11 @@ static int is_token(const char *s, size_t n) {
   return 1;
 }
 
+/* A value that can go into a request line or header: no CR, LF or zero byte. */
+static int is_clean(const char *s, size_t n) {
+  return memchr(s, '\r', n) == NULL && memchr(s, '\n', n) == NULL &&
+         memchr(s, '\0', n) == NULL;
+}
 
 static int opt_field(lua_State *L, int t, const char *k) {
   if (t == 0) {
@@ -341,7 +347,8 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
   else if (ty != LUA_TNIL) opt_error(L, arg, "verify", "a boolean");
   ty = opt_field(L, t, "user_agent");
   r->user_agent = default_agent;
-  if (ty == LUA_TSTRING) r->user_agent = lua_tostring(L, -1);
+  r->user_agent_len = strlen(default_agent);
+  if (ty == LUA_TSTRING) r->user_agent = lua_tolstring(L, -1, &r->user_agent_len);
   else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) r->user_agent = NULL;
   else if (ty != LUA_TNIL) opt_error(L, arg, "user_agent", "a string or false");
 }
@@ -426,6 +433,12 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
   int has_type = 0, has_expect = 0;
   curl_slist_free_all(s->headers);
   s->headers = NULL;
+  /* libcurl sends the agent as it is: a line break would start a new header */
+  if (r->user_agent != NULL && !is_clean(r->user_agent, r->user_agent_len)) {
+    snprintf(msg, msgsize, "invalid value for user_agent: "
+             "line breaks and zero bytes are not allowed");
+    return 0;
+  }
   if (r->headers != 0) {
     lua_pushnil(L);
     while (lua_next(L, r->headers) != 0) {
@@ -441,8 +454,7 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
         snprintf(msg, msgsize, "invalid header name '%.100s'", name);
         return 0;
       }
-      if (value != NULL && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) ||
-                            strlen(value) != vlen)) {
+      if (value != NULL && !is_clean(value, vlen)) {
         snprintf(msg, msgsize, "invalid value for header '%.100s': "
                  "line breaks and zero bytes are not allowed", name);
         return 0;
