@@ -459,6 +459,41 @@ describe("threading.http", function()
       end, "bad argument #2 to 'get' (get takes no method or body (use http.request))")
     end)
 
+    it("raises a bad-argument error for a misspelled option given to get (bug)", function()
+      -- regression: unknown option names were ignored, so a typo silently
+      -- left the default in place
+      assert.has_error(function()
+        http.get(base .. "/get", { timout = 1 })
+      end, "bad argument #2 to 'get' (unknown option 'timout')")
+    end)
+
+    it("raises a bad-argument error for a misspelled option given to request (bug)", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", timout = 1 })
+      end, "bad argument #1 to 'request' (unknown option 'timout')")
+    end)
+
+    it("raises a bad-argument error for an option name that is not a string", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { "timeout" })
+      end, "bad argument #2 to 'get' (option names must be strings, got number)")
+    end)
+
+    it("raises a bad-argument error for a url given to get as an option", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { url = base .. "/status/500" })
+      end, "bad argument #2 to 'get' (get takes its url as argument #1, not as an option)")
+    end)
+
+    it("accepts every documented option in one request", function()
+      local r = assert(http.request({
+        url = base .. "/echo", method = "PUT", body = "x", headers = { ["X-A"] = "1" },
+        timeout = 10, connect_timeout = 5, follow_redirects = 2, max_body_bytes = 100,
+        verify = true, user_agent = "spec",
+      }))
+      assert.equal("x", r.body)
+    end)
+
     it("raises a bad-argument error for a body that is not a string", function()
       assert.has_error(function()
         http.request({ url = base, body = 5 })

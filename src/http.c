@@ -239,6 +239,36 @@ static int is_clean(const char *s, size_t n) {
          memchr(s, '\0', n) == NULL;
 }
 
+/* Every option a request table may hold. get takes those from GET_FIRST on:
+** its url is an argument, and it has no method or body. */
+static const char *const option_names[] = {
+  "url", "method", "body",
+  "headers", "timeout", "connect_timeout", "follow_redirects", "max_body_bytes",
+  "verify", "user_agent", NULL
+};
+#define GET_FIRST 3
+
+/* Raise unless every key of table t names an option of the function. */
+static void check_names(lua_State *L, int t, int arg, int with_method) {
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    size_t n, i;
+    const char *k;
+    lua_pop(L, 1);                               /* the value */
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got %s",
+                                            luaL_typename(L, -1)));
+    k = lua_tolstring(L, -1, &n);
+    for (i = 0; option_names[i] != NULL; i++)
+      if (strlen(option_names[i]) == n && memcmp(option_names[i], k, n) == 0) break;
+    if (option_names[i] == NULL)
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
+    if (!with_method && i < GET_FIRST)
+      luaL_argerror(L, arg, i == 0 ? "get takes its url as argument #1, not as an option"
+                                   : "get takes no method or body (use http.request)");
+  }
+}
+
 static int opt_field(lua_State *L, int t, const char *k) {
   if (t == 0) {
     lua_pushnil(L);
@@ -270,6 +300,7 @@ static long opt_millis(lua_State *L, int arg, const char *k, double dflt) {
 static void read_options(lua_State *L, request_t *r, int t, int arg, int with_method) {
   int ty;
   luaL_checkstack(L, 16, "too many options");
+  if (t != 0) check_names(L, t, arg, with_method);
   if (with_method) {
     ty = opt_field(L, t, "method");
     if (ty != LUA_TNIL) {
@@ -295,9 +326,6 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
       r->body = "";
       r->has_body = 1;
     }
-  } else {
-    if (opt_field(L, t, "method") != LUA_TNIL || opt_field(L, t, "body") != LUA_TNIL)
-      luaL_argerror(L, arg, "get takes no method or body (use http.request)");
   }
   ty = opt_field(L, t, "headers");
   if (ty != LUA_TNIL) {
