@@ -234,6 +234,86 @@ describe("threading.http", function()
     end)
   end)
 
+  describe("proxies", function()
+    -- The local server stands in for a forward proxy: it serves a target in
+    -- absolute form by its path, and /get reports the target it received.
+    local function target(r)
+      return r.body:match('"url": "([^"]*)"')
+    end
+
+    -- GET base/get in a fresh interpreter whose proxy variables are only
+    -- those of `env`; returns the target the server received (or the error).
+    local function get_with_env(env, opts_source)
+      local vars = {
+        http_proxy = false, HTTP_PROXY = false, https_proxy = false, HTTPS_PROXY = false,
+        all_proxy = false, ALL_PROXY = false, no_proxy = false, NO_PROXY = false,
+      }
+      for k, v in pairs(env) do
+        vars[k] = v
+      end
+      local code, out, err = helpers.run_script(([[
+        local r, err = require("threading.http").get(%q, %s)
+        io.write(r and r.body:match('"url": "([^"]*)"') or tostring(err))
+      ]]):format(base .. "/get", opts_source), vars)
+      assert.equal(0, code, err)
+      return out
+    end
+
+    it("sends the request to the proxy given as proxy, in absolute form", function()
+      -- the host does not exist: only a proxy can answer for it
+      local r = assert(http.get("http://proxied.invalid/get", { proxy = base }))
+      assert.equal(200, r.status)
+      assert.equal("http://proxied.invalid/get", target(r))
+    end)
+
+    it("sends a request without a proxy as a plain path", function()
+      assert.equal("/get", target(assert(http.get(base .. "/get"))))
+    end)
+
+    it("uses the proxy of the http_proxy environment variable by default", function()
+      assert.equal(base .. "/get", get_with_env({ http_proxy = base }, "nil"))
+    end)
+
+    it("uses the proxy of the ALL_PROXY environment variable by default", function()
+      assert.equal(base .. "/get", get_with_env({ ALL_PROXY = base }, "nil"))
+    end)
+
+    it("bypasses the proxy of http_proxy when proxy is false", function()
+      assert.equal("/get", get_with_env({ http_proxy = base }, "{ proxy = false }"))
+    end)
+
+    it("bypasses the proxy of ALL_PROXY when proxy is false", function()
+      assert.equal("/get", get_with_env({ ALL_PROXY = base }, "{ proxy = false }"))
+    end)
+
+    it("uses the proxy given as proxy even for a host listed in no_proxy", function()
+      local opts = ("{ proxy = %q }"):format(base)
+      assert.equal(base .. "/get", get_with_env({ no_proxy = "*" }, opts))
+    end)
+
+    it("returns a connect failure when the proxy refuses connections", function()
+      local gone = server.start()
+      local proxy = gone.url
+      gone:stop()
+      local r, err, kind = http.get(base .. "/get", { proxy = proxy })
+      assert.is_nil(r)
+      assert.equal("string", type(err))
+      assert.equal("connect", kind)
+    end)
+
+    it("raises a bad-argument error for a proxy that is neither a string nor false", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { proxy = true })
+      end, "bad argument #2 to 'get' (field 'proxy' must be a string or false, got boolean)")
+    end)
+
+    it("raises a bad-argument error for a proxy with a line break", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", proxy = base .. "\r\nX: y" })
+      end, "bad argument #1 to 'request' (field 'proxy' must not contain line breaks or zero bytes)")
+    end)
+  end)
+
   describe("threads", function()
     it("serves requests from many threads at once", function()
       local results = in_threads(50, function(i, url)
@@ -489,7 +569,7 @@ describe("threading.http", function()
       local r = assert(http.request({
         url = base .. "/echo", method = "PUT", body = "x", headers = { ["X-A"] = "1" },
         timeout = 10, connect_timeout = 5, follow_redirects = 2, max_body_bytes = 100,
-        verify = true, user_agent = "spec",
+        verify = true, proxy = false, user_agent = "spec",
       }))
       assert.equal("x", r.body)
     end)

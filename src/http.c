@@ -79,6 +79,7 @@ typedef struct request {
   int verify;
   const char *user_agent;          /* NULL: send none */
   size_t user_agent_len;
+  const char *proxy;               /* NULL: libcurl's default; "": none */
 } request_t;
 
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
@@ -244,7 +245,7 @@ static int is_clean(const char *s, size_t n) {
 static const char *const option_names[] = {
   "url", "method", "body",
   "headers", "timeout", "connect_timeout", "follow_redirects", "max_body_bytes",
-  "verify", "user_agent", NULL
+  "verify", "proxy", "user_agent", NULL
 };
 #define GET_FIRST 3
 
@@ -373,6 +374,17 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
   r->verify = 1;
   if (ty == LUA_TBOOLEAN) r->verify = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL) opt_error(L, arg, "verify", "a boolean");
+  ty = opt_field(L, t, "proxy");
+  if (ty == LUA_TSTRING) {
+    size_t n;
+    r->proxy = lua_tolstring(L, -1, &n);
+    if (!is_clean(r->proxy, n))
+      luaL_argerror(L, arg, "field 'proxy' must not contain line breaks or zero bytes");
+  } else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    r->proxy = "";                 /* libcurl: an empty proxy disables any proxy */
+  } else if (ty != LUA_TNIL) {
+    opt_error(L, arg, "proxy", "a string or false");
+  }
   ty = opt_field(L, t, "user_agent");
   r->user_agent = default_agent;
   r->user_agent_len = strlen(default_agent);
@@ -535,6 +547,12 @@ static void configure(session_t *s, const request_t *r) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r->verify ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r->verify ? 2L : 0L);
   if (r->user_agent != NULL) curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
+  if (r->proxy != NULL) {
+    curl_easy_setopt(e, CURLOPT_PROXY, r->proxy);
+    /* a proxy given here serves every host: no_proxy in the environment
+    ** would otherwise still bypass it (an empty list matches no host) */
+    if (r->proxy[0] != '\0') curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");    /* whatever curl can decode */
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
