@@ -539,6 +539,24 @@ describe("threading.http", function()
       end, "bad argument #2 to 'get' (get takes no method or body (use http.request))")
     end)
 
+    it("raises a bad-argument error for a cainfo that is not a string", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { cainfo = true })
+      end, "bad argument #2 to 'get' (field 'cainfo' must be a string, got boolean)")
+    end)
+
+    it("raises a bad-argument error for a capath with a zero byte", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", capath = "/etc\0/x" })
+      end, "bad argument #1 to 'request' (field 'capath' must be a non-empty path without zero bytes)")
+    end)
+
+    it("raises a bad-argument error for an empty cainfo", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { cainfo = "" })
+      end, "bad argument #2 to 'get' (field 'cainfo' must be a non-empty path without zero bytes)")
+    end)
+
     it("raises a bad-argument error for a misspelled option given to get (bug)", function()
       -- regression: unknown option names were ignored, so a typo silently
       -- left the default in place
@@ -569,7 +587,8 @@ describe("threading.http", function()
       local r = assert(http.request({
         url = base .. "/echo", method = "PUT", body = "x", headers = { ["X-A"] = "1" },
         timeout = 10, connect_timeout = 5, follow_redirects = 2, max_body_bytes = 100,
-        verify = true, proxy = false, user_agent = "spec",
+        verify = true, cainfo = "/nonexistent/ca.pem", capath = "/nonexistent",
+        proxy = false, user_agent = "spec",
       }))
       assert.equal("x", r.body)
     end)

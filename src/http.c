@@ -77,6 +77,7 @@ typedef struct request {
   long max_redirects;              /* -1: do not follow */
   size_t max_body;
   int verify;
+  const char *cainfo, *capath;     /* NULL: libcurl's default CA store */
   const char *user_agent;          /* NULL: send none */
   size_t user_agent_len;
   const char *proxy;               /* NULL: libcurl's default; "": none */
@@ -245,7 +246,7 @@ static int is_clean(const char *s, size_t n) {
 static const char *const option_names[] = {
   "url", "method", "body",
   "headers", "timeout", "connect_timeout", "follow_redirects", "max_body_bytes",
-  "verify", "proxy", "user_agent", NULL
+  "verify", "cainfo", "capath", "proxy", "user_agent", NULL
 };
 #define GET_FIRST 3
 
@@ -294,6 +295,19 @@ static long opt_millis(lua_State *L, int arg, const char *k, double dflt) {
   }
   if (s <= 0 || s >= (double)LONG_MAX / 1000) return 0;   /* no limit (math.huge) */
   return s * 1000 < 1 ? 1 : (long)ceil(s * 1000);
+}
+
+/* A file or directory name at the top of the stack, of type ty (nil: NULL). */
+static const char *opt_path(lua_State *L, int arg, const char *k, int ty) {
+  size_t n;
+  const char *p;
+  if (ty == LUA_TNIL) return NULL;
+  if (ty != LUA_TSTRING) opt_error(L, arg, k, "a string");
+  p = lua_tolstring(L, -1, &n);
+  if (n == 0 || strlen(p) != n)
+    luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a non-empty path "
+                                          "without zero bytes", k));
+  return p;
 }
 
 /* Read every option of table t (0: none) into r; arg is the argument the
@@ -374,6 +388,10 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
   r->verify = 1;
   if (ty == LUA_TBOOLEAN) r->verify = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL) opt_error(L, arg, "verify", "a boolean");
+  ty = opt_field(L, t, "cainfo");
+  r->cainfo = opt_path(L, arg, "cainfo", ty);
+  ty = opt_field(L, t, "capath");
+  r->capath = opt_path(L, arg, "capath", ty);
   ty = opt_field(L, t, "proxy");
   if (ty == LUA_TSTRING) {
     size_t n;
@@ -524,8 +542,18 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
   return 1;
 }
 
-static void configure(session_t *s, const request_t *r) {
+/* Set a string option that libcurl may refuse (too long, or not built in),
+** keeping the first refusal in *rc. */
+static void set_string(CURL *e, CURLoption opt, const char *v, CURLcode *rc) {
+  CURLcode c = curl_easy_setopt(e, opt, v);
+  if (*rc == CURLE_OK) *rc = c;
+}
+
+/* Set up the easy handle for r. Returns CURLE_OK, or why libcurl refused a
+** setting. */
+static CURLcode configure(session_t *s, const request_t *r) {
   CURL *e = s->easy;
+  CURLcode rc = CURLE_OK;
   curl_easy_reset(e);
   s->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
@@ -546,9 +574,13 @@ static void configure(session_t *s, const request_t *r) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r->verify ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r->verify ? 2L : 0L);
-  if (r->user_agent != NULL) curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
+  /* each replaces its own default only: cainfo alone still lets libcurl
+  ** search its default CA directory, capath alone its default bundle */
+  if (r->cainfo != NULL) set_string(e, CURLOPT_CAINFO, r->cainfo, &rc);
+  if (r->capath != NULL) set_string(e, CURLOPT_CAPATH, r->capath, &rc);
+  if (r->user_agent != NULL) set_string(e, CURLOPT_USERAGENT, r->user_agent, &rc);
   if (r->proxy != NULL) {
-    curl_easy_setopt(e, CURLOPT_PROXY, r->proxy);
+    set_string(e, CURLOPT_PROXY, r->proxy, &rc);
     /* a proxy given here serves every host: no_proxy in the environment
     ** would otherwise still bypass it (an empty list matches no host) */
     if (r->proxy[0] != '\0') curl_easy_setopt(e, CURLOPT_NOPROXY, "");
@@ -577,6 +609,7 @@ static void configure(session_t *s, const request_t *r) {
   s->too_large = s->no_memory = 0;
   s->body.len = 0;
   s->head.len = 0;
+  return rc;
 }
 
 /* Protected call of threading.core's _check_cancel (upvalue 1): 0 if the
@@ -695,9 +728,9 @@ static int perform(lua_State *L, request_t *r) {
     session_put(L, box);
     return push_fail(L, msg, "header");
   }
-  configure(s, r);
+  rc = (int)configure(s, r);
   t0 = now_s();
-  rc = transfer(L, s);
+  if (rc == CURLE_OK) rc = transfer(L, s);
   if (rc < 0) {                                     /* cancelled: raise it again */
     session_put(L, box);
     return lua_error(L);
