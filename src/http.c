@@ -314,7 +314,7 @@ static const char *opt_path(lua_State *L, int arg, const char *k, int ty) {
 ** table was given as, for error messages. Leaves the values on the stack. */
 static void read_options(lua_State *L, request_t *r, int t, int arg, int with_method) {
   int ty;
-  luaL_checkstack(L, 16, "too many options");
+  luaL_checkstack(L, 20, "too many options");   /* 12 options, a header pair, a message */
   if (t != 0) check_names(L, t, arg, with_method);
   if (with_method) {
     ty = opt_field(L, t, "method");
