@@ -234,6 +234,86 @@ describe("threading.http", function()
     end)
   end)
 
+  describe("proxies", function()
+    -- The local server stands in for a forward proxy: it serves a target in
+    -- absolute form by its path, and /get reports the target it received.
+    local function target(r)
+      return r.body:match('"url": "([^"]*)"')
+    end
+
+    -- GET base/get in a fresh interpreter whose proxy variables are only
+    -- those of `env`; returns the target the server received (or the error).
+    local function get_with_env(env, opts_source)
+      local vars = {
+        http_proxy = false, HTTP_PROXY = false, https_proxy = false, HTTPS_PROXY = false,
+        all_proxy = false, ALL_PROXY = false, no_proxy = false, NO_PROXY = false,
+      }
+      for k, v in pairs(env) do
+        vars[k] = v
+      end
+      local code, out, err = helpers.run_script(([[
+        local r, err = require("threading.http").get(%q, %s)
+        io.write(r and r.body:match('"url": "([^"]*)"') or tostring(err))
+      ]]):format(base .. "/get", opts_source), { env = vars })
+      assert.equal(0, code, err)
+      return out
+    end
+
+    it("sends the request to the proxy given as proxy, in absolute form", function()
+      -- the host does not exist: only a proxy can answer for it
+      local r = assert(http.get("http://proxied.invalid/get", { proxy = base }))
+      assert.equal(200, r.status)
+      assert.equal("http://proxied.invalid/get", target(r))
+    end)
+
+    it("sends a request without a proxy as a plain path", function()
+      assert.equal("/get", target(assert(http.get(base .. "/get"))))
+    end)
+
+    it("uses the proxy of the http_proxy environment variable by default", function()
+      assert.equal(base .. "/get", get_with_env({ http_proxy = base }, "nil"))
+    end)
+
+    it("uses the proxy of the ALL_PROXY environment variable by default", function()
+      assert.equal(base .. "/get", get_with_env({ ALL_PROXY = base }, "nil"))
+    end)
+
+    it("bypasses the proxy of http_proxy when proxy is false", function()
+      assert.equal("/get", get_with_env({ http_proxy = base }, "{ proxy = false }"))
+    end)
+
+    it("bypasses the proxy of ALL_PROXY when proxy is false", function()
+      assert.equal("/get", get_with_env({ ALL_PROXY = base }, "{ proxy = false }"))
+    end)
+
+    it("uses the proxy given as proxy even for a host listed in no_proxy", function()
+      local opts = ("{ proxy = %q }"):format(base)
+      assert.equal(base .. "/get", get_with_env({ no_proxy = "*" }, opts))
+    end)
+
+    it("returns a connect failure when the proxy refuses connections", function()
+      local gone = server.start()
+      local proxy = gone.url
+      gone:stop()
+      local r, err, kind = http.get(base .. "/get", { proxy = proxy })
+      assert.is_nil(r)
+      assert.equal("string", type(err))
+      assert.equal("connect", kind)
+    end)
+
+    it("raises a bad-argument error for a proxy that is neither a string nor false", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { proxy = true })
+      end, "bad argument #2 to 'get' (field 'proxy' must be a string or false, got boolean)")
+    end)
+
+    it("raises a bad-argument error for a proxy with a line break", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", proxy = base .. "\r\nX: y" })
+      end, "bad argument #1 to 'request' (field 'proxy' must not contain line breaks or zero bytes)")
+    end)
+  end)
+
   describe("threads", function()
     it("serves requests from many threads at once", function()
       local results = in_threads(50, function(i, url)
@@ -387,6 +467,23 @@ describe("threading.http", function()
       assert.equal("header", kind)
     end)
 
+    it("refuses a user_agent with a line break instead of injecting a header (bug)", function()
+      -- regression: user_agent went to libcurl unchecked, and its CR LF
+      -- started a header of the caller's choosing
+      local r, err, kind = http.get(base .. "/headers", { user_agent = "x\r\nX-Injected: yes" })
+      assert.falsy(r and r.body:find('"X-Injected"', 1, true), "the injected header reached the server")
+      assert.is_nil(r)
+      assert.truthy(err:find("user_agent", 1, true))
+      assert.equal("header", kind)
+    end)
+
+    it("refuses a user_agent with a zero byte instead of cutting it short (bug)", function()
+      local r, _, kind = http.get(base .. "/headers", { user_agent = "agent\0hidden" })
+      assert.falsy(r and r.body:find('"User-Agent": "agent"', 1, true), "a truncated agent was sent")
+      assert.is_nil(r)
+      assert.equal("header", kind)
+    end)
+
     it("returns nil and a message for a header name that is not a token", function()
       local _, _, kind = http.get(base .. "/get", { headers = { ["Bad Name"] = "x" } })
       assert.equal("header", kind)
@@ -440,6 +537,60 @@ describe("threading.http", function()
       assert.has_error(function()
         http.get(base, { body = "x" })
       end, "bad argument #2 to 'get' (get takes no method or body (use http.request))")
+    end)
+
+    it("raises a bad-argument error for a cainfo that is not a string", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { cainfo = true })
+      end, "bad argument #2 to 'get' (field 'cainfo' must be a string, got boolean)")
+    end)
+
+    it("raises a bad-argument error for a capath with a zero byte", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", capath = "/etc\0/x" })
+      end, "bad argument #1 to 'request' (field 'capath' must be a non-empty path without zero bytes)")
+    end)
+
+    it("raises a bad-argument error for an empty cainfo", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { cainfo = "" })
+      end, "bad argument #2 to 'get' (field 'cainfo' must be a non-empty path without zero bytes)")
+    end)
+
+    it("raises a bad-argument error for a misspelled option given to get (bug)", function()
+      -- regression: unknown option names were ignored, so a typo silently
+      -- left the default in place
+      assert.has_error(function()
+        http.get(base .. "/get", { timout = 1 })
+      end, "bad argument #2 to 'get' (unknown option 'timout')")
+    end)
+
+    it("raises a bad-argument error for a misspelled option given to request (bug)", function()
+      assert.has_error(function()
+        http.request({ url = base .. "/get", timout = 1 })
+      end, "bad argument #1 to 'request' (unknown option 'timout')")
+    end)
+
+    it("raises a bad-argument error for an option name that is not a string", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { "timeout" })
+      end, "bad argument #2 to 'get' (option names must be strings, got number)")
+    end)
+
+    it("raises a bad-argument error for a url given to get as an option", function()
+      assert.has_error(function()
+        http.get(base .. "/get", { url = base .. "/status/500" })
+      end, "bad argument #2 to 'get' (get takes its url as argument #1, not as an option)")
+    end)
+
+    it("accepts every documented option in one request", function()
+      local r = assert(http.request({
+        url = base .. "/echo", method = "PUT", body = "x", headers = { ["X-A"] = "1" },
+        timeout = 10, connect_timeout = 5, follow_redirects = 2, max_body_bytes = 100,
+        verify = true, cainfo = "/nonexistent/ca.pem", capath = "/nonexistent",
+        proxy = false, user_agent = "spec",
+      }))
+      assert.equal("x", r.body)
     end)
 
     it("raises a bad-argument error for a body that is not a string", function()

@@ -5,7 +5,8 @@
 ** Each lua_State keeps one session (a curl multi handle and one easy handle)
 ** in its registry, so repeated requests from one state reuse connections,
 ** DNS answers and TLS sessions, and no two states ever share a curl handle:
-** nothing here needs a lock. While a request runs, its session is taken out
+** nothing here needs a lock, and this file takes none (the pthread_once of
+** curl_global_init aside). While a request runs, its session is taken out
 ** of the registry and lives only on the Lua stack. Two things follow: a
 ** request made from a __gc metamethod in the middle of another one (the only
 ** way to re-enter) simply gets a fresh session, and an error raised at any
@@ -77,7 +78,10 @@ typedef struct request {
   long max_redirects;              /* -1: do not follow */
   size_t max_body;
   int verify;
+  const char *cainfo, *capath;     /* NULL: libcurl's default CA store */
   const char *user_agent;          /* NULL: send none */
+  size_t user_agent_len;
+  const char *proxy;               /* NULL: libcurl's default; "": none */
 } request_t;
 
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
@@ -232,6 +236,41 @@ static int is_token(const char *s, size_t n) {
   return 1;
 }
 
+/* A value that can go into a request line or header: no CR, LF or zero byte. */
+static int is_clean(const char *s, size_t n) {
+  return memchr(s, '\r', n) == NULL && memchr(s, '\n', n) == NULL &&
+         memchr(s, '\0', n) == NULL;
+}
+
+/* Every option a request table may hold. get takes those from GET_FIRST on:
+** its url is an argument, and it has no method or body. */
+static const char *const option_names[] = {
+  "url", "method", "body",
+  "headers", "timeout", "connect_timeout", "follow_redirects", "max_body_bytes",
+  "verify", "cainfo", "capath", "proxy", "user_agent", NULL
+};
+#define GET_FIRST 3
+
+/* Raise unless every key of table t names an option of the function. */
+static void check_names(lua_State *L, int t, int arg, int with_method) {
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    size_t n, i;
+    const char *k;
+    lua_pop(L, 1);                               /* the value */
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got %s",
+                                            luaL_typename(L, -1)));
+    k = lua_tolstring(L, -1, &n);
+    for (i = 0; option_names[i] != NULL; i++)
+      if (strlen(option_names[i]) == n && memcmp(option_names[i], k, n) == 0) break;
+    if (option_names[i] == NULL)
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
+    if (!with_method && i < GET_FIRST)
+      luaL_argerror(L, arg, i == 0 ? "get takes its url as argument #1, not as an option"
+                                   : "get takes no method or body (use http.request)");
+  }
+}
 
 static int opt_field(lua_State *L, int t, const char *k) {
   if (t == 0) {
@@ -259,11 +298,25 @@ static long opt_millis(lua_State *L, int arg, const char *k, double dflt) {
   return s * 1000 < 1 ? 1 : (long)ceil(s * 1000);
 }
 
+/* A file or directory name at the top of the stack, of type ty (nil: NULL). */
+static const char *opt_path(lua_State *L, int arg, const char *k, int ty) {
+  size_t n;
+  const char *p;
+  if (ty == LUA_TNIL) return NULL;
+  if (ty != LUA_TSTRING) opt_error(L, arg, k, "a string");
+  p = lua_tolstring(L, -1, &n);
+  if (n == 0 || strlen(p) != n)
+    luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a non-empty path "
+                                          "without zero bytes", k));
+  return p;
+}
+
 /* Read every option of table t (0: none) into r; arg is the argument the
 ** table was given as, for error messages. Leaves the values on the stack. */
 static void read_options(lua_State *L, request_t *r, int t, int arg, int with_method) {
   int ty;
-  luaL_checkstack(L, 16, "too many options");
+  luaL_checkstack(L, 20, "too many options");   /* 12 options, a header pair, a message */
+  if (t != 0) check_names(L, t, arg, with_method);
   if (with_method) {
     ty = opt_field(L, t, "method");
     if (ty != LUA_TNIL) {
@@ -289,9 +342,6 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
       r->body = "";
       r->has_body = 1;
     }
-  } else {
-    if (opt_field(L, t, "method") != LUA_TNIL || opt_field(L, t, "body") != LUA_TNIL)
-      luaL_argerror(L, arg, "get takes no method or body (use http.request)");
   }
   ty = opt_field(L, t, "headers");
   if (ty != LUA_TNIL) {
@@ -339,9 +389,25 @@ static void read_options(lua_State *L, request_t *r, int t, int arg, int with_me
   r->verify = 1;
   if (ty == LUA_TBOOLEAN) r->verify = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL) opt_error(L, arg, "verify", "a boolean");
+  ty = opt_field(L, t, "cainfo");
+  r->cainfo = opt_path(L, arg, "cainfo", ty);
+  ty = opt_field(L, t, "capath");
+  r->capath = opt_path(L, arg, "capath", ty);
+  ty = opt_field(L, t, "proxy");
+  if (ty == LUA_TSTRING) {
+    size_t n;
+    r->proxy = lua_tolstring(L, -1, &n);
+    if (!is_clean(r->proxy, n))
+      luaL_argerror(L, arg, "field 'proxy' must not contain line breaks or zero bytes");
+  } else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    r->proxy = "";                 /* libcurl: an empty proxy disables any proxy */
+  } else if (ty != LUA_TNIL) {
+    opt_error(L, arg, "proxy", "a string or false");
+  }
   ty = opt_field(L, t, "user_agent");
   r->user_agent = default_agent;
-  if (ty == LUA_TSTRING) r->user_agent = lua_tostring(L, -1);
+  r->user_agent_len = strlen(default_agent);
+  if (ty == LUA_TSTRING) r->user_agent = lua_tolstring(L, -1, &r->user_agent_len);
   else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) r->user_agent = NULL;
   else if (ty != LUA_TNIL) opt_error(L, arg, "user_agent", "a string or false");
 }
@@ -426,6 +492,12 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
   int has_type = 0, has_expect = 0;
   curl_slist_free_all(s->headers);
   s->headers = NULL;
+  /* libcurl sends the agent as it is: a line break would start a new header */
+  if (r->user_agent != NULL && !is_clean(r->user_agent, r->user_agent_len)) {
+    snprintf(msg, msgsize, "invalid value for user_agent: "
+             "line breaks and zero bytes are not allowed");
+    return 0;
+  }
   if (r->headers != 0) {
     lua_pushnil(L);
     while (lua_next(L, r->headers) != 0) {
@@ -441,8 +513,7 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
         snprintf(msg, msgsize, "invalid header name '%.100s'", name);
         return 0;
       }
-      if (value != NULL && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) ||
-                            strlen(value) != vlen)) {
+      if (value != NULL && !is_clean(value, vlen)) {
         snprintf(msg, msgsize, "invalid value for header '%.100s': "
                  "line breaks and zero bytes are not allowed", name);
         return 0;
@@ -472,8 +543,18 @@ static int build_headers(lua_State *L, session_t *s, const request_t *r,
   return 1;
 }
 
-static void configure(session_t *s, const request_t *r) {
+/* Set a string option that libcurl may refuse (too long, or not built in),
+** keeping the first refusal in *rc. */
+static void set_string(CURL *e, CURLoption opt, const char *v, CURLcode *rc) {
+  CURLcode c = curl_easy_setopt(e, opt, v);
+  if (*rc == CURLE_OK) *rc = c;
+}
+
+/* Set up the easy handle for r. Returns CURLE_OK, or why libcurl refused a
+** setting. */
+static CURLcode configure(session_t *s, const request_t *r) {
   CURL *e = s->easy;
+  CURLcode rc = CURLE_OK;
   curl_easy_reset(e);
   s->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
@@ -494,7 +575,17 @@ static void configure(session_t *s, const request_t *r) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r->verify ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r->verify ? 2L : 0L);
-  if (r->user_agent != NULL) curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
+  /* each replaces its own default only: cainfo alone still lets libcurl
+  ** search its default CA directory, capath alone its default bundle */
+  if (r->cainfo != NULL) set_string(e, CURLOPT_CAINFO, r->cainfo, &rc);
+  if (r->capath != NULL) set_string(e, CURLOPT_CAPATH, r->capath, &rc);
+  if (r->user_agent != NULL) set_string(e, CURLOPT_USERAGENT, r->user_agent, &rc);
+  if (r->proxy != NULL) {
+    set_string(e, CURLOPT_PROXY, r->proxy, &rc);
+    /* a proxy given here serves every host: no_proxy in the environment
+    ** would otherwise still bypass it (an empty list matches no host) */
+    if (r->proxy[0] != '\0') curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");    /* whatever curl can decode */
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -519,6 +610,7 @@ static void configure(session_t *s, const request_t *r) {
   s->too_large = s->no_memory = 0;
   s->body.len = 0;
   s->head.len = 0;
+  return rc;
 }
 
 /* Protected call of threading.core's _check_cancel (upvalue 1): 0 if the
@@ -637,9 +729,9 @@ static int perform(lua_State *L, request_t *r) {
     session_put(L, box);
     return push_fail(L, msg, "header");
   }
-  configure(s, r);
+  rc = (int)configure(s, r);
   t0 = now_s();
-  rc = transfer(L, s);
+  if (rc == CURLE_OK) rc = transfer(L, s);
   if (rc < 0) {                                     /* cancelled: raise it again */
     session_put(L, box);
     return lua_error(L);

@@ -13,30 +13,62 @@ function helpers.lua_command()
   return "lua" .. _VERSION:match("%d+%.%d+")
 end
 
---- Run a Lua chunk in a fresh interpreter; returns exit status, stdout, stderr.
--- opts.timeout (seconds) kills a script that hangs (status 124), so that a
--- deadlock fails the spec instead of stalling the suite.
-function helpers.run_script(source, opts)
-  opts = opts or {}
-  local script = os.tmpname()
+--- Quote a string as one word for the shell.
+function helpers.shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- Run a shell command; returns its exit status, stdout, stderr.
+function helpers.command(cmd)
   local errfile = os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(source)
-  f:close()
-  local prefix = opts.timeout and ("timeout -s KILL " .. opts.timeout .. " ") or ""
   -- the shell reports the status on a last line of its own: Lua 5.1's
   -- popen close does not return it
-  local p = assert(io.popen(prefix .. helpers.lua_command() .. " " .. script .. " 2>" .. errfile ..
-                            "; echo \"exit status $?\"", "r"))
+  local p = assert(io.popen("{ " .. cmd .. "\n} 2>" .. errfile .. "; echo \"exit status $?\"", "r"))
   local out = p:read("*a")
   p:close()
   local ef = assert(io.open(errfile, "r"))
   local err = ef:read("*a")
   ef:close()
-  os.remove(script)
   os.remove(errfile)
   local body, code = out:match("^(.-)exit status (%d+)\n$")
   return tonumber(code), body, err
+end
+
+--- Run a Lua chunk in a fresh interpreter; returns exit status, stdout, stderr.
+-- opts.env changes the interpreter's environment: `{ NAME = "value" }` sets
+-- a variable, `{ NAME = false }` removes it. opts.timeout (seconds) kills a
+-- script that hangs (status 137), so that a deadlock fails the spec instead
+-- of stalling the suite.
+function helpers.run_script(source, opts)
+  opts = opts or {}
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(source)
+  f:close()
+  local prefix = ""
+  if opts.timeout then
+    prefix = "timeout -s KILL " .. opts.timeout .. " "
+  end
+  if opts.env then
+    local names = {}
+    for name in pairs(opts.env) do
+      assert(type(name) == "string" and name:match("^[%a_][%w_]*$"), "bad variable name")
+      names[#names + 1] = name
+    end
+    table.sort(names)
+    local unset, set = {}, {}     -- env takes its -u options before any assignment
+    for _, name in ipairs(names) do
+      if opts.env[name] == false then
+        unset[#unset + 1] = "-u " .. name
+      else
+        set[#set + 1] = name .. "=" .. helpers.shell_quote(opts.env[name])
+      end
+    end
+    prefix = prefix .. "env " .. table.concat(unset, " ") .. " " .. table.concat(set, " ") .. " "
+  end
+  local code, out, err = helpers.command(prefix .. helpers.lua_command() .. " " .. script)
+  os.remove(script)
+  return code, out, err
 end
 
 --- Wait until `n` threads are blocked on the object `obj`, as

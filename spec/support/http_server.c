@@ -11,7 +11,8 @@
 ** started it).
 **
 ** Endpoints (HEAD works on each; the others ignore the method):
-**   /get                JSON: method, target, connection id, request number
+**   /get                JSON: method, target (as "url"), connection id,
+**                       request number
 **   /delay/N            the same after N seconds (fractional, 0..60)
 **   /status/N           an empty response with status N (200..599)
 **   /bytes/N            N bytes "abc...zabc..." with a Content-Length
@@ -25,6 +26,12 @@
 ** Every response carries X-Connection-Id (one number per accepted
 ** connection, so clients can see reuse) and X-Request-Number (1 for the
 ** first request on a connection).
+**
+** The server also stands in for a forward HTTP proxy: a target in absolute
+** form ("GET http://host:port/get HTTP/1.1", as a client sends it to a
+** proxy) is served by its path, whatever the host, and /get reports the
+** whole target, so a client's use of a proxy can be seen. CONNECT tunnels
+** are not supported.
 */
 #include <errno.h>
 #include <math.h>
@@ -409,6 +416,12 @@ static int respond(conn_t *c, const req_t *r) {
   double secs;
   buf_t b = { NULL, 0, 0 };
   c->ready_at = 0;
+  if (plen >= 7 && strncasecmp(path, "http://", 7) == 0) {
+    size_t skip = 7;                         /* absolute form: drop the authority */
+    while (skip < plen && path[skip] != '/' && path[skip] != '?') skip++;
+    path += skip;
+    plen -= skip;
+  }
   q = (const char *)memchr(path, '?', plen);
   if (q != NULL) {
     qlen = plen - (size_t)(q - path) - 1;
