@@ -382,6 +382,45 @@ describe("thread registry", function()
     t:join(10)
   end)
 
+  it("gives the calling OS thread's id in get_native_id, as native_id does", function()
+    local t = threading.start(function()
+      local th = require("threading")
+      return th.get_native_id(), th.current_thread().native_id
+    end)
+    local ok, a, b = t:join(10)
+    assert.is_true(ok)
+    assert.equal(a, b)
+    assert.equal(t.native_id, a)
+    assert.are_not.equal(threading.get_native_id(), a)
+  end)
+
+  it("has TIMEOUT_MAX, the longest timeout kept as a deadline", function()
+    assert.equal("number", type(threading.TIMEOUT_MAX))
+    assert.truthy(threading.TIMEOUT_MAX >= 1e9)
+    assert.is_false(threading.Event():wait(0))
+  end)
+
+  it("lets another thread join the main thread, returning once the main script has ended", function()
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local main = threading.main_thread()
+      threading.start(function(m)
+        local ok = m:join()
+        print("main joined", ok, m.status, m:is_alive())
+      end, main)
+      print("script ends")
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    assert.equal("script ends\nmain joined\ttrue\tdone\tfalse\n", out)
+  end)
+
+  it("times out joining the main thread while the script runs", function()
+    local main = threading.main_thread()
+    local t = threading.start(function(m) return m:join(0.05) end, main)
+    assert.same({ true, nil, "timeout" }, { t:join(10) })
+    assert.has_error(function() main:join(0) end, "cannot join the current thread")
+  end)
+
   it("drops a thread from enumerate once join has returned", function()
     local t = threading.start(function() end)
     t:join(10)
@@ -419,7 +458,7 @@ describe("process exit", function()
     assert.equal("main done\n", out)
   end)
 
-  it("reports the error of a failed thread that nobody joined", function()
+  it("runs the threads' excepthook before joining them at exit", function()
     local code, _, err = helpers.run_script([[
       local threading = require("threading")
       local t = threading.Thread{ name = "lost", target = function() error("nobody saw this") end }
@@ -427,8 +466,99 @@ describe("process exit", function()
       t = nil
     ]])
     assert.equal(0, code)
-    assert.truthy(err:find("error in thread lost (never joined)", 1, true))
-    assert.truthy(err:find("nobody saw this", 1, true))
+    assert.truthy(err:find("Exception in thread lost:\n", 1, true), err)
+    assert.truthy(err:find("nobody saw this", 1, true), err)
+  end)
+end)
+
+describe("threading.excepthook", function()
+  it("prints a failure with its traceback when the thread fails, not when it is collected (report only at GC)", function()
+    local code, _, err = helpers.run_script([[
+      local threading = require("threading")
+      local t = threading.Thread{ name = "worker-7", target = function() error("boom") end }
+      t:start()
+      local ok = t:join(10)
+      io.stderr:write("joined ", tostring(ok), "\n")
+      keep = t          -- the handle lives on: only the failure can report
+      io.stderr:write("end of script\n")
+    ]])
+    assert.equal(0, code)
+    local report = err:find("Exception in thread worker-7:\n", 1, true)
+    assert.truthy(report, err)
+    assert.truthy(err:find("boom\nstack traceback:", 1, true), err)
+    assert.truthy(report < err:find("joined false", 1, true), err)
+  end)
+
+  it("gives a settable hook the thread, its name and the error, in the failing thread", function()
+    local q = threading.Queue()
+    local main = threading.get_ident()
+    local saved = threading.excepthook
+    threading.excepthook = function(args)
+      local th = require("threading")
+      q:put({ args.name, tostring(args.error):match("oops") or args.error,
+              args.thread == th.current_thread(), th.get_ident() ~= main })
+    end
+    local ok, err = pcall(function()
+      local t = threading.Thread{ name = "hooked", target = function() error("oops") end }:start()
+      assert.same({ "hooked", "oops", true, true }, q:get(10))
+      local joined, e = t:join(10)
+      assert.is_false(joined)
+      assert.truthy(e:find("hooked: ", 1, true))
+    end)
+    threading.excepthook = saved
+    assert(ok, err)
+  end)
+
+  it("is silenced with one line while join still returns the error", function()
+    local code, _, err = helpers.run_script([[
+      local threading = require("threading")
+      threading.excepthook = function() end
+      local ok, e = threading.start(function() error("quiet") end):join(10)
+      io.stdout:write(tostring(ok), " ", tostring(e:match("quiet")), "\n")
+    ]])
+    assert.equal(0, code)
+    assert.equal("", err)
+  end)
+
+  it("gives back the function that was set, and the default after nil", function()
+    local saved = threading.excepthook
+    local hook = function() end
+    threading.excepthook = hook
+    assert.equal(hook, threading.excepthook)
+    threading.excepthook = nil
+    assert.equal(threading.__excepthook__, threading.excepthook)
+    threading.excepthook = saved
+  end)
+
+  it("prints an error raised by the hook itself", function()
+    local code, _, err = helpers.run_script([[
+      local threading = require("threading")
+      threading.excepthook = function() error("hook broke") end
+      threading.start(function() error("first") end):join(10)
+    ]])
+    assert.equal(0, code)
+    assert.truthy(err:find("Exception in threading.excepthook:\n", 1, true), err)
+    assert.truthy(err:find("hook broke", 1, true), err)
+  end)
+
+  it("does not report a cancelled thread", function()
+    local code, _, err = helpers.run_script([[
+      local threading = require("threading")
+      local t = threading.start(function() require("threading").sleep(60) end)
+      t:cancel()
+      print(t:join(10))
+    ]])
+    assert.equal(0, code)
+    assert.equal("", err)
+  end)
+
+  it("refuses a hook that cannot move to other threads", function()
+    local co = coroutine.create(function() end)
+    assert.has_error(function() threading.excepthook = function() return co end end,
+      "cannot transfer value at excepthook<upvalue co>: coroutine")
+    local ok, err = pcall(function() threading.excepthook = 42 end)
+    assert.is_false(ok)
+    assert.truthy(err:find("bad argument #1 to '[%w_.?]*' %(function expected, got number%)"), err)
   end)
 end)
 
@@ -520,6 +650,49 @@ describe("Thread fields under hostile conditions", function()
 end)
 
 describe("Thread arguments", function()
+  it("refuses a misspelled option (unknown options were silently ignored)", function()
+    assert.has_error(function() threading.Thread{ target = function() end, nmae = "x" } end,
+      "bad argument #1 to 'Thread' (unknown option 'nmae')")
+    assert.has_error(function() threading.Thread{ target = function() end, [1] = 2 } end,
+      "bad argument #1 to 'Thread' (option names must be strings, got number)")
+  end)
+
+  it("runs a thread on the stack size it asks for", function()
+    -- the least stack still holds Lua's deepest nesting of C calls
+    local t = threading.Thread{ stack_size = 256 * 1024, target = function()
+      local function nest(n)
+        if n == 0 then return "bottom" end
+        return select(2, pcall(nest, n - 1))
+      end
+      return nest(150), nest(1000)
+    end }
+    t:start()
+    local ok, shallow, deep = t:join(10)
+    assert.is_true(ok)
+    assert.equal("bottom", shallow)
+    -- Lua's own limit strikes first (LuaJIT's pcall uses no C stack at all)
+    assert.truthy(deep == "bottom" or deep:find("stack overflow", 1, true), deep)
+  end)
+
+  it("refuses a stack size below the least one or not whole", function()
+    for _, bad in ipairs({ 1, 262143, 1e12, 300000.5, -1, "big" }) do
+      assert.has_error(function() threading.Thread{ target = function() end, stack_size = bad } end,
+        "bad argument #1 to 'Thread' (field 'stack_size' must be 0 or a whole number of bytes from 262144 to 1073741824)")
+    end
+  end)
+
+  it("sets the stack size of threads started later with threading.stack_size", function()
+    local old = threading.stack_size()
+    assert.equal(0, old)
+    assert.equal(0, threading.stack_size(512 * 1024))
+    assert.equal(512 * 1024, threading.stack_size())
+    local ok, v = threading.start(function() return 7 end):join(10)
+    assert.equal(512 * 1024, threading.stack_size(0))
+    assert.same({ true, 7 }, { ok, v })
+    assert.has_error(function() threading.stack_size(100) end,
+      "bad argument #1 to 'stack_size' (size must be 0 or a whole number of bytes from 262144 to 1073741824)")
+  end)
+
   it("refuses an args.n beyond what a stack takes, without overflowing (signed overflow in lua_checkstack)", function()
     for _, n in ipairs({ 2 ^ 31 - 1, 2 ^ 31, 2 ^ 40, 2 ^ 63, 1e300, 1 / 0 }) do
       assert.has_error(function() threading.Thread({ target = function() end, args = { n = n } }) end,

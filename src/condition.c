@@ -316,9 +316,17 @@ static int cond_notify_all(lua_State *L) {
   return 0;
 }
 
+/* Condition:locked() -> whether its lock is held (by anyone) */
+static int cond_locked(lua_State *L) {
+  cond_t *c = check_cond(L, 1);
+  lua_pushboolean(L, atomic_load(&c->lock->locked));
+  return 1;
+}
+
 static const luaL_Reg cond_methods[] = {
   {"acquire", cond_acquire},
   {"release", cond_release},
+  {"locked", cond_locked},
   {"wait", cond_wait},
   {"wait_for", cond_wait_for},
   {"notify", cond_notify},

@@ -37,6 +37,7 @@
 #include <curl/curl.h>
 
 #include "compat.h"
+#include "options.h"
 
 #define SESSION_MT "threading.http.Session"
 #if !defined(HTTP_TICK_MS)
@@ -251,24 +252,19 @@ static const char *const option_names[] = {
 };
 #define GET_FIRST 3
 
-/* Raise unless every key of table t names an option of the function. */
+/* Raise unless every key of table t names an option of the function (get
+** has no url, method or body among its options). */
 static void check_names(lua_State *L, int t, int arg, int with_method) {
-  lua_pushnil(L);
-  while (lua_next(L, t) != 0) {
-    size_t n, i;
-    const char *k;
-    lua_pop(L, 1);                               /* the value */
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got %s",
-                                            luaL_typename(L, -1)));
-    k = lua_tolstring(L, -1, &n);
-    for (i = 0; option_names[i] != NULL; i++)
-      if (strlen(option_names[i]) == n && memcmp(option_names[i], k, n) == 0) break;
-    if (option_names[i] == NULL)
-      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
-    if (!with_method && i < GET_FIRST)
-      luaL_argerror(L, arg, i == 0 ? "get takes its url as argument #1, not as an option"
-                                   : "get takes no method or body (use http.request)");
+  options_check(L, t, arg, option_names);
+  if (!with_method) {
+    int i;
+    for (i = 0; i < GET_FIRST; i++) {
+      lua_getfield(L, t, option_names[i]);
+      if (!lua_isnil(L, -1))
+        luaL_argerror(L, arg, i == 0 ? "get takes its url as argument #1, not as an option"
+                                     : "get takes no method or body (use http.request)");
+      lua_pop(L, 1);
+    }
   }
 }
 

@@ -50,6 +50,15 @@ object_t *object_retain(object_t *o) {
   return o;
 }
 
+int object_tryretain(object_t *o) {
+  long n = atomic_load_explicit(&o->refs, memory_order_relaxed);
+  while (n > 0)
+    if (atomic_compare_exchange_weak_explicit(&o->refs, &n, n + 1, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
 void object_release(object_t *o) {
   if (o == NULL) return;
   /* acq_rel: every write made while holding a reference happens before destroy */

@@ -39,6 +39,9 @@ typedef struct handle {
 
 TH_HIDDEN void object_init(object_t *o, const object_type_t *type);
 TH_HIDDEN object_t *object_retain(object_t *o);
+/* Take a reference unless the last one is gone (the object is being
+** destroyed); 1 if taken. */
+TH_HIDDEN int object_tryretain(object_t *o);
 TH_HIDDEN void object_release(object_t *o);
 
 /* Create the metatable for `type` with `methods` (reached through __index

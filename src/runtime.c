@@ -89,9 +89,6 @@ thread_t *runtime_thread_new(void) {
 
 static void thread_destroy(object_t *o) {
   thread_t *t = (thread_t *)o;
-  if (t->status == ST_FAILED && !t->error_seen && t->error_text != NULL)
-    fprintf(stderr, "threading: error in thread %s (never joined):\n%s\n",
-            t->name ? t->name : "?", t->error_text);
   transfer_free(t->input);
   transfer_free(t->output);
   free(t->error_text);
@@ -238,21 +235,155 @@ void runtime_list_free(void *p) {
   free(list);
 }
 
+/* ------------------------------------------------------------ roots */
+
+/*
+** A root is a main state: the one a script runs in, or each independent
+** state of a host program. Threads belong to the root they were created
+** under (directly or from another of its threads); its closing joins them,
+** and its excepthook reports their failures.
+*/
+typedef struct root {
+  long id;
+  int on_main;              /* made on the process's main OS thread */
+  transfer_t *excepthook;   /* (reg_mu) NULL: the default */
+  unsigned long hook_gen;   /* (reg_mu) bumped by every set */
+  struct root *next;        /* (reg_mu) */
+} root_t;
+
+static root_t *reg_roots;             /* (reg_mu) */
+
+static root_t *root_find(long id) {
+  root_t *r;
+  for (r = reg_roots; r != NULL && r->id != id; r = r->next) {}
+  return r;
+}
+
+transfer_t *runtime_excepthook(long root, unsigned long *gen) {
+  root_t *r;
+  transfer_t *buf = NULL;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  r = root_find(root);
+  if (r != NULL && r->excepthook != NULL) buf = transfer_retain(r->excepthook);
+  if (gen != NULL) *gen = r != NULL ? r->hook_gen : 0;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  return buf;
+}
+
+int runtime_set_excepthook(long root, transfer_t *buf, unsigned long *gen) {
+  root_t *r, *fresh = (root_t *)calloc(1, sizeof *fresh);
+  transfer_t *old = NULL;
+  int ok = 1;
+  pthread_once(&once, init_once);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  r = root_find(root);
+  if (r == NULL && fresh != NULL) {   /* a root that never registered (id 0) */
+    r = fresh;
+    fresh = NULL;
+    r->id = root;
+    r->next = reg_roots;
+    reg_roots = r;
+  }
+  if (r != NULL) {
+    old = r->excepthook;
+    r->excepthook = buf;
+    *gen = ++r->hook_gen;
+  } else {
+    ok = 0;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  free(fresh);
+  transfer_free(ok ? old : buf);
+  return ok;
+}
+
+/* ------------------------------------------------------- exit nodes */
+
+/* What other types ask to be done when a root closes, before its threads
+** are joined (a pool's shutdown). exit_mu is taken alone: a node's function
+** runs after it is released, on an object retained meanwhile. */
+static pthread_mutex_t exit_mu = PTHREAD_MUTEX_INITIALIZER;
+static exit_node_t *exit_head;        /* (exit_mu) */
+
+void thread_on_exit(exit_node_t *n) {
+  WAIT_CHECK(pthread_mutex_lock(&exit_mu));
+  n->prev = NULL;
+  n->next = exit_head;
+  if (exit_head != NULL) exit_head->prev = n;
+  exit_head = n;
+  WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
+}
+
+void thread_on_exit_remove(exit_node_t *n) {
+  WAIT_CHECK(pthread_mutex_lock(&exit_mu));
+  if (n->prev != NULL) n->prev->next = n->next;
+  else if (exit_head == n) exit_head = n->next;
+  if (n->next != NULL) n->next->prev = n->prev;
+  n->prev = n->next = NULL;
+  WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
+}
+
+/* Run the nodes of `root`, each once. An object being destroyed (no
+** reference left) is skipped: its destroy is about to remove its node. */
+static void run_exit_nodes(long root) {
+  for (;;) {
+    exit_node_t *n;
+    object_t *o = NULL;
+    void (*fn)(object_t *) = NULL;
+    WAIT_CHECK(pthread_mutex_lock(&exit_mu));
+    for (n = exit_head; n != NULL && o == NULL; n = n->next) {
+      if (n->root != root || n->done) continue;
+      n->done = 1;
+      if (object_tryretain(n->obj)) {
+        o = n->obj;
+        fn = n->fn;
+      }
+    }
+    WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
+    if (o == NULL) return;
+    fn(o);
+    object_release(o);
+  }
+}
+
 /* ----------------------------------------------------------- exit join */
 
 static const char root_key = 'r';
 
 typedef struct exit_hook { long root; } exit_hook;
 
+/* How many roots made on the main OS thread are open (reg_mu held). */
+static int main_roots(void) {
+  root_t *r;
+  int n = 0;
+  for (r = reg_roots; r != NULL; r = r->next) n += r->on_main;
+  return n;
+}
+
 /* __gc of the hook kept in a main state's registry: join that state's
-** non-daemon threads, as Python does when the interpreter exits. */
+** non-daemon threads, as Python does when the interpreter exits. The main
+** thread counts as ended first (main_thread():join() returns), when this
+** was the last root of the main OS thread. */
 static int exit_hook_gc(lua_State *L) {
   exit_hook *h = (exit_hook *)lua_touserdata(L, 1);
   thread_t *self = runtime_self();
+  root_t *r, **pr;
+  if (h->root < 0) return 0;
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  r = root_find(h->root);
+  if (r != NULL && r->on_main && main_roots() == 1 && reg_main != NULL) {
+    WAIT_CHECK(pthread_mutex_lock(&reg_main->mu));
+    reg_main->status = ST_DONE;
+    WAIT_CHECK(pthread_mutex_unlock(&reg_main->mu));
+    WAIT_CHECK(pthread_cond_broadcast(&reg_main->cv));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  run_exit_nodes(h->root);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   for (;;) {
     thread_t *t;
     int busy = 0;
-    WAIT_CHECK(pthread_mutex_lock(&reg_mu));
     for (t = reg_head; t != NULL && !busy; t = t->next) {
       int daemon;
       if (t->foreign || t == self || t->root != h->root) continue;
@@ -261,36 +392,61 @@ static int exit_hook_gc(lua_State *L) {
       WAIT_CHECK(pthread_mutex_unlock(&t->mu));
       busy = !daemon;
     }
-    if (!busy && reg_finishing == 0) {
-      WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
-      return 0;
-    }
+    if (!busy && reg_finishing == 0) break;
     WAIT_CHECK(pthread_cond_wait(&reg_cv, &reg_mu));
-    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   }
+  /* the root is gone: its daemon threads report with the default hook */
+  for (pr = &reg_roots; *pr != NULL && (*pr)->id != h->root; pr = &(*pr)->next) {}
+  r = *pr;
+  if (r != NULL) *pr = r->next;
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  if (r != NULL) {
+    transfer_free(r->excepthook);
+    free(r);
+  }
+  return 0;
 }
 
 void thread_register_state(lua_State *L) {
   thread_t *self = runtime_self();
   exit_hook *h;
+  root_t *r;
   compat_rawgetp(L, LUA_REGISTRYINDEX, &root_key);
   if (!lua_isnil(L, -1) || (self != NULL && !self->foreign)) {
     lua_pop(L, 1);
     return;                      /* done already, or one of our threads */
   }
   lua_pop(L, 1);
+  /* the hook is complete and kept before the root exists: nothing below
+  ** can fail, so the root is never left without its hook */
   h = (exit_hook *)compat_newuserdata(L, sizeof *h);
-  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
-  h->root = ++reg_next_root;
-  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  h->root = -1;                  /* no root yet: its __gc does nothing */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, exit_hook_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
   compat_rawsetp(L, LUA_REGISTRYINDEX, &root_key);
+  r = (root_t *)calloc(1, sizeof *r);
+  if (r == NULL) {
+    lua_pop(L, 1);
+    luaL_error(L, "not enough memory");
+  }
+  r->on_main = gettid_long() == (long)getpid();
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  h->root = r->id = ++reg_next_root;
+  r->next = reg_roots;
+  reg_roots = r;
+  if (r->on_main && reg_main != NULL) {      /* the main thread runs a script again */
+    WAIT_CHECK(pthread_mutex_lock(&reg_main->mu));
+    reg_main->status = ST_RUNNING;
+    WAIT_CHECK(pthread_mutex_unlock(&reg_main->mu));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  lua_pop(L, 1);
 }
 
-long runtime_root_of(lua_State *L) {
+long thread_root_of(lua_State *L) {
   thread_t *self = runtime_self();
   long root = 0;
   if (self != NULL && !self->foreign) return self->root;
@@ -394,6 +550,7 @@ static void finish(thread_t *t, int status) {
 #endif
 
 typedef struct worker {
+  size_t stack;               /* its OS thread's stack size; constant */
   pthread_cond_t cv;          /* (pool_mu) a job arrived */
   thread_t *job;              /* (pool_mu) */
   lua_State *spare;           /* a state that never ran user code, or NULL */
@@ -509,16 +666,28 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Hand t to a parked worker, or to a new one. 0 or an errno. */
+static atomic_size_t default_stack;   /* threading.stack_size(); 0: built-in */
+
+size_t runtime_stack_size(int set, size_t bytes) {
+  if (!set) return atomic_load(&default_stack);
+  return atomic_exchange(&default_stack, bytes);
+}
+
+/* Hand t to a parked worker with the stack it needs, or to a new one. 0
+** or an errno. */
 static int dispatch(thread_t *t) {
-  worker_t *w;
+  worker_t *w, **pw;
   pthread_attr_t attr;
   pthread_t tid;
+  size_t stack = t->stack_size;
   int rc;
+  if (stack == 0) stack = atomic_load(&default_stack);
+  if (stack == 0) stack = THREAD_STACK_SIZE;
   WAIT_CHECK(pthread_mutex_lock(&pool_mu));
-  w = pool_idle;
+  for (pw = &pool_idle; *pw != NULL && (*pw)->stack != stack; pw = &(*pw)->next) {}
+  w = *pw;
   if (w != NULL) {
-    pool_idle = w->next;
+    *pw = w->next;
     pool_nidle--;
     w->job = t;
     WAIT_CHECK(pthread_cond_signal(&w->cv));
@@ -529,10 +698,11 @@ static int dispatch(thread_t *t) {
   if (w == NULL) return ENOMEM;
   wait_cond_init(&w->cv);
   w->job = t;
+  w->stack = stack;
   WAIT_CHECK(pthread_attr_init(&attr));
   WAIT_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
-  WAIT_CHECK(pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE));
-  rc = pthread_create(&tid, &attr, worker_main, w);
+  rc = pthread_attr_setstacksize(&attr, stack);
+  if (rc == 0) rc = pthread_create(&tid, &attr, worker_main, w);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     pthread_cond_destroy(&w->cv);

@@ -53,12 +53,12 @@ struct thread {
   int id_waiters;           /* (mu) readers waiting for native_id */
   long root;                /* the main state whose exit joins this thread */
   size_t memory_limit;      /* 0: none */
+  size_t stack_size;        /* bytes for the OS thread; 0: the process default */
   alloc_t *alloc;           /* (self) the running state's accounting */
   char *path, *cpath;       /* package.path/cpath of the creating state */
   transfer_t *input;        /* target and args; taken by the thread */
   transfer_t *output;       /* (mu) results or error value, once ended */
-  char *error_text;         /* (mu) printable error, for the unjoined report */
-  int error_seen;           /* (mu) join returned the error */
+  char *error_text;         /* (mu) printable error, if the value could not move */
   lua_State *L;             /* (mu) the running state, for cancel's hook */
   int cancel_grace;         /* (self) instructions the hook lets through */
   thread_t *prev, *next;    /* (reg) live threads */
@@ -76,10 +76,22 @@ TH_HIDDEN thread_t *runtime_main(void);
 /* Register t as live, give it an ident and an OS thread (a parked worker
 ** or a new one). 0, or an errno with t left as it was (status "new"). */
 TH_HIDDEN int runtime_start(thread_t *t);
+/* threading.stack_size: the stack of threads started from now on (0: the
+** built-in default); returns the previous setting. THREAD_STACK_MIN is the
+** least accepted: with it, Lua's own limit on nested C calls (200, pcall
+** inside pcall...) raises "C stack overflow" before the stack runs out;
+** 128 KiB segfaults there (measured on 5.1 to 5.4). */
+#define THREAD_STACK_MIN 262144
+#define THREAD_STACK_MAX ((size_t)1 << 30)
+TH_HIDDEN size_t runtime_stack_size(int set, size_t bytes);
 /* Number of the next "Thread-N". */
 TH_HIDDEN long runtime_next_number(void);
-/* The root of threads created from L: the calling thread's, or L's own. */
-TH_HIDDEN long runtime_root_of(lua_State *L);
+/* The excepthook of a root: a retained buffer holding the function, or
+** NULL for the default; *gen (if not NULL) the root's count of sets. */
+TH_HIDDEN transfer_t *runtime_excepthook(long root, unsigned long *gen);
+/* Make buf (owned from now on; NULL: the default) the root's excepthook;
+** *gen gets the new count of sets. 0 (buf freed) when out of memory. */
+TH_HIDDEN int runtime_set_excepthook(long root, transfer_t *buf, unsigned long *gen);
 /* The live threads, oldest first, each retained; NULL when out of memory.
 ** runtime_list_free (a void * for object_newbox) releases them. */
 typedef struct thread_list {

@@ -13,11 +13,15 @@
 ** pushed after (a name through object_pushguarded).
 */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "options.h"
 #include "runtime.h"
 #include "thread.h"
 #include "types.h"
@@ -31,35 +35,39 @@ static int thread_msgh(lua_State *L) {
   return 1;
 }
 
-/* Keep a printable copy of the error at the top of L in t->error_text. */
-static int error_text_body(lua_State *L) {
-  thread_t *t = (thread_t *)lua_touserdata(L, 1);
-  const char *s;
-  lua_settop(L, 2);
-  if (luaL_callmeta(L, 2, "__tostring") && lua_isstring(L, -1))
-    s = lua_tostring(L, -1);
-  else if (lua_isstring(L, 2))
-    s = lua_tostring(L, 2);
-  else
-    s = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 2));
-  free(t->error_text);
-  t->error_text = object_strdup(s);
-  return 0;
+/* Protected: a printable text for the value at 1. */
+static int printable_body(lua_State *L) {
+  lua_settop(L, 1);
+  if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1)) return 1;
+  if (lua_isstring(L, 1)) {
+    lua_pushvalue(L, 1);
+    lua_tostring(L, -1);         /* a number becomes its text */
+    return 1;
+  }
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
 }
 
-static void keep_error_text(lua_State *L, thread_t *t) {
-  const char *type = luaL_typename(L, -1);
-  lua_pushcfunction(L, error_text_body);
-  lua_pushlightuserdata(L, t);
-  lua_pushvalue(L, -3);
-  if (lua_pcall(L, 2, 0, 0) != 0) {
-    /* its __tostring failed, or memory ran out: still say something */
-    char text[96];
+/* Push a printable text for the value at idx: its __tostring, itself, or
+** what it is; a __tostring that fails is described instead. */
+static const char *push_printable(lua_State *L, int idx) {
+  const char *type = luaL_typename(L, idx);
+  idx = compat_absindex(L, idx);
+  lua_pushcfunction(L, printable_body);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != 0) {
     lua_pop(L, 1);
-    snprintf(text, sizeof text, "(error object is a %s value that cannot be shown)", type);
-    free(t->error_text);
-    t->error_text = object_strdup(text);
+    lua_pushfstring(L, "(error object is a %s value that cannot be shown)", type);
   }
+  return lua_tostring(L, -1);
+}
+
+/* Keep a printable copy of the value at the top of L in t->error_text. */
+static void keep_error_text(lua_State *L, thread_t *t) {
+  char *text = object_strdup(push_printable(L, -1));
+  lua_pop(L, 1);
+  free(t->error_text);
+  t->error_text = text;
 }
 
 static int encode_one(lua_State *L) {
@@ -79,8 +87,125 @@ static transfer_t *try_encode(lua_State *L, int idx) {
   return out;
 }
 
-/* Runs in the new state, protected: set it up, call the target, keep the
-** results. Returns the final status. */
+/* ------------------------------------------------------- excepthook */
+
+/* threading.__excepthook__(args): print "Exception in thread NAME:" and the
+** error (with its traceback) on stderr, as Python's default does. */
+static int thread_excepthook_default(lua_State *L) {
+  const char *name, *text;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "name");
+  name = lua_tostring(L, -1);
+  lua_getfield(L, 1, "error");
+  text = push_printable(L, -1);
+  fprintf(stderr, "Exception in thread %s:\n%s\n", name != NULL ? name : "?", text);
+  fflush(stderr);
+  return 0;
+}
+
+/* Push this state's one closure of thread_excepthook_default (on Lua 5.1
+** and LuaJIT each lua_pushcfunction makes a new one). */
+static const char default_hook_key = 'd';
+static void push_default_hook(lua_State *L) {
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &default_hook_key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushcfunction(L, thread_excepthook_default);
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &default_hook_key);
+  }
+}
+
+static void free_buffer(void *p) {
+  transfer_free((transfer_t *)p);
+}
+
+/* Push the excepthook of `root` (the default when none is set). */
+static void push_excepthook(lua_State *L, long root, unsigned long *gen) {
+  void **slot = object_newbox(L, free_buffer);
+  *slot = runtime_excepthook(root, gen);
+  if (*slot == NULL) push_default_hook(L);
+  else transfer_decode(L, (transfer_t *)*slot);
+  lua_remove(L, -2);                         /* the box, freed when collected */
+}
+
+/* Protected: call t's excepthook with {thread =, name =, error = (at 2)}. */
+static int excepthook_body(lua_State *L) {
+  thread_t *t = (thread_t *)lua_touserdata(L, 1);
+  push_excepthook(L, t->root, NULL);
+  lua_createtable(L, 0, 3);
+  object_push(L, &t->obj);
+  lua_setfield(L, -2, "thread");
+  object_pushguarded(L, &t->mu, &t->name);
+  lua_setfield(L, -2, "name");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "error");
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* Report the failure of t (its error at err) through its root's
+** excepthook, in the failing thread, as Python does; an error of the hook
+** itself is printed. */
+static void report_failure(lua_State *L, thread_t *t, int err) {
+  int base = lua_gettop(L);
+  err = compat_absindex(L, err);
+  lua_pushcfunction(L, thread_msgh);
+  lua_pushcfunction(L, excepthook_body);
+  lua_pushlightuserdata(L, t);
+  lua_pushvalue(L, err);
+  if (lua_pcall(L, 2, 0, base + 1) != 0 && !atomic_load(&t->waiter.delivered)) {
+    fprintf(stderr, "Exception in threading.excepthook:\n%s\n", push_printable(L, -1));
+    fflush(stderr);
+  }
+  lua_settop(L, base);
+}
+
+/* threading.core._excepthook([fn]): with no argument, the excepthook of the
+** caller's root; with one, make fn (a callable, or nil for the default) the
+** excepthook. The state that set a function gets that very function back. */
+static const char hook_key = 'e';   /* registry[&hook_key] = { gen, fn } */
+
+static int thread_excepthook(lua_State *L) {
+  long root = thread_root_of(L);
+  unsigned long gen;
+  if (lua_gettop(L) == 0) {
+    compat_rawgetp(L, LUA_REGISTRYINDEX, &hook_key);
+    if (lua_istable(L, -1)) {
+      transfer_free(runtime_excepthook(root, &gen));
+      lua_rawgeti(L, -1, 1);
+      if (lua_tonumber(L, -1) == (lua_Number)gen) {
+        lua_rawgeti(L, -2, 2);
+        return 1;
+      }
+    }
+    push_excepthook(L, root, &gen);
+    return 1;
+  }
+  lua_settop(L, 1);
+  if (!lua_isnil(L, 1) && !object_callable(L, 1))
+    return luaL_argerror(L, 1, lua_pushfstring(L, "function expected, got %s", luaL_typename(L, 1)));
+  {
+    transfer_t *buf = NULL;
+    if (!lua_isnil(L, 1) && lua_tocfunction(L, 1) != thread_excepthook_default)
+      buf = transfer_encode(L, 1, 1, "excepthook", 0);
+    lua_createtable(L, 2, 0);                /* made before the set: cannot fail after */
+    if (!runtime_set_excepthook(root, buf, &gen)) return luaL_error(L, "not enough memory");
+    lua_pushnumber(L, (lua_Number)gen);
+    lua_rawseti(L, -2, 1);
+    if (lua_isnil(L, 1)) push_default_hook(L);
+    else lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 2);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &hook_key);
+  }
+  return 0;
+}
+
+/* ----------------------------------------------------------- running */
+
+/* Runs in the new state, protected: set it up and call the target, keeping
+** its results as t's output; raises the target's error, its traceback
+** added. */
 static int thread_body(lua_State *L) {
   thread_t *t = (thread_t *)lua_touserdata(L, 1);
   transfer_t *input = t->input;
@@ -106,42 +231,43 @@ static int thread_body(lua_State *L) {
   if (wait_cancel_undelivered()) wait_raise_cancel(L);
   rc = lua_pcall(L, n - 1, LUA_MULTRET, base);
   t->alloc->limit = 0;        /* the cap is for the target, not the report */
-  if (rc == 0) {
+  if (rc != 0) return lua_error(L);
+  {
     int nres = lua_gettop(L) - base;
     transfer_t *out = transfer_encode(L, base + 1, nres, "results", 1);
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->output = out;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
-    lua_pushinteger(L, atomic_load(&t->waiter.delivered) ? ST_CANCELLED : ST_DONE);
-    return 1;
   }
-  if (atomic_load(&t->waiter.delivered)) {
-    lua_pushinteger(L, ST_CANCELLED);
-    return 1;
-  }
-  /* an error: strings carry the thread's name; other values go as they are */
-  if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-    int err = lua_gettop(L);
+  return 0;
+}
+
+/* Protected: report t's failure (its error at 2), then keep the error for
+** join: strings carry the thread's name, other values go as they are, and
+** a value that cannot move goes as its text. */
+static int failure_body(lua_State *L) {
+  thread_t *t = (thread_t *)lua_touserdata(L, 1);
+  transfer_t *out;
+  lua_settop(L, 2);
+  report_failure(L, t, 2);
+  if (lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER) {
     object_pushguarded(L, &t->mu, &t->name);   /* t.name = x may free it meanwhile */
     lua_pushliteral(L, ": ");
-    lua_pushvalue(L, err);
+    lua_pushvalue(L, 2);
     lua_concat(L, 3);
-    lua_replace(L, err);
+    lua_replace(L, 2);
   }
+  lua_pushvalue(L, 2);
   keep_error_text(L, t);
-  {
-    /* a value that cannot move is reported as its text */
-    transfer_t *out = try_encode(L, -1);
-    if (out == NULL) {
-      lua_pushstring(L, t->error_text);
-      out = try_encode(L, -1);
-    }
-    WAIT_CHECK(pthread_mutex_lock(&t->mu));
-    t->output = out;
-    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  out = try_encode(L, 2);
+  if (out == NULL) {
+    lua_pushstring(L, t->error_text);
+    out = try_encode(L, -1);
   }
-  lua_pushinteger(L, ST_FAILED);
-  return 1;
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  t->output = out;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  return 0;
 }
 
 /* Protected: "NAME: error_text" as t's output. */
@@ -159,28 +285,34 @@ static int text_output_body(lua_State *L) {
   return 0;
 }
 
-/* Run t in L, its fresh state: the target, protected; then what it left. */
+/* Run t in L, its fresh state: the target, protected; then its failure, if
+** any, reported and kept. Returns the final status. */
 int thread_run(thread_t *t, lua_State *L) {
-  int rc, status;
+  int rc;
   if (atomic_load(&t->waiter.cancelled)) return ST_CANCELLED;   /* before it ran */
   lua_pushcfunction(L, thread_body);
   lua_pushlightuserdata(L, t);
-  rc = lua_pcall(L, 1, 1, 0);
+  rc = lua_pcall(L, 1, 0, 0);
   /* the cap is for the target: reporting may need a little memory, and
   ** Lua 5.1 has no emergency collection */
   t->alloc->limit = 0;
-  if (rc == 0) return (int)lua_tointeger(L, -1);
   if (atomic_load(&t->waiter.delivered)) return ST_CANCELLED;
-  /* setup, result transfer or memory failed: report it as text */
-  status = ST_FAILED;
-  keep_error_text(L, t);
-  lua_settop(L, 0);
-  if (t->output == NULL && t->error_text != NULL) {
-    lua_pushcfunction(L, text_output_body);
-    lua_pushlightuserdata(L, t);
-    if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);   /* join falls back on error_text */
+  if (rc == 0) return ST_DONE;
+  lua_pushcfunction(L, failure_body);
+  lua_pushlightuserdata(L, t);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    /* memory ran out on the way: keep what can be said */
+    lua_pop(L, 1);
+    keep_error_text(L, t);
+    if (t->output == NULL && t->error_text != NULL) {
+      lua_pushcfunction(L, text_output_body);
+      lua_pushlightuserdata(L, t);
+      if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);   /* join falls back on error_text */
+    }
   }
-  return status;
+  lua_settop(L, 0);
+  return ST_FAILED;
 }
 
 /* ----------------------------------------------------------- Lua API */
@@ -201,8 +333,27 @@ static const char *opt_field_string(lua_State *L, int t, const char *k) {
   return s;
 }
 
-/* Thread(fn, ...) or Thread{target=, args=, name=, daemon=, memory_limit=}:
-** pushes a new, unstarted Thread. */
+/* A stack size in bytes at idx: 0 (the default), or a whole number from
+** THREAD_STACK_MIN to THREAD_STACK_MAX, rounded up to whole pages. */
+static size_t check_stack_size(lua_State *L, int idx, int arg, const char *what) {
+  lua_Number n = lua_tonumber(L, idx);
+  long page = sysconf(_SC_PAGESIZE);
+  size_t bytes;
+  if (lua_type(L, idx) != LUA_TNUMBER || !(n == 0 || (n >= THREAD_STACK_MIN &&
+      n <= (lua_Number)THREAD_STACK_MAX && n == floor(n))))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be 0 or a whole number of bytes "
+                  "from %d to %d", what, THREAD_STACK_MIN, (int)THREAD_STACK_MAX));
+  bytes = (size_t)n;
+  if (page > 0 && bytes % (size_t)page != 0) bytes += (size_t)page - bytes % (size_t)page;
+  return bytes;
+}
+
+static const char *const thread_options[] = {
+  "target", "args", "name", "daemon", "memory_limit", "stack_size", NULL
+};
+
+/* Thread(fn, ...) or Thread{target=, args=, name=, daemon=, memory_limit=,
+** stack_size=}: pushes a new, unstarted Thread. */
 static int thread_new(lua_State *L) {
   thread_t *self = runtime_self();
   thread_t *t;
@@ -211,10 +362,12 @@ static int thread_new(lua_State *L) {
   char buf[32];
   int daemon = self != NULL && !self->foreign ? self->daemon : 0;
   lua_Number limit = 0;
+  size_t stack = 0;
   int nargs, top;
   if (lua_type(L, 1) == LUA_TTABLE && !object_callable(L, 1)) {
     int o = 1;
     lua_settop(L, 1);
+    options_check(L, o, 1, thread_options);
     lua_getfield(L, o, "target");
     if (!object_callable(L, -1))
       luaL_argerror(L, 1, "field 'target' must be a function");
@@ -231,6 +384,9 @@ static int thread_new(lua_State *L) {
       if (lua_type(L, -1) != LUA_TNUMBER || !(limit >= 1) || limit > 1e15)
         luaL_argerror(L, 1, "field 'memory_limit' must be a positive number of bytes");
     }
+    lua_pop(L, 1);
+    lua_getfield(L, o, "stack_size");
+    if (!lua_isnil(L, -1)) stack = check_stack_size(L, -1, 1, "field 'stack_size'");
     lua_pop(L, 1);
     lua_getfield(L, o, "args");
     if (lua_isnil(L, -1)) {
@@ -257,8 +413,9 @@ static int thread_new(lua_State *L) {
   lua_insert(L, top);                 /* handle, target, args... */
   t->input = transfer_encode(L, top + 1, nargs + 1, "args", -1);
   t->memory_limit = (size_t)limit;
+  t->stack_size = stack;
   t->daemon = daemon;
-  t->root = runtime_root_of(L);
+  t->root = thread_root_of(L);
   if (name == NULL) {
     snprintf(buf, sizeof buf, "Thread-%ld", runtime_next_number());
     name = buf;
@@ -313,7 +470,9 @@ static int thread_join(lua_State *L) {
   deadline_t dl = wait_deadline_arg(L, 2);
   int status, r = WAIT_OK;
   if (t == runtime_self()) return luaL_error(L, "cannot join the current thread");
-  if (t->foreign) return luaL_error(L, "cannot join a thread that threading did not start");
+  /* the main thread ends with the main script (its state closing) */
+  if (t->foreign && t != runtime_main())
+    return luaL_error(L, "cannot join a thread that threading did not start");
   wait_check_cancel(L);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->status == ST_NEW) {
@@ -323,7 +482,6 @@ static int thread_join(lua_State *L) {
   while (t->status == ST_RUNNING && r == WAIT_OK)
     r = wait_on(&t->obj, &t->mu, &t->cv, &dl);
   status = t->status;
-  if (status == ST_FAILED) t->error_seen = 1;
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
   switch (status) {
@@ -543,6 +701,23 @@ static const luaL_Reg thread_meta[] = {
   {NULL, NULL}
 };
 
+/* threading.get_native_id() -> the calling OS thread's id */
+static int thread_get_native_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)syscall(SYS_gettid));
+  return 1;
+}
+
+/* threading.stack_size([bytes]) -> the previous setting: the stack of
+** threads started from now on (0: the built-in default) */
+static int thread_stack_size(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushinteger(L, (lua_Integer)runtime_stack_size(0, 0));
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)runtime_stack_size(1, check_stack_size(L, 1, 1, "size")));
+  return 1;
+}
+
 static const luaL_Reg thread_funcs[] = {
   {"Thread", thread_new},
   {"start", thread_start_new},
@@ -552,11 +727,18 @@ static const luaL_Reg thread_funcs[] = {
   {"enumerate", thread_enumerate},
   {"active_count", thread_active_count},
   {"sleep", thread_sleep},
+  {"get_native_id", thread_get_native_id},
+  {"stack_size", thread_stack_size},
+  {"_excepthook", thread_excepthook},
   {NULL, NULL}
 };
 void thread_open(lua_State *L) {
   object_newmetatable(L, &thread_type, thread_methods, thread_meta);
   luaL_setfuncs(L, thread_funcs, 0);
+  lua_pushnumber(L, WAIT_TIMEOUT_MAX);
+  lua_setfield(L, -2, "TIMEOUT_MAX");
+  push_default_hook(L);
+  lua_setfield(L, -2, "__excepthook__");
   cancel_open(L);
   diag_open(L);
 }

@@ -4,7 +4,7 @@
 #ifndef THREADING_THREAD_H
 #define THREADING_THREAD_H
 
-#include "compat.h"
+#include "object.h"
 
 /* Called by luaopen in every state: a state created outside this module
 ** (the main script's) gets an exit hook that joins its non-daemon threads
@@ -15,5 +15,22 @@ TH_HIDDEN void thread_register_state(lua_State *L);
 ** first use), for owner checks: the same pointer as wait_current(). NULL
 ** only when out of memory. */
 TH_HIDDEN void *thread_current(void);
+
+/* Something to do when the root (main state) `root` closes, before its
+** non-daemon threads are joined: fn(obj) runs once, on the closing thread,
+** with obj retained for the call. The owner of obj registers the node and
+** removes it in obj's destroy (a node whose obj is being destroyed is
+** skipped). */
+typedef struct exit_node {
+  void (*fn)(object_t *obj);
+  object_t *obj;
+  long root;
+  int done;                     /* (internal) ran already */
+  struct exit_node *prev, *next;
+} exit_node_t;
+TH_HIDDEN void thread_on_exit(exit_node_t *n);
+TH_HIDDEN void thread_on_exit_remove(exit_node_t *n);
+/* The root that threads and pools created from L belong to. */
+TH_HIDDEN long thread_root_of(lua_State *L);
 
 #endif

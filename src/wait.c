@@ -53,7 +53,7 @@ deadline_t wait_deadline_in(double seconds) {
   deadline_t dl;
   dl.forever = 0;
   clock_gettime(CLOCK_MONOTONIC, &dl.at);
-  if (seconds > 1e9) {            /* beyond any real wait: treat as forever */
+  if (seconds > WAIT_TIMEOUT_MAX) {   /* beyond any real wait: forever */
     dl.forever = 1;
     return dl;
   }

@@ -22,6 +22,10 @@ typedef struct deadline {
 
 enum { WAIT_OK = 0, WAIT_TIMEOUT = 1, WAIT_CANCELLED = 2 };
 
+/* The longest timeout kept as a deadline (about 31 years); a longer one,
+** math.huge included, waits forever. threading.TIMEOUT_MAX. */
+#define WAIT_TIMEOUT_MAX 1e9
+
 /* What one thread is blocked on; embedded in its thread object. */
 typedef struct waiter {
   pthread_mutex_t mu;          /* guards owner, wmu, wcv */

@@ -78,6 +78,25 @@ for _, name in ipairs(parts) do
   require("threading." .. name)(threading)
 end
 
+-- threading.excepthook: read and set through the core, which keeps one per
+-- main state so that a failing thread, in its own state, finds it.
+local excepthook = core._excepthook
+threading._excepthook = nil
+setmetatable(threading, {
+  __index = function(_, key)
+    if key == "excepthook" then
+      return excepthook()
+    end
+  end,
+  __newindex = function(t, key, value)
+    if key == "excepthook" then
+      excepthook(value)
+    else
+      rawset(t, key, value)
+    end
+  end,
+})
+
 threading._pack = function(...)
   return { n = select("#", ...), ... }
 end
