@@ -4,7 +4,7 @@
 #   make demo            install what is missing, build, run the examples
 #   make test            install what is missing, build, run the specs on 5.4
 #   make test-all        the specs on 5.1, 5.2, 5.3, 5.4 and LuaJIT
-#   make lint            luacheck and cppcheck, zero findings
+#   make lint            luacheck and cppcheck, zero findings; the packaging agrees
 #   make dist            the release's source rock, build/threading-<version>-1.src.rock
 #   make rocks           that rock installed and loaded for every Lua
 #   make asan|tsan       the whole spec suite on a sanitized build
@@ -208,11 +208,11 @@ rocks: deps dist
 	   eval "$$(luarocks --lua-version=$$lv --tree=$$tree path)"; cd /tmp && $$bin -e '$(ROCK_SMOKE)'); \
 	done
 
+ROCKSPECS := rockspec/threading-scm-1.rockspec $(RELEASE_ROCKSPEC)
 lint: deps
-	@for f in $(CORE_SRC) src/http.c lua/threading/*.lua; do \
-	  grep -q "\"$$f\"" rockspec/threading-scm-1.rockspec || { echo "$$f is missing from rockspec/threading-scm-1.rockspec"; exit 1; }; \
-	done
-	luacheck --quiet lua spec examples bench stress
+	lua5.4 .ci/check-packaging.lua
+	@for f in $(ROCKSPECS); do luarocks lint $$f || exit 1; done
+	luacheck --quiet lua spec examples bench stress .ci
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --std=c99 --inline-suppr --suppress=missingIncludeSystem -I src src
 
