@@ -4,7 +4,9 @@
 #   make demo            install what is missing, build, run the examples
 #   make test            install what is missing, build, run the specs on 5.4
 #   make test-all        the specs on 5.1, 5.2, 5.3, 5.4 and LuaJIT
-#   make lint            luacheck and cppcheck, zero findings
+#   make lint            luacheck and cppcheck, zero findings; the packaging agrees
+#   make dist            the release's source rock, build/threading-<version>-1.src.rock
+#   make rocks           that rock installed and loaded for every Lua
 #   make asan|tsan       the whole spec suite on a sanitized build
 #   make valgrind        the whole spec suite under memcheck
 #   make bench           each workload beside its Python counterpart
@@ -55,7 +57,7 @@ RUN := env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
 BUSTED := /usr/bin/busted
 BUSTED_ARGS ?=
 
-.PHONY: all build deps test test-all check demo lint asan tsan valgrind rocks stress bench clean
+.PHONY: all build deps test test-all check demo lint asan tsan valgrind rocks dist stress bench clean
 
 all: build
 
@@ -160,29 +162,58 @@ stress: deps build
 bench: deps build
 	$(RUN) $(LUA_BIN) bench/run.lua
 
-# Install the rock with luarocks for every Lua into build/rocks-<v> and
-# require it from a plain interpreter there.
-ROCKSPEC := rockspec/threading-scm-1.rockspec
-# Debian keeps curl's header under the multiarch include directory
-MULTIARCH := $(shell $(CC) -print-multiarch)
-ROCK_CURL := CURL_INCDIR=/usr/include/$(MULTIARCH) CURL_LIBDIR=/usr/lib/$(MULTIARCH)
-rocks: deps
+# The release. The version lives in src/version.h; make dist packs
+# build/threading-$(VERSION)-1.src.rock from HEAD without a network: the
+# release rockspec names the project's repository and the tag v$(VERSION),
+# so a bare repository under build/dist holds HEAD as that tag, git is told
+# to clone it in the repository's place, and luarocks pack makes the same
+# source rock it makes from the published tag.
+VERSION := $(shell sed -n 's/.*THREADING_VERSION "\([^"]*\)".*/\1/p' src/version.h)
+RELEASE_ROCKSPEC := rockspec/threading-$(VERSION)-1.rockspec
+SRC_ROCK := threading-$(VERSION)-1.src.rock
+ROCK_REPO = $(shell sed -n 's/^ *url = "git+\([^"]*\)".*/\1/p' $(RELEASE_ROCKSPEC))
+# proves "no network" where a network namespace can be made (root)
+OFFLINE = $(shell unshare -n true 2> /dev/null && echo unshare -n)
+
+dist:
+	@test -n "$(VERSION)" || { echo "src/version.h defines no THREADING_VERSION"; exit 1; }
+	@git diff --quiet HEAD || echo "make dist: uncommitted changes are not in the rock (it is packed from HEAD)"
+	rm -rf build/dist build/$(SRC_ROCK)
+	mkdir -p build/dist
+	git init -q --bare build/dist/threading.git
+	git push -q build/dist/threading.git HEAD:refs/tags/v$(VERSION)
+	git show HEAD:$(RELEASE_ROCKSPEC) > build/dist/$(notdir $(RELEASE_ROCKSPEC))
+	cd build/dist && GIT_CONFIG_COUNT=1 \
+	  GIT_CONFIG_KEY_0="url.file://$(CURDIR)/build/dist/threading.git.insteadOf" \
+	  GIT_CONFIG_VALUE_0="$(ROCK_REPO)" \
+	  $(OFFLINE) luarocks pack $(notdir $(RELEASE_ROCKSPEC)) > pack.log 2>&1 || { cat pack.log; exit 1; }
+	mv build/dist/$(SRC_ROCK) build/$(SRC_ROCK)
+	rm -rf build/dist
+	@echo "built build/$(SRC_ROCK) from $$(git rev-parse --short HEAD)"
+
+# Install that source rock with luarocks for every Lua into build/rocks-<v>,
+# offline, and load it from a plain interpreter outside the checkout.
+ROCK_SMOKE := local t = require("threading"); \
+  assert(t._VERSION == "$(VERSION)", t._VERSION); \
+  assert(select(2, t.start(function() return 42 end):join(10)) == 42); \
+  assert(require("threading.http").get); \
+  print("rock ok: " .. (jit and jit.version or _VERSION) .. ", threading " .. t._VERSION)
+rocks: deps dist
 	@set -e; for v in $(VERSIONS); do \
 	  if [ $$v = jit ]; then lv=5.1; bin=luajit; inc="LUA_INCDIR=/usr/include/luajit-2.1"; \
 	  else lv=$$v; bin=lua$$v; inc=; fi; \
-	  tree=$(CURDIR)/build/rocks-$$v; \
-	  luarocks --lua-version=$$lv --tree=$$tree make $(ROCKSPEC) $$inc $(ROCK_CURL) > build/rocks-$$v.log 2>&1 \
-	    || { cat build/rocks-$$v.log; exit 1; }; \
-	  (eval "$$(luarocks --lua-version=$$lv --tree=$$tree path)"; cd /tmp && \
-	   $$bin -e 'local t = require("threading"); assert(select(2, t.start(function() return 42 end):join()) == 42); assert(require("threading.http").get); print("rock ok: " .. (jit and jit.version or _VERSION))'); \
+	  tree=$(CURDIR)/build/rocks-$$v; rm -rf $$tree; \
+	  (cd build && $(OFFLINE) luarocks --lua-version=$$lv --tree=$$tree install ./$(SRC_ROCK) $$inc) \
+	    > build/rocks-$$v.log 2>&1 || { cat build/rocks-$$v.log; exit 1; }; \
+	  (unset LUA_PATH_5_2 LUA_PATH_5_3 LUA_PATH_5_4 LUA_CPATH_5_2 LUA_CPATH_5_3 LUA_CPATH_5_4; \
+	   eval "$$(luarocks --lua-version=$$lv --tree=$$tree path)"; cd /tmp && $$bin -e '$(ROCK_SMOKE)'); \
 	done
-	@rm -rf threading src/*.o
 
+ROCKSPECS := rockspec/threading-scm-1.rockspec $(RELEASE_ROCKSPEC)
 lint: deps
-	@for f in $(CORE_SRC) src/http.c lua/threading/*.lua; do \
-	  grep -q "\"$$f\"" $(ROCKSPEC) || { echo "$$f is missing from $(ROCKSPEC)"; exit 1; }; \
-	done
-	luacheck --quiet lua spec examples bench stress
+	lua5.4 .ci/check-packaging.lua
+	@for f in $(ROCKSPECS); do luarocks lint $$f || exit 1; done
+	luacheck --quiet lua spec examples bench stress .ci
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --std=c99 --inline-suppr --suppress=missingIncludeSystem -I src src
 

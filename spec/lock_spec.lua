@@ -128,7 +128,8 @@ describe("Lock", function()
     assert.same({ true, true, false }, { t:join(10) })
   end)
 
-  it("releases a <close> guard when the cancellation strikes as the guard is made (lock left held by guard)", function()
+  it("releases a <close> guard when the cancellation strikes as the guard"
+     .. " is made (lock left held by guard)", function()
     if _VERSION ~= "Lua 5.4" then
       return -- to-be-closed variables are new in 5.4
     end

@@ -193,7 +193,8 @@ describe("Pool", function()
       "bad argument #2 to 'Pool' (field 'initargs' must be a table)")
   end)
 
-  it("refuses an initargs.n beyond what a stack takes, without overflowing (signed overflow in lua_checkstack)", function()
+  it("refuses an initargs.n beyond what a stack takes, without overflowing"
+     .. " (signed overflow in lua_checkstack)", function()
     for _, n in ipairs({ 2 ^ 31 - 1, 2 ^ 40, 1e300 }) do
       assert.has_error(function() threading.Pool(1, { initargs = { n = n } }) end,
         "bad argument #2 to 'Pool' (field 'initargs' has too many values)")

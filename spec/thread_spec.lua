@@ -305,7 +305,8 @@ describe("Thread:cancel", function()
     assert.same({ false, "cancelled" }, { t:join(10) })
   end)
 
-  it("raises the cancellation again after a pcall in a CPU loop caught it (pcall swallowed cancel for good)", function()
+  it("raises the cancellation again after a pcall in a CPU loop caught it"
+     .. " (pcall swallowed cancel for good)", function()
     local started = threading.Event()
     local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
       if jit then jit.off() end       -- compiled traces run no hooks
@@ -472,7 +473,8 @@ describe("process exit", function()
 end)
 
 describe("threading.excepthook", function()
-  it("prints a failure with its traceback when the thread fails, not when it is collected (report only at GC)", function()
+  it("prints a failure with its traceback when the thread fails, not when"
+     .. " it is collected (report only at GC)", function()
     local code, _, err = helpers.run_script([[
       local threading = require("threading")
       local t = threading.Thread{ name = "worker-7", target = function() error("boom") end }
@@ -582,7 +584,8 @@ describe("Thread fields under hostile conditions", function()
     end
   end)
 
-  it("keeps the thread usable when memory runs out while its name is read (mutex held across an allocation)", function()
+  it("keeps the thread usable when memory runs out while its name is read"
+     .. " (mutex held across an allocation)", function()
     if jit then
       pending("LuaJIT states cannot have a memory_limit")
       return
@@ -619,7 +622,8 @@ describe("Thread fields under hostile conditions", function()
     assert.equal("true\tfalse\tnot enough memory\n65536\tthreading.Thread: nnnnnnnnnnnn\n", out)
   end)
 
-  it("lets a finalizer read a thread while its fields are being read (mutex held across a collection)", function()
+  it("lets a finalizer read a thread while its fields are being read (mutex"
+     .. " held across a collection)", function()
     local code, out, err = helpers.run_script([[
       local threading = require("threading")
       local t = threading.start(function() end)
@@ -677,7 +681,8 @@ describe("Thread arguments", function()
   it("refuses a stack size below the least one or not whole", function()
     for _, bad in ipairs({ 1, 262143, 1e12, 300000.5, -1, "big" }) do
       assert.has_error(function() threading.Thread{ target = function() end, stack_size = bad } end,
-        "bad argument #1 to 'Thread' (field 'stack_size' must be 0 or a whole number of bytes from 262144 to 1073741824)")
+        "bad argument #1 to 'Thread' (field 'stack_size' must be 0 or a whole number of bytes"
+          .. " from 262144 to 1073741824)")
     end
   end)
 
@@ -693,7 +698,8 @@ describe("Thread arguments", function()
       "bad argument #1 to 'stack_size' (size must be 0 or a whole number of bytes from 262144 to 1073741824)")
   end)
 
-  it("refuses an args.n beyond what a stack takes, without overflowing (signed overflow in lua_checkstack)", function()
+  it("refuses an args.n beyond what a stack takes, without overflowing"
+     .. " (signed overflow in lua_checkstack)", function()
     for _, n in ipairs({ 2 ^ 31 - 1, 2 ^ 31, 2 ^ 40, 2 ^ 63, 1e300, 1 / 0 }) do
       assert.has_error(function() threading.Thread({ target = function() end, args = { n = n } }) end,
         "bad argument #1 to 'Thread' (field 'args' has too many values)")

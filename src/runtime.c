@@ -203,12 +203,13 @@ long runtime_next_number(void) {
 thread_list_t *runtime_list(void) {
   thread_t *t;
   thread_list_t *list;
-  int count = 0, i;
+  int count = 0;
   pthread_once(&once, init_once);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   for (t = reg_head; t != NULL; t = t->next) count++;
   list = (thread_list_t *)malloc(sizeof *list + (size_t)count * sizeof list->t[0]);
   if (list != NULL) {
+    int i;
     list->n = count;
     /* the registry is newest first; the list is oldest first, like Python */
     for (t = reg_head, i = count - 1; t != NULL; t = t->next, i--)

@@ -14,7 +14,7 @@
 #include "types.h"
 #include "wait.h"
 
-#define THREADING_VERSION "0.1.0"
+#include "version.h"
 
 static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
 
