@@ -107,9 +107,16 @@ describe("Pool", function()
     assert.equal("opts", pool.name)
   end)
 
-  it("defaults to one worker per CPU", function()
+  it("defaults to min(32, cpu_count() + 4) workers, as Python's executor (was the CPU count)", function()
     local pool = new_pool()
-    assert.equal(threading.cpu_count(), pool.max_workers)
+    assert.equal(math.min(32, threading.cpu_count() + 4), pool.max_workers)
+  end)
+
+  it("refuses a misspelled option (unknown options were silently ignored)", function()
+    assert.has_error(function() threading.Pool{ workers = 1, nmae = "x" } end,
+      "bad argument #1 to 'Pool' (unknown option 'nmae')")
+    assert.has_error(function() threading.Pool(1, { worker = 2 }) end,
+      "bad argument #2 to 'Pool' (unknown option 'worker')")
   end)
 
   it("starts its workers only when tasks need them", function()
@@ -297,6 +304,109 @@ describe("Pool", function()
     assert.is_true((workers[1]:join(10)))
   end)
 
+  it("ends a worker cancelled before its target ran, and the pool goes on"
+     .. " (cancelled worker wedged the pool)", function()
+    local pool = new_pool(1, { name = "early" })
+    local gate = threading.Lock()
+    gate:acquire()
+    -- the first worker, cancelled at once: it may end before it ever runs
+    local first = pool:submit(function(g) g:acquire() g:release() return "first" end, gate)
+    local queued = pool:submit(function() return "queued" end)
+    for _, t in ipairs(threading.enumerate()) do
+      if t.name == "early_0" then t:cancel() end
+    end
+    gate:release()
+    local ok, err = first:result(10)
+    assert.truthy(ok == true or err == "cancelled", tostring(err))
+    assert.same({ true, "queued" }, { queued:result(10) })
+    assert.same({ true, "next" }, { pool:submit(function() return "next" end):result(10) })
+    pool:shutdown()
+    assert.equal(0, pool.workers)
+  end)
+
+  it("fails the task a cancelled worker was running with 'cancelled', not as cancelled()", function()
+    local pool = new_pool(1, { name = "cut" })
+    local started = threading.Event()
+    local f = pool:submit(function(ev)
+      if jit then jit.off() end
+      ev:set()
+      while true do end
+    end, started)
+    assert.is_true(started:wait(10))
+    for _, t in ipairs(threading.enumerate()) do
+      if t.name == "cut_0" then t:cancel() end
+    end
+    assert.same({ false, "cancelled" }, { f:result(10) })
+    assert.is_false(f:cancelled())
+    assert.equal("cancelled", f:exception())
+  end)
+
+  it("starts a new worker for tasks queued behind a cancelled one", function()
+    local pool = new_pool(1, { name = "behind" })
+    local started, never = threading.Event(), threading.Event()
+    local running = pool:submit(function(ev, no) ev:set() no:wait() end, started, never)
+    local queued = pool:submit(function() return require("threading").current_thread().name end)
+    assert.is_true(started:wait(10))
+    for _, t in ipairs(threading.enumerate()) do
+      if t.name == "behind_0" then t:cancel() end
+    end
+    assert.same({ false, "cancelled" }, { running:result(10) })
+    assert.same({ true, "behind_1" }, { queued:result(10) })
+  end)
+
+  it("lets shutdown return after its worker was cancelled while idle", function()
+    local pool = new_pool(1, { name = "idle" })
+    assert.same({ true, 1 }, { pool:submit(function() return 1 end):result(10) })
+    local worker
+    for _, t in ipairs(threading.enumerate()) do
+      if t.name == "idle_0" then worker = t end
+    end
+    worker:cancel()
+    assert.same({ false, "cancelled" }, { worker:join(10) })
+    local done = threading.start(function(p) p:shutdown() return "returned" end, pool)
+    assert.same({ true, "returned" }, { done:join(10) })
+  end)
+
+  it("is shut down at exit even when a task keeps the pool in its worker"
+     .. " (reference cycle hung exit)", function()
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local pool = threading.Pool(2)
+      for i = 1, 4 do
+        pool:submit(function(p, n)
+          keep_pool = p             -- a global of the worker's own state
+          io.write("task ", n, "\n")
+        end, pool, i)
+      end
+      io.write("script ends\n")
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    table.sort(lines)
+    assert.same({ "script ends", "task 1", "task 2", "task 3", "task 4" }, lines)
+  end)
+
+  it("keeps a busy worker's memory flat on every Lua (5.4 never collected)", function()
+    local pool = new_pool(1)
+    -- a fresh closure for each task, bound to the real globals: each task
+    -- is loaded anew in the worker, and allocates nothing else
+    local make = global_fn("return function() return collectgarbage('count') end")
+    local first, last
+    for round = 1, 30 do
+      local futures = {}
+      for i = 1, 1000 do
+        futures[i] = pool:submit(make())
+      end
+      for i = 1, 1000 do
+        last = select(2, futures[i]:result(10))
+      end
+      if round == 1 then first = last end
+    end
+    -- 30,000 tasks of ~300 bytes each would leave ~9 MiB uncollected
+    assert.truthy(last < first + 2048, ("grew from %.0f to %.0f KiB"):format(first, last))
+  end)
+
   it("lets a script that never shuts its pool down exit after its tasks", function()
     local code, out = helpers.run_script([[
       local threading = require("threading")
@@ -331,6 +441,31 @@ describe("Pool", function()
 end)
 
 describe("Pool:map", function()
+  it("encodes its function once, not once per item (a big upvalue re-encoded per task)", function()
+    local pool = new_pool(2)
+    local big = {}
+    for i = 1, 200000 do big[i] = i end
+    local items = {}
+    for i = 1, 300 do items[i] = i end
+    -- the upvalue is a snapshot taken when map is called, copied to each
+    -- worker once: each call sees all of it
+    local results = pool:map(function(i) return #big + i end, items)
+    assert.equal(300, results.n)
+    assert.equal(200001, results[1])
+    assert.equal(200300, results[300])
+    local seen = threading.Value(0)
+    pool:map(function() seen:add(1) return #big end, items)
+    assert.equal(300, seen:get())
+  end)
+
+  it("loads its function once per worker, so its upvalues persist between items", function()
+    local pool = new_pool(1)
+    local calls = 0
+    local results = pool:map(function() calls = calls + 1 return calls end, { 1, 2, 3, 4, 5 })
+    assert.same({ 1, 2, 3, 4, 5, n = 5 }, results)
+    assert.equal(0, calls)         -- the caller's own upvalue is untouched
+  end)
+
   it("returns the results in the order of the list", function()
     local pool = new_pool(3)
     local list = {}

@@ -10,11 +10,17 @@
 ** destroy shuts the work down without waiting: queued tasks still run,
 ** then the workers leave. Nothing in __gc ever blocks.
 **
-** Workers are ordinary threading Threads whose target is the C function
-** _pool_worker: each has its own lua_State for its whole life (standard
-** libraries, package paths of the state that started it, the initializer
-** run once) and runs task after task. They are started lazily by submit,
-** up to the pool's size, when no idle worker is there to take the task.
+** Workers are threading Threads started from C (thread_spawn) whose main is
+** pool_worker: each has its own lua_State for its whole life (standard
+** libraries, package paths of the state that made the pool, the
+** initializer run once) and runs task after task. They are started lazily
+** by submit, up to the pool's size, when no idle worker is there to take
+** the task. However a worker ends (cancelled before it ran, in a task, or
+** leaving), the runtime calls worker_ended, which alone counts it out: the
+** pool never waits for a worker that is gone, fails the task the worker was
+** running, and starts another if tasks are left. The work registers an
+** exit node: when its main state closes, the pool is shut down whatever
+** still holds it (a task that kept it in a worker's globals).
 **
 ** A task is a Future in the queue. Its function and arguments are encoded
 ** at submit (a refusal raises there, and nothing is queued). A Lua function
@@ -22,7 +28,8 @@
 ** state and carries an id; each worker keeps the functions it has loaded by
 ** id, so a hot function costs neither a dump nor a load per task. A task
 ** of Pool:map carries a chunk of items as transfer slots instead of
-** arguments, and its results come back as slots (Future:_into).
+** arguments, and its results come back as slots (Future:_into); its
+** function is encoded once per map (_map_fn) and kept apart by workers.
 **
 ** Lock order: work->mu, then a future's mu, then a waiter's mu (inside
 ** wait_on, or a FutureWaiter's mu when a future completes). Nothing is
@@ -30,6 +37,7 @@
 ** while any of them is held; nor is a buffer freed (that may release objects
 ** and take their locks).
 */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,6 +48,7 @@
 #include <unistd.h>
 
 #include "object.h"
+#include "options.h"
 #include "thread.h"
 #include "transfer.h"
 #include "types.h"
@@ -87,10 +96,12 @@ typedef struct future {
   int sleepers;               /* (mu) threads in result()/exception() */
   fnode_t *waiters;           /* (mu) threading.wait registrations */
   transfer_t *output;         /* (mu) results or the error, set with a final state */
+  const char *reason;         /* (mu) F_FAILED without output: a static message */
   /* The task, owned by the future until a worker moves it to RUNNING or a
   ** cancel drops it (both under mu). */
   transfer_t *fnbuf;          /* a cached function, or NULL */
   uint64_t fnid;              /* its id (0: the function is in input) */
+  int fnmap;                  /* fnbuf is a map's function (kept apart by workers) */
   transfer_t *input;          /* [function,] arguments; NULL when none */
   tslot_t *items;             /* a map chunk: the items, one call each */
   int nitems;
@@ -102,6 +113,7 @@ typedef struct future {
 typedef struct wslot {
   object_t *thread;           /* the worker's Thread (retained), NULL until started */
   void *token;                /* its thread_current() once running */
+  future_t *current;          /* the task it runs (retained), or NULL */
 } wslot_t;
 
 typedef struct work {
@@ -122,6 +134,9 @@ typedef struct work {
   transfer_t *init_fn;        /* initializer and its arguments; constant */
   transfer_t *init_args;
   char *prefix;               /* worker name prefix; constant */
+  char *path, *cpath;         /* package paths of the creating state; constant */
+  long root;                  /* the main state that shuts it down at exit */
+  exit_node_t exit;           /* registered while the work lives */
 } work_t;
 
 typedef struct pool {
@@ -208,6 +223,14 @@ static int future_finish(future_t *f, int state, transfer_t *output) {
   return 1;
 }
 
+/* Fail f with a static message (no Lua state needed); 0 if it had ended. */
+static int future_fail_static(future_t *f, const char *reason) {
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  if (!F_FINAL(f->state)) f->reason = reason;
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  return future_finish(f, F_FAILED, NULL);
+}
+
 /* Cancel f if it is still pending. Returns 1 if f is cancelled (now or
 ** before). The task's buffers are freed outside the lock. */
 static int future_cancel(future_t *f) {
@@ -254,6 +277,7 @@ static void work_destroy(object_t *o) {
   work_t *wk = (work_t *)o;
   future_t *f = wk->head;
   int i;
+  thread_on_exit_remove(&wk->exit);
   while (f != NULL) {             /* no worker is left to run these */
     future_t *next = f->next;
     future_cancel(f);
@@ -266,6 +290,8 @@ static void work_destroy(object_t *o) {
   transfer_free(wk->init_args);
   free(wk->broken);
   free(wk->prefix);
+  free(wk->path);
+  free(wk->cpath);
   pthread_mutex_destroy(&wk->mu);
   pthread_cond_destroy(&wk->cv);
   pthread_cond_destroy(&wk->exit_cv);
@@ -324,6 +350,35 @@ static int worker_msgh(lua_State *L) {
   return 1;
 }
 
+/* registry[&mapfn_key] = { id, function }: the function of the map last
+** run here, kept apart from the cache so that one big closure (say over a
+** large table) is held once, not among 256. */
+static const char mapfn_key = 'M';
+
+/* Push the map function with id `id`, loading it from buf if it is not the
+** one already here. */
+static void push_map_fn(lua_State *L, transfer_t *buf, uint64_t id) {
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &mapfn_key);
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, 1);
+    if (lua_tonumber(L, -1) == (lua_Number)id) {
+      lua_rawgeti(L, -2, 2);
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  transfer_decode(L, buf);
+  lua_createtable(L, 2, 0);
+  lua_pushnumber(L, (lua_Number)id);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 2);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &mapfn_key);
+}
+
 /* Push the cached function with id `id`, loading it from buf if needed. */
 static void push_cached_fn(lua_State *L, transfer_t *buf, uint64_t id) {
   int cache;
@@ -363,6 +418,7 @@ static void push_cached_fn(lua_State *L, transfer_t *buf, uint64_t id) {
 typedef struct task {
   transfer_t *fnbuf, *input;
   uint64_t fnid;
+  int fnmap;
   tslot_t *items, *outs;      /* a map chunk */
   int nitems;
 } task_t;
@@ -373,7 +429,8 @@ static int chunk_call(lua_State *L) {
   task_t *t = (task_t *)lua_touserdata(L, 1);
   int i;
   lua_settop(L, 0);
-  if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
+  if (t->fnbuf != NULL && t->fnmap) push_map_fn(L, t->fnbuf, t->fnid);
+  else if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
   else transfer_decode(L, t->input);
   t->outs = (tslot_t *)calloc((size_t)t->nitems, sizeof *t->outs);   /* all TS_NIL */
   if (t->outs == NULL) return luaL_error(L, "not enough memory");
@@ -392,7 +449,8 @@ static int task_call(lua_State *L) {
   task_t *t = (task_t *)lua_touserdata(L, 1);
   int n;
   lua_settop(L, 0);
-  if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
+  if (t->fnbuf != NULL && t->fnmap) push_map_fn(L, t->fnbuf, t->fnid);
+  else if (t->fnbuf != NULL) push_cached_fn(L, t->fnbuf, t->fnid);
   if (t->input != NULL) transfer_decode(L, t->input);
   n = lua_gettop(L);
   lua_call(L, n - 1, LUA_MULTRET);
@@ -489,8 +547,9 @@ static int run_task(lua_State *L, future_t *f, task_t *t) {
     return 0;
   }
   if (wait_cancel_pending()) {
+    /* the worker is cancelled: its task was cut short, it did not finish */
     lua_settop(L, msgh - 1);
-    future_finish(f, F_CANCELLED, NULL);
+    future_fail_static(f, "cancelled");
     return 1;
   }
   {
@@ -551,11 +610,12 @@ static int gc_call(lua_State *L) {
   return 0;
 }
 
-/* Take the next task for a worker: NULL when the worker should leave
-** (shutdown with an empty queue, a broken pool, or cancellation; *cancelled
-** says which). Collects the state's garbage once after a busy spell, so a
-** pool whose last handle sits in a worker's dead values still dies. */
-static future_t *work_next(lua_State *L, work_t *wk, int *ran, int *cancelled) {
+/* Take the next task for worker `idx`, recording it as the worker's
+** current one: NULL when the worker should leave (shutdown with an empty
+** queue, a broken pool, or cancellation; *cancelled says which). Collects
+** the state's garbage once after a busy spell, so a pool whose last handle
+** sits in a worker's dead values still dies. */
+static future_t *work_next(lua_State *L, work_t *wk, int idx, int *ran, int *cancelled) {
   future_t *f = NULL;
   int r = WAIT_OK;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
@@ -571,6 +631,7 @@ static future_t *work_next(lua_State *L, work_t *wk, int *ran, int *cancelled) {
       if (wk->head == NULL) wk->tail = NULL;
       f->next = NULL;
       wk->nqueued--;
+      wk->slots[idx].current = f;        /* the queue's reference moves here */
       break;
     }
     if (wk->shutdown || wk->broken != NULL) break;
@@ -593,13 +654,25 @@ static future_t *work_next(lua_State *L, work_t *wk, int *ran, int *cancelled) {
   return f;
 }
 
-/* threading.core._pool_worker(queue, index): the body of a pool's worker
-** Thread. Runs the initializer, then tasks until the pool shuts down. */
+/* The worker is done with its current task. */
+static void work_done_with(work_t *wk, int idx) {
+  future_t *f;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  f = wk->slots[idx].current;
+  wk->slots[idx].current = NULL;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  object_release(&f->obj);
+}
+
+/* pool_worker(queue, index): the main function of a pool's worker Thread
+** (started from C, see spawn_worker). Runs the initializer, then tasks
+** until the pool shuts down or the worker is cancelled. However the
+** worker ends, worker_ended does the pool's bookkeeping. */
 static int pool_worker(lua_State *L) {
   work_t *wk = (work_t *)object_check(L, 1, &work_type);
   int idx = (int)luaL_checkinteger(L, 2), ran = 0, cancelled = 0;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
-  if (idx >= 0 && idx < wk->nslots) wk->slots[idx].token = thread_current();
+  wk->slots[idx].token = thread_current();
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
   lua_settop(L, 1);              /* keep the queue's handle: the reference */
   if (wk->init_fn != NULL) {
@@ -617,7 +690,7 @@ static int pool_worker(lua_State *L) {
     lua_settop(L, 1);
   }
   while (!cancelled) {
-    future_t *f = work_next(L, wk, &ran, &cancelled);
+    future_t *f = work_next(L, wk, idx, &ran, &cancelled);
     task_t t;
     int state;
     if (f == NULL) break;
@@ -627,6 +700,7 @@ static int pool_worker(lua_State *L) {
       f->state = F_RUNNING;
       t.fnbuf = f->fnbuf;
       t.fnid = f->fnid;
+      t.fnmap = f->fnmap;
       t.input = f->input;
       t.items = f->items;
       t.nitems = f->nitems;
@@ -643,88 +717,119 @@ static int pool_worker(lua_State *L) {
       transfer_free(t.input);
       slots_free(t.items, t.nitems);
     }
-    object_release(&f->obj);
+    work_done_with(wk, idx);
     lua_settop(L, 1);
+    /* Lua steps its collector only at its own allocation points, and a
+    ** task loaded with lua_load that allocates nothing through the VM
+    ** passes none on 5.4: the heap of a busy worker grew without bound.
+    ** Making a table is such a point; it steps only when the debt says so. */
+    lua_createtable(L, 0, 0);
+    lua_pop(L, 1);
   }
-  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
-  wk->nthreads--;
-  if (idx >= 0 && idx < wk->nslots) wk->slots[idx].token = NULL;
-  WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
-  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
   if (cancelled) return wait_raise_cancel(L);
   return 0;
 }
 
 /* ---------------------------------------------------- starting workers */
 
-/* Protected: start worker `idx` of the queue at 1 (name at 2); pushes
-** its Thread. */
-static int spawn_call(lua_State *L) {
-  int core;
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "threading.core");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    compat_require(L, "threading.core");
-  }
-  core = lua_gettop(L);
-  lua_getfield(L, core, "Thread");
-  lua_createtable(L, 0, 4);
-  lua_getfield(L, core, "_pool_worker");
-  lua_setfield(L, -2, "target");
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 3);
-  lua_rawseti(L, -2, 2);
-  lua_setfield(L, -2, "args");
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "name");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "daemon");
-  lua_call(L, 1, 1);                  /* the Thread */
-  lua_getfield(L, -1, "start");
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
-  return 1;
-}
+static void worker_ended(object_t *arg, lua_Integer iarg);
 
 /* Start one more worker for wk (its count already reserved in nthreads
-** and starting). Returns 0, or -1 with the error message pushed. */
-static int spawn_worker(lua_State *L, work_t *wk) {
-  int idx, rc;
-  object_t *th;
+** and starting). 0, or an errno (the reservation then undone). */
+static int spawn_worker(work_t *wk) {
+  int idx, err = 0;
+  object_t *th = NULL;
+  char name[96];
+  thread_spec_t spec;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
   if (wk->nslots == wk->capslots) {
     int cap = wk->capslots ? wk->capslots * 2 : 4;
-    wslot_t *s = (wslot_t *)realloc(wk->slots, (size_t)cap * sizeof *s);
-    if (s == NULL) {
-      WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
-      lua_pushliteral(L, "not enough memory");
-      return -1;
+    wslot_t *sl = (wslot_t *)realloc(wk->slots, (size_t)cap * sizeof *sl);
+    if (sl == NULL) {
+      err = ENOMEM;
+    } else {
+      wk->slots = sl;
+      wk->capslots = cap;
     }
-    wk->slots = s;
-    wk->capslots = cap;
   }
-  idx = wk->nslots++;
-  wk->slots[idx].thread = NULL;
-  wk->slots[idx].token = NULL;
+  idx = wk->nslots;
+  if (err == 0) {
+    wk->nslots++;
+    memset(&wk->slots[idx], 0, sizeof wk->slots[idx]);
+  }
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
-  lua_pushcfunction(L, spawn_call);
-  object_push(L, &wk->obj);
-  lua_pushfstring(L, "%s_%d", wk->prefix, idx);
-  lua_pushinteger(L, idx);
-  rc = lua_pcall(L, 3, 1, 0);
-  th = rc == 0 ? object_test(L, -1) : NULL;
+  if (err == 0) {
+    snprintf(name, sizeof name, "%.80s_%d", wk->prefix, idx);
+    memset(&spec, 0, sizeof spec);
+    spec.name = name;
+    spec.root = wk->root;
+    spec.path = wk->path;
+    spec.cpath = wk->cpath;
+    spec.main = pool_worker;
+    spec.arg = &wk->obj;
+    spec.iarg = idx;
+    spec.on_end = worker_ended;
+    th = thread_spawn(&spec, &err);
+  }
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
-  if (th != NULL) wk->slots[idx].thread = object_retain(th);
+  if (th != NULL) wk->slots[idx].thread = th;   /* spawn's reference */
   wk->starting--;
-  if (rc != 0) wk->nthreads--;
+  if (th == NULL) wk->nthreads--;
   WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
-  if (rc != 0) return -1;
-  lua_pop(L, 1);
-  return 0;
+  return th != NULL ? 0 : err;
+}
+
+/* Reserve a worker start if queued tasks outnumber idle workers and the
+** pool may grow (mu held); 1 if the caller must spawn_worker. */
+static int work_needs_worker(work_t *wk) {
+  if (wk->broken != NULL || wk->nidle >= (int)wk->nqueued || wk->nthreads >= wk->max)
+    return 0;
+  wk->nthreads++;
+  wk->starting++;
+  return 1;
+}
+
+/* Nobody will run the queued tasks of wk (no worker is left and none can
+** start): fail them. */
+static void work_orphaned(work_t *wk, const char *reason) {
+  future_t *list = NULL;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  if (wk->nthreads == 0) {
+    list = wk->head;
+    wk->head = wk->tail = NULL;
+    wk->nqueued = 0;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  while (list != NULL) {
+    future_t *next = list->next;
+    future_fail_static(list, reason);
+    object_release(&list->obj);
+    list = next;
+  }
+}
+
+/* on_end of a worker Thread, however it ended (cancelled before it ran,
+** in a task, idle, or when the pool shut down): count it out, fail the
+** task it was running, if any, with "cancelled" (it was cut short), and
+** start another worker if queued tasks are left without one. */
+static void worker_ended(object_t *arg, lua_Integer iarg) {
+  work_t *wk = (work_t *)arg;
+  int idx = (int)iarg, spawn;
+  future_t *cur;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  cur = wk->slots[idx].current;
+  wk->slots[idx].current = NULL;
+  wk->slots[idx].token = NULL;
+  wk->nthreads--;
+  spawn = work_needs_worker(wk);
+  WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  if (cur != NULL) {
+    future_fail_static(cur, "cancelled");
+    object_release(&cur->obj);
+  }
+  if (spawn && spawn_worker(wk) != 0) work_orphaned(wk, "cannot start a pool worker");
 }
 
 /* ----------------------------------------------------------- Lua API */
@@ -746,6 +851,10 @@ typedef struct fnbox {
   uint64_t id;
 } fnbox_t;
 
+static void free_buffer(void *p) {
+  transfer_free((transfer_t *)p);
+}
+
 static int fnbox_gc(lua_State *L) {
   fnbox_t *b = (fnbox_t *)lua_touserdata(L, 1);
   if (b != NULL) {
@@ -753,6 +862,31 @@ static int fnbox_gc(lua_State *L) {
     b->buf = NULL;
   }
   return 0;
+}
+
+/* Push a box owning buf (or freeing it, if the box cannot be made) with a
+** fresh id. */
+static fnbox_t *push_fnbox(lua_State *L, transfer_t *buf) {
+  void **slot = object_newbox(L, free_buffer);     /* owns buf meanwhile */
+  fnbox_t *b;
+  *slot = buf;
+  b = (fnbox_t *)compat_newuserdata(L, sizeof *b);
+  b->buf = NULL;
+  b->id = atomic_fetch_add(&fn_next_id, 1) + 1;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, fnbox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
+  }
+  lua_setmetatable(L, -2);
+  b->buf = buf;                 /* the fnbox owns it from here */
+  *slot = NULL;
+  lua_remove(L, -2);
+  return b;
 }
 
 /* Can the function at idx be encoded once and reused? Only if nothing it
@@ -839,19 +973,7 @@ static transfer_t *fn_cached(lua_State *L, int idx, uint64_t *id) {
       return NULL;
     }
     buf = transfer_encode(L, idx, 1, "target", 0);
-    b = (fnbox_t *)compat_newuserdata(L, sizeof *b);
-    b->buf = buf;
-    b->id = atomic_fetch_add(&fn_next_id, 1) + 1;
-    compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
-    if (!lua_istable(L, -1)) {
-      lua_pop(L, 1);
-      lua_createtable(L, 0, 1);
-      lua_pushcfunction(L, fnbox_gc);
-      lua_setfield(L, -2, "__gc");
-      lua_pushvalue(L, -1);
-      compat_rawsetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
-    }
-    lua_setmetatable(L, -2);
+    b = push_fnbox(L, buf);
     lua_pushvalue(L, idx);
     lua_pushvalue(L, -2);
     lua_rawset(L, cache);
@@ -894,7 +1016,7 @@ static void submit_fn(lua_State *L, future_t *f, int idx, int nargs) {
 ** task is queued first, as Python does, so a worker that breaks the pool
 ** at once fails it rather than this submit. */
 static void submit_end(lua_State *L, work_t *wk, future_t *f) {
-  int spawn = 0;
+  int spawn, err;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
   if (wk->shutdown || wk->broken != NULL) submit_check(L, wk);
   object_retain(&f->obj);               /* the queue's reference */
@@ -903,13 +1025,9 @@ static void submit_end(lua_State *L, work_t *wk, future_t *f) {
   wk->tail = f;
   wk->nqueued++;
   if (wk->nidle > 0) WAIT_CHECK(pthread_cond_signal(&wk->cv));
-  if (wk->nidle < (int)wk->nqueued && wk->nthreads < wk->max) {
-    wk->nthreads++;
-    wk->starting++;
-    spawn = 1;
-  }
+  spawn = work_needs_worker(wk);
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
-  if (spawn && spawn_worker(L, wk) != 0) {
+  if (spawn && (err = spawn_worker(wk)) != 0) {
     int dropped = 0;
     WAIT_CHECK(pthread_mutex_lock(&wk->mu));
     if (wk->nthreads == 0) {            /* nobody will ever run it: take it back */
@@ -929,9 +1047,9 @@ static void submit_end(lua_State *L, work_t *wk, future_t *f) {
     WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
     if (dropped) {
       object_release(&f->obj);
-      luaL_error(L, "cannot start a pool worker: %s", lua_tostring(L, -1));
+      luaL_error(L, "cannot start a pool worker: %s", strerror(err));
     }
-    lua_pop(L, 1);                      /* the others will serve it */
+    /* the others will serve it */
   }
 }
 
@@ -948,14 +1066,40 @@ static int pool_submit(lua_State *L) {
   return 1;
 }
 
-/* pool:_submit_chunk(fn, list, first, last) -> Future: a task that calls
-** fn on each of list[first..last], for map. Items travel as slots: numbers,
-** booleans, short strings and objects need no buffer. */
+/* The fnbox at idx (made by _map_fn), or a raised error. */
+static fnbox_t *check_fnbox(lua_State *L, int idx) {
+  fnbox_t *b = (fnbox_t *)lua_touserdata(L, idx);
+  int ok = b != NULL && lua_getmetatable(L, idx);
+  if (ok) {
+    compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!ok || b->buf == NULL) luaL_argerror(L, idx, "map function expected (from _map_fn)");
+  return b;
+}
+
+/* pool:_map_fn(fn) -> the function of a map, encoded once for every task of
+** it (a closure over a large table is copied once, not once per item).
+** Workers load it once per map and keep the last one apart from their
+** cache. */
+static int pool_map_fn(lua_State *L) {
+  (void)check_pool(L, 1);
+  if (!object_callable(L, 2)) return object_typeerror(L, 2, "function");
+  lua_settop(L, 2);
+  push_fnbox(L, transfer_encode(L, 2, 1, "target", 0));
+  return 1;
+}
+
+/* pool:_submit_chunk(mapfn, list, first, last) -> Future: a task that calls
+** the map function (from _map_fn) on each of list[first..last]. Items
+** travel as slots: numbers, booleans, short strings and objects need no
+** buffer. */
 static int pool_submit_chunk(lua_State *L) {
   pool_t *p = check_pool(L, 1);
+  fnbox_t *box = check_fnbox(L, 2);
   lua_Integer first, last, i;
   future_t *f;
-  if (!object_callable(L, 2)) return object_typeerror(L, 2, "function");
   luaL_checktype(L, 3, LUA_TTABLE);
   first = luaL_checkinteger(L, 4);
   last = luaL_checkinteger(L, 5);
@@ -979,7 +1123,9 @@ static int pool_submit_chunk(lua_State *L) {
     f->nitems++;
     lua_pop(L, 1);
   }
-  submit_fn(L, f, 2, 0);
+  f->fnbuf = transfer_retain(box->buf);
+  f->fnid = box->id;
+  f->fnmap = 1;
   submit_end(L, p->work, f);
   lua_settop(L, 4);
   return 1;
@@ -1093,6 +1239,17 @@ static int pool__index(lua_State *L) {
   return 1;
 }
 
+static const char *const pool_options[] = {
+  "workers", "initializer", "initargs", "name", NULL
+};
+
+/* At the root's exit: stop taking tasks; the queued ones still run, then
+** the workers leave, and the exit join waits for them (Python shuts its
+** executors down the same way at interpreter exit). */
+static void work_at_exit(object_t *o) {
+  work_shutdown((work_t *)o, 0);
+}
+
 /* Pool([workers[, opts]]) or Pool(opts): opts.workers, opts.initializer,
 ** opts.initargs, opts.name */
 static int pool_new(lua_State *L) {
@@ -1104,6 +1261,7 @@ static int pool_new(lua_State *L) {
   if (lua_istable(L, 1)) {                 /* Pool(opts) */
     lua_settop(L, 1);
     opts = 1;
+    options_check(L, 1, 1, pool_options);
     lua_getfield(L, 1, "workers");
     nw = 2;
   } else {
@@ -1111,6 +1269,7 @@ static int pool_new(lua_State *L) {
     if (!lua_isnil(L, 2)) {
       luaL_checktype(L, 2, LUA_TTABLE);
       opts = 2;
+      options_check(L, 2, 2, pool_options + 1);   /* workers is argument #1 */
     }
   }
   if (!lua_isnil(L, nw)) {
@@ -1121,8 +1280,11 @@ static int pool_new(lua_State *L) {
                     "number of workers must be a positive integer");
     workers = (lua_Integer)n;
   } else {
+    /* Python's ThreadPoolExecutor: min(32, cpu_count() + 4), so that a
+    ** pool for I/O is not held to the core count */
     long c = sysconf(_SC_NPROCESSORS_ONLN);
-    workers = c > 0 ? c : 1;
+    workers = (c > 0 ? c : 1) + 4;
+    if (workers > 32) workers = 32;
   }
   h = object_newhandle(L, &pool_type);
   hidx = lua_gettop(L);
@@ -1139,8 +1301,21 @@ static int pool_new(lua_State *L) {
   wait_cond_init(&wk->cv);
   wait_cond_init(&wk->exit_cv);
   wk->max = (int)workers;
+  wk->root = thread_root_of(L);
   p->work = wk;
   object_sethandle(L, h, &p->obj);         /* from here the handle owns both */
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    const char *path;
+    lua_getfield(L, -1, "path");
+    if ((path = lua_tostring(L, -1)) != NULL && (wk->path = object_strdup(path)) == NULL)
+      return luaL_error(L, "not enough memory");
+    lua_getfield(L, -2, "cpath");
+    if ((path = lua_tostring(L, -1)) != NULL && (wk->cpath = object_strdup(path)) == NULL)
+      return luaL_error(L, "not enough memory");
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
   if (opts) {
     lua_getfield(L, opts, "name");
     if (!lua_isnil(L, -1)) {
@@ -1173,6 +1348,11 @@ static int pool_new(lua_State *L) {
     wk->prefix = object_strdup(buf);
     if (wk->prefix == NULL) return luaL_error(L, "not enough memory");
   }
+  /* at its root's exit the pool is shut down, whatever still holds it */
+  wk->exit.fn = work_at_exit;
+  wk->exit.obj = &wk->obj;
+  wk->exit.root = wk->root;
+  thread_on_exit(&wk->exit);
   lua_pushvalue(L, hidx);
   return 1;
 }
@@ -1207,7 +1387,7 @@ static int push_timeout(lua_State *L) {
 static void push_error(lua_State *L, future_t *f, int state) {
   if (state == F_CANCELLED) lua_pushliteral(L, "cancelled");
   else if (f->output == NULL || transfer_decode(L, f->output) == 0)
-    lua_pushliteral(L, "unknown error");
+    lua_pushstring(L, f->reason != NULL ? f->reason : "unknown error");
 }
 
 /* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
@@ -1501,6 +1681,7 @@ static const luaL_Reg future_meta[] = {
 static const luaL_Reg pool_methods[] = {
   {"submit", pool_submit},
   {"_submit_chunk", pool_submit_chunk},
+  {"_map_fn", pool_map_fn},
   {"shutdown", pool_shutdown},
   {NULL, NULL}
 };
@@ -1515,7 +1696,6 @@ static const luaL_Reg pool_meta[] = {
 static const luaL_Reg pool_funcs[] = {
   {"Pool", pool_new},
   {"wait", pool_wait},
-  {"_pool_worker", pool_worker},
   {"_watch_changes", pool_watch_changes},
   {"_wait_change", pool_wait_change},
   {NULL, NULL}

@@ -89,6 +89,7 @@ thread_t *runtime_thread_new(void) {
 
 static void thread_destroy(object_t *o) {
   thread_t *t = (thread_t *)o;
+  object_release(t->carg);
   transfer_free(t->input);
   transfer_free(t->output);
   free(t->error_text);
@@ -516,6 +517,7 @@ static lua_State *new_state(alloc_t *a) {
 ** release (an unjoined failure) is out before the process exits. */
 static void finish(thread_t *t, int status) {
   int daemon;
+  if (t->on_end != NULL) t->on_end(t->carg, t->iarg);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->status = status;
@@ -710,6 +712,36 @@ static int dispatch(thread_t *t) {
     free(w);
   }
   return rc;
+}
+
+object_t *thread_spawn(const thread_spec_t *spec, int *err) {
+  thread_t *t = runtime_thread_new();
+  if (t == NULL) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  t->name = object_strdup(spec->name);
+  if (spec->path != NULL) t->path = object_strdup(spec->path);
+  if (spec->cpath != NULL) t->cpath = object_strdup(spec->cpath);
+  if (t->name == NULL || (spec->path != NULL && t->path == NULL) ||
+      (spec->cpath != NULL && t->cpath == NULL)) {
+    object_release(&t->obj);
+    *err = ENOMEM;
+    return NULL;
+  }
+  t->root = spec->root;
+  t->cmain = spec->main;
+  t->carg = object_retain(spec->arg);
+  t->iarg = spec->iarg;
+  t->on_end = spec->on_end;
+  t->status = ST_RUNNING;
+  *err = runtime_start(t);
+  if (*err != 0) {
+    t->on_end = NULL;           /* it never ran: nothing ended */
+    object_release(&t->obj);
+    return NULL;
+  }
+  return &t->obj;
 }
 
 int runtime_start(thread_t *t) {

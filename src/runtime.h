@@ -57,6 +57,13 @@ struct thread {
   alloc_t *alloc;           /* (self) the running state's accounting */
   char *path, *cpath;       /* package.path/cpath of the creating state */
   transfer_t *input;        /* target and args; taken by the thread */
+  /* A thread started from C (thread_spawn: a pool's worker) calls
+  ** cmain(carg as a handle, iarg) instead of decoding input, and on_end
+  ** once it has ended, before its joiners wake. carg is retained. */
+  lua_CFunction cmain;
+  object_t *carg;
+  lua_Integer iarg;
+  void (*on_end)(object_t *carg, lua_Integer iarg);
   transfer_t *output;       /* (mu) results or error value, once ended */
   char *error_text;         /* (mu) printable error, if the value could not move */
   lua_State *L;             /* (mu) the running state, for cancel's hook */

@@ -225,9 +225,16 @@ static int thread_body(lua_State *L) {
   lua_settop(L, 0);
   lua_pushcfunction(L, thread_msgh);
   base = lua_gettop(L);
-  n = transfer_decode(L, input);
-  t->input = NULL;
-  transfer_free(input);
+  if (t->cmain != NULL) {
+    lua_pushcfunction(L, t->cmain);
+    object_push(L, t->carg);
+    lua_pushinteger(L, t->iarg);
+    n = 3;
+  } else {
+    n = transfer_decode(L, input);
+    t->input = NULL;
+    transfer_free(input);
+  }
   if (wait_cancel_undelivered()) wait_raise_cancel(L);
   rc = lua_pcall(L, n - 1, LUA_MULTRET, base);
   t->alloc->limit = 0;        /* the cap is for the target, not the report */

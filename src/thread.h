@@ -30,6 +30,24 @@ typedef struct exit_node {
 } exit_node_t;
 TH_HIDDEN void thread_on_exit(exit_node_t *n);
 TH_HIDDEN void thread_on_exit_remove(exit_node_t *n);
+/* A thread started from C, for the module's own workers: a non-daemon
+** Thread named `name` that runs main(arg as a handle, iarg) in a fresh
+** state (package paths `path`, `cpath`, either may be NULL), registered
+** like any other, and calls on_end(arg, iarg) once it has ended however it
+** ended (cancelled before it ran, failed, or done), before its joiners
+** wake. The thread keeps its own reference to arg. Returns the Thread (a
+** reference for the caller), or NULL with *err an errno. */
+typedef struct thread_spec {
+  const char *name;
+  long root;
+  const char *path, *cpath;
+  lua_CFunction main;
+  object_t *arg;
+  lua_Integer iarg;
+  void (*on_end)(object_t *arg, lua_Integer iarg);
+} thread_spec_t;
+TH_HIDDEN object_t *thread_spawn(const thread_spec_t *spec, int *err);
+
 /* The root that threads and pools created from L belong to. */
 TH_HIDDEN long thread_root_of(lua_State *L);
 

@@ -39,20 +39,16 @@ return function(threading)
     local n = list.n or #list
     local futures = {}
     local ok, err = pcall(function()
-      if chunksize == 1 then
-        for i = 1, n do
-          futures[i] = pool:submit(fn, list[i])
+      -- fn is encoded once for the whole map; each chunk's items travel as
+      -- slots and its results come back as slots, without a table copied
+      -- either way
+      local mapfn = pool:_map_fn(fn)
+      for first = 1, n, chunksize do
+        local last = first + chunksize - 1
+        if last > n then
+          last = n
         end
-      else
-        -- a chunk's items travel as slots and its results come back as
-        -- slots, without a table copied either way
-        for first = 1, n, chunksize do
-          local last = first + chunksize - 1
-          if last > n then
-            last = n
-          end
-          futures[#futures + 1] = pool:_submit_chunk(fn, list, first, last)
-        end
+        futures[#futures + 1] = pool:_submit_chunk(mapfn, list, first, last)
       end
     end)
     if not ok then
@@ -61,12 +57,7 @@ return function(threading)
       end
       error(err, 0)
     end
-    local results, at
-    if chunksize == 1 then
-      results = { n = n }
-    else
-      at = 0
-    end
+    local results, at = nil, 0
     for k = 1, #futures do
       local f = futures[k]
       local done, value = f:result()
@@ -76,13 +67,9 @@ return function(threading)
         end
         error(value, 0)
       end
-      if chunksize == 1 then
-        results[k] = value
-      else
-        local count
-        count, results = f:_into(results, at, n)
-        at = at + count
-      end
+      local count
+      count, results = f:_into(results, at, n)
+      at = at + count
     end
     if results == nil then -- an empty list
       results = {}
