@@ -763,6 +763,15 @@ size_t transfer_size(const transfer_t *buf) {
   return buf->len;
 }
 
+const char *transfer_string(const transfer_t *buf, size_t *len) {
+  size_t n;
+  if (buf->count != 1 || buf->len < 1 + sizeof n || buf->data[0] != T_STR) return NULL;
+  memcpy(&n, buf->data + 1, sizeof n);
+  if (buf->len != 1 + sizeof n + n) return NULL;
+  *len = n;
+  return (const char *)buf->data + 1 + sizeof n;
+}
+
 transfer_t *transfer_retain(transfer_t *buf) {
   atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
   return buf;

@@ -57,6 +57,29 @@ typedef union tslot {
   } v;
 } tslot_t;
 
+/* The bytes of a buffer that holds exactly one string (a slot's string too
+** long to keep inline), or NULL for any other buffer. Pure C: reads only,
+** so it may run under the lock that guards the slot. */
+TH_HIDDEN const char *transfer_string(const transfer_t *buf, size_t *len);
+
+#if COMPAT_INTEGERS
+/* An integer against a float exactly as Lua 5.3+'s own == and < see them:
+** -1, 0 or 1 when i is below, equal to or above f; 2 when f is NaN. The
+** integer is never rounded through a float: 2^53 + 1 is above 2.0^53. */
+static inline int transfer_cmp_int_num(lua_Integer i, lua_Number f) {
+  const lua_Number two63 = -(lua_Number)LUA_MININTEGER;   /* 2^63, exact */
+  lua_Integer t;
+  lua_Number tf;
+  if (f != f) return 2;
+  if (f >= two63) return -1;
+  if (f < -two63) return 1;
+  t = (lua_Integer)f;               /* truncated; exact in this range */
+  if (i != t) return i < t ? -1 : 1;
+  tf = (lua_Number)t;               /* exact: t came from a float */
+  return tf == f ? 0 : (tf < f ? -1 : 1);
+}
+#endif
+
 /* Store the value at idx in *slot (which must be empty or TS_NIL); raises
 ** on refusal, naming it `root`, with *slot left as it was. */
 TH_HIDDEN void transfer_slot_store(lua_State *L, int idx, tslot_t *slot,
