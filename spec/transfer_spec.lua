@@ -111,6 +111,32 @@ describe("transfer", function()
     assert.same({ true, true }, { t:join(10) })
   end)
 
+  it("sizes a sparse table by its entries, not by its border", function()
+    -- {[1]=0, [2]=1, [4]=2, ..., [2^40]=40}: #t is 2^40 when all of it is in the hash part
+    local src, k = { "return {" }, 1
+    for i = 0, 40 do
+      src[#src + 1] = ("[%.0f]=%d,"):format(k, i)
+      k = k * 2
+    end
+    src[#src + 1] = "}"
+    local sparse = assert((loadstring or load)(table.concat(src)))()
+    -- LuaJIT has no memory_limit; elsewhere the cap fails an array part sized
+    -- from #t. The target is loaded from source so that its globals are the
+    -- real ones (a spec's function would carry busted's environment along).
+    local target = assert((loadstring or load)([[
+      local s, n = ..., 0
+      for _ in pairs(s) do n = n + 1 end
+      return n, s[2 ^ 40], collectgarbage("count")
+    ]]))
+    local t = threading.Thread{ target = target, args = { sparse },
+                                memory_limit = not jit and 16 * 1024 * 1024 or nil }:start()
+    local ok, n, last, kib = t:join(30)
+    assert.is_true(ok, n)
+    assert.equal(41, n)
+    assert.equal(40, last)
+    assert.is_true(kib < 4096)
+  end)
+
   it("moves module objects by reference", function()
     local lock = threading.Lock()
     local t = threading.start(function(l) return l:acquire(false) end, lock)

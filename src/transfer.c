@@ -69,6 +69,8 @@ typedef struct encoder {
   int globals;          /* the sender's globals */
   int nextid;
   int depth;
+  int number_depth;     /* the depth of the last number written... */
+  size_t number_index;  /* ...and its value as an array index 1..KEY_MAX, or 0 */
   const char *root;
   int first, current;   /* naming of the top-level values */
   path_elem path[TRANSFER_MAX_DEPTH + 4];
@@ -386,34 +388,111 @@ static int is_globals(encoder *e, int idx) {
   return lua_rawequal(e->L, idx, e->globals);
 }
 
+/* -------------------------------------------------------------- tables */
+
+/*
+** Sizing the receiver's table from what was written, never from #t: the
+** border of a sparse table can be far beyond its number of entries. Keys
+** 1..KEY_MAX that are integers may go to the array part, as Lua decides:
+** the largest n = 2^i such that more than n/2 of the keys 1..n are present.
+** A table whose integer keys fill more than half of 1..max (any list) gets
+** an array part of exactly max without counting more; only a sparse one is
+** walked a second time to find its n.
+*/
+#define KEY_BUCKETS 31
+#define KEY_MAX ((size_t)1 << (KEY_BUCKETS - 1))
+
+/* The key at idx as an array index 1..KEY_MAX, or 0. */
+static size_t array_key(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+#if COMPAT_INTEGERS
+  {
+    lua_Integer i;
+    if (!lua_isinteger(L, idx)) return 0;    /* integral floats are integers here */
+    i = lua_tointeger(L, idx);
+    return i >= 1 && (lua_Unsigned)i <= KEY_MAX ? (size_t)i : 0;
+  }
+#else
+  {
+    lua_Number n = lua_tonumber(L, idx);
+    return n >= 1 && n <= (lua_Number)KEY_MAX && (lua_Number)(size_t)n == n ? (size_t)n : 0;
+  }
+#endif
+}
+
+/* bucket[i] counts the keys k with 2^(i-1) < k <= 2^i (bucket 0: k = 1) */
+static int key_bucket(size_t k) {
+  int b = 0;
+  for (k -= 1; k != 0; k >>= 1) b++;
+  return b;
+}
+
+/* The array part for the sparse table at idx with nint array keys; *in_array
+** gets how many of them it holds. */
+static size_t sparse_array_size(lua_State *L, int idx, size_t nint, size_t *in_array) {
+  size_t bucket[KEY_BUCKETS], below = 0, n = 0, twotoi = 1;
+  int i;
+  memset(bucket, 0, sizeof bucket);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t k = array_key(L, -2);
+    if (k != 0) bucket[key_bucket(k)]++;
+    lua_pop(L, 1);
+  }
+  *in_array = 0;
+  for (i = 0; i < KEY_BUCKETS && twotoi / 2 < nint; i++, twotoi *= 2) {
+    below += bucket[i];
+    if (below > twotoi / 2) {
+      n = twotoi;
+      *in_array = below;
+    }
+  }
+  return n;
+}
+
 static void encode_table(encoder *e, int idx) {
   lua_State *L = e->L;
-  size_t narr, nrec = 0, hint;
+  size_t nint = 0, kmax = 0, nkeys = 0, narr, inarr, nrec, at;
   if (is_globals(e, idx)) {
     put_tag(e, T_GLOBALS);
     return;
   }
   if (seen_before(e, idx)) return;
   if (!lua_checkstack(L, 8)) refuse(e, "nesting too deep for the Lua stack");
-  narr = compat_rawlen(L, idx);
   put_tag(e, T_TABLE);
-  put_size(e, narr);
-  hint = e->buf->len;
+  at = e->buf->len;
+  put_size(e, 0);                /* narr and nrec, known once the keys are */
   put_size(e, 0);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int key = lua_gettop(L) - 1;
+    size_t k;
     path_push(e, P_KEYOF, key, NULL);
+    /* encode_value notes a number met at this depth: the key itself, not
+    ** one inside it (those are deeper); no second look at the key */
+    e->number_depth = -1;
     encode_value(e, key);
+    k = e->number_depth == e->depth ? e->number_index : 0;
     e->depth--;
+    if (k != 0) {
+      nint++;
+      if (k > kmax) kmax = k;
+    }
     path_push(e, P_KEY, key, NULL);
     encode_value(e, key + 1);
     e->depth--;
     lua_pop(L, 1);
-    nrec++;
+    nkeys++;
   }
-  nrec = nrec > narr ? nrec - narr : 0;
-  memcpy(e->buf->data + hint, &nrec, sizeof nrec);
+  if (nint == 0 || nint > kmax / 2) {
+    narr = kmax;
+    inarr = nint;
+  } else {
+    narr = sparse_array_size(L, idx, nint, &inarr);
+  }
+  nrec = nkeys - inarr;
+  memcpy(e->buf->data + at, &narr, sizeof narr);
+  memcpy(e->buf->data + at + sizeof narr, &nrec, sizeof nrec);
   put_tag(e, T_END);
   if (lua_getmetatable(L, idx)) {
     put_tag(e, 1);
@@ -425,6 +504,8 @@ static void encode_table(encoder *e, int idx) {
     put_tag(e, 0);
   }
 }
+
+/* ----------------------------------------------------------- functions */
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   (void)L;
@@ -497,18 +578,26 @@ static void encode_value(encoder *e, int idx) {
     case LUA_TNIL: put_tag(e, T_NIL); break;
     case LUA_TBOOLEAN: put_tag(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
     case LUA_TNUMBER:
+      /* as a key, it may be an array index: see encode_table */
+      e->number_depth = e->depth;
 #if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         lua_Integer i = lua_tointeger(L, idx);
         put_tag(e, T_INT);
         put_bytes(e, &i, sizeof i);
+        e->number_index = i >= 1 && (lua_Unsigned)i <= KEY_MAX ? (size_t)i : 0;
         break;
       }
+      e->number_index = 0;       /* an integral float is an integer here */
 #endif
       {
         lua_Number n = lua_tonumber(L, idx);
         put_tag(e, T_NUM);
         put_bytes(e, &n, sizeof n);
+#if !COMPAT_INTEGERS
+        e->number_index = n >= 1 && n <= (lua_Number)KEY_MAX &&
+                          (lua_Number)(size_t)n == n ? (size_t)n : 0;
+#endif
       }
       break;
     case LUA_TSTRING: {
