@@ -8,6 +8,37 @@ local function round_trip(...)
   return select(2, t:join(10))
 end
 
+-- package.loaded entries made for one spec, removed by `finally`. (The
+-- cleanup keeps only the names: what busted keeps reachable from a spec's
+-- environment is copied with every function the specs send.)
+local function fake_modules(entries)
+  local names = {}
+  for name, value in pairs(entries) do
+    package.loaded[name] = value
+    names[#names + 1] = name
+  end
+  finally(function()
+    for _, name in ipairs(names) do
+      package.loaded[name] = nil
+    end
+  end)
+end
+
+-- Send `value` through a queue to a thread that first installs `modules`
+-- (name -> table) in its own package.loaded, so the name the value was
+-- sent by shows in what the thread receives; returns what `use` gives.
+local function receive_with_modules(value, modules, use)
+  local q = threading.Queue()
+  q:put(value)
+  local t = threading.start(function(queue, mods, fn)
+    for name, m in pairs(mods) do
+      package.loaded[name] = m
+    end
+    return fn(queue:get())
+  end, q, modules, use)
+  return select(2, assert(t:join(10)))
+end
+
 describe("transfer", function()
   it("copies nil, booleans and strings with zero bytes", function()
     local a, b, c, d = round_trip(nil, true, false, "a\0b\0")
@@ -109,6 +140,110 @@ describe("transfer", function()
     local str = string
     local t = threading.start(function() return str == string end)
     assert.same({ true, true }, { t:join(10) })
+  end)
+
+  -- Which name a C function went by depended on the order in which a
+  -- state's package.loaded is walked: these senders are fresh states each.
+  local function send_fmt_from_fresh_states(setup)
+    local senders = {}
+    for i = 1, 6 do
+      senders[i] = threading.start(function(prepare)
+        prepare()
+        local fmt = string.format
+        local t = require("threading").start(function(x) return fmt("%03d", x) end, 7)
+        return t:join(10)
+      end, setup)
+    end
+    for i = 1, 6 do
+      assert.same({ true, true, "007" }, { senders[i]:join(30) })
+    end
+  end
+
+  it("sends string.format by its standard name when other modules hold it too", function()
+    -- the receiver cannot load these modules: sending by one of their names fails
+    send_fmt_from_fresh_states(function()
+      for i = 1, 10 do
+        package.loaded["app.util" .. i] = { fmt = string.format }
+      end
+    end)
+  end)
+
+  it("sends string.format by its library name when globals hold it too", function()
+    -- what a program adds to _G (or to any standard library) is missing in the receiver
+    send_fmt_from_fresh_states(function()
+      for i = 1, 10 do
+        rawset(_G, "fmt_alias" .. i, string.format)
+      end
+    end)
+  end)
+
+  it("binds a standard module captured as an upvalue by its standard name when an alias holds it", function()
+    local aliases = {}
+    for i = 1, 20 do
+      aliases["app.str" .. i] = string
+    end
+    fake_modules(aliases)
+    local str = string
+    local t = threading.start(function() return str == string end)
+    assert.same({ true, true }, { t:join(10) })
+  end)
+
+  it("sends a C function that aliases of one module table hold by the shortest name", function()
+    local iter = ("abc"):gmatch(".")
+    local mod = { it = iter }
+    local aliases, installed = {}, {}
+    for i = 1, 9 do
+      aliases["app.long.alias" .. i] = mod
+      installed["app.long.alias" .. i] = { it = "app.long.alias" .. i }
+    end
+    aliases["app.m"] = mod
+    installed["app.m"] = { it = "app.m" }
+    fake_modules(aliases)
+    assert.equal("app.m", receive_with_modules(iter, installed, function(v) return v end))
+  end)
+
+  it("binds a module table held under several names by the shortest one", function()
+    local mod = { tag = "sender" }
+    local aliases, installed = {}, {}
+    for i = 1, 9 do
+      aliases["app.long.alias" .. i] = mod
+      installed["app.long.alias" .. i] = { tag = "app.long.alias" .. i }
+    end
+    aliases["app.m"] = mod
+    installed["app.m"] = { tag = "app.m" }
+    fake_modules(aliases)
+    local function tag() return mod.tag end
+    assert.equal("app.m", receive_with_modules(tag, installed, function(f) return f() end))
+  end)
+
+  it("names a module by what package.loaded holds now, not when it held as many modules", function()
+    local old, new = { tag = "old" }, { tag = "new" }
+    fake_modules({ ["app.old"] = old })
+    local function old_tag() return old.tag end
+    assert.equal("app.old", receive_with_modules(old_tag, { ["app.old"] = { tag = "app.old" } },
+      function(f) return f() end))
+    -- as many entries as before, one of them different
+    package.loaded["app.old"] = nil
+    fake_modules({ ["app.new"] = new })
+    local function new_tag() return new.tag end
+    assert.equal("app.new", receive_with_modules(new_tag, { ["app.new"] = { tag = "app.new" } },
+      function(f) return f() end))
+  end)
+
+  it("refuses a C function that two different modules hold, naming both", function()
+    local iter = ("abc"):gmatch(".")
+    fake_modules({ ["app.one"] = { f = iter }, ["app.two"] = { g = iter } })
+    assert.has_error(function() threading.Thread(print, iter) end,
+      "cannot transfer value at args[1]: C function (ambiguous: reachable as both app.one.f and app.two.g)")
+  end)
+
+  it("sends the module's own C functions captured as upvalues", function()
+    -- threading re-exports threading.core's functions: one table is chosen
+    local monotonic, cpu_count = threading.monotonic, threading.cpu_count
+    local t = threading.start(function()
+      return type(monotonic()), cpu_count() >= 1
+    end)
+    assert.same({ true, "number", true }, { t:join(10) })
   end)
 
   it("sizes a sparse table by its entries, not by its border", function()

@@ -18,6 +18,7 @@
 **   T_NAMED size_t len, "module" or "module\nfield"
 **   T_OBJECT size_t index into objs
 */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,8 @@ struct transfer {
   unsigned char small[TRANSFER_INLINE];
 };
 
-/* registry[&names_key] = { [value] = "module" | "module\nfield", [&names_key] = #loaded } */
+/* registry[&names_key] = { [value] = "module" | "module\nfield" | {refusal},
+**                         [&names_key] = the loaded_sig it was built for } */
 static const char names_key = 'n';
 
 enum { P_KEY, P_KEYOF, P_UPVALUE, P_META };
@@ -229,72 +231,380 @@ static void path_push(encoder *e, int kind, int idx, const char *name) {
 
 /* ------------------------------------------------------------- name map */
 
-static int count_loaded(lua_State *L, int loaded) {
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, loaded)) {
-    lua_pop(L, 1);
-    n++;
-  }
-  return n;
+/* What the name map was built from: package.loaded's names and values. A
+** count alone misses a module replaced by another, or removed while another
+** is added; the map keeps every value it names alive, so an address seen
+** again is the same value. */
+typedef struct loaded_sig {
+  size_t count;
+  uint64_t sum;          /* of a hash of each (name, value) pair */
+} loaded_sig;
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  return x ^ (x >> 33);
 }
 
-/* Build { [value] = name } over package.loaded: modules by their name, the
-** C functions inside them as "module\nfield". Pushes the map. */
-static void build_names(lua_State *L, int loaded, int nloaded) {
-  int map;
-  lua_newtable(L);
-  map = lua_gettop(L);
+static loaded_sig sign_loaded(lua_State *L, int loaded) {
+  loaded_sig sig;
+  sig.count = 0;
+  sig.sum = 0;
   lua_pushnil(L);
-  while (lua_next(L, loaded)) {              /* name mod */
-    if (lua_type(L, -2) == LUA_TSTRING &&
-        (lua_istable(L, -1) || lua_isfunction(L, -1))) {
-      lua_pushvalue(L, -1);
-      lua_rawget(L, map);
-      if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushvalue(L, -3);
-        lua_rawset(L, map);
-      } else {
-        lua_pop(L, 1);
-      }
-      if (lua_istable(L, -1)) {
-        int mod = lua_gettop(L);
-        lua_pushnil(L);
-        while (lua_next(L, mod)) {           /* name mod k v */
-          if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
-            lua_pushvalue(L, -1);
-            lua_rawget(L, map);
-            if (lua_isnil(L, -1)) {
-              lua_pop(L, 1);
-              lua_pushvalue(L, -1);
-              lua_pushvalue(L, mod - 1);
-              lua_pushliteral(L, "\n");
-              lua_pushvalue(L, -5);
-              lua_concat(L, 3);
-              lua_rawset(L, map);
-            } else {
-              lua_pop(L, 1);
-            }
-          }
+  while (lua_next(L, loaded)) {
+    uint64_t h = 14695981039346656037ULL;          /* FNV-1a of the name */
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t len, i;
+      const char *name = lua_tolstring(L, -2, &len);
+      for (i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    }
+    sig.sum += mix64(h ^ (uint64_t)(uintptr_t)lua_topointer(L, -1));
+    sig.count++;
+    lua_pop(L, 1);
+  }
+  return sig;
+}
+
+/*
+** The standard libraries, in the order that decides which of their names a
+** C function or a module table travels by; then the module's own core,
+** whose functions `threading` re-exports.
+*/
+static const char *const std_modules[] = {
+  "_G", "string", "table", "math", "io", "os", "coroutine", "debug",
+  "package", "utf8", "bit32", "bit", "jit", "ffi", "threading.core", NULL
+};
+#define OWN_CORE "threading.core"
+
+/*
+** Facts about this Lua, taken once per process (probe_once) from a fresh
+** state made for the purpose: the names its standard libraries give their
+** C functions.
+**
+** Only what a fresh state's standard libraries hold names a function: a
+** program may add to the standard tables (`printf = string.format` in _G,
+** a compatibility `table.unpack` on 5.1), and a receiver's libraries lack
+** what it added. Each state keeps the list ("module\nfield" for each C
+** function) as a set in its registry.
+*/
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static char **pristine;          /* written once, under probe_once */
+static size_t npristine;
+/* registry[&pristine_key] = { ["module\nfield"] = true } */
+static const char pristine_key = 'p';
+
+static int collect_pristine(lua_State *L) {
+  int i;
+  luaL_openlibs(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  for (i = 0; std_modules[i] != NULL; i++) {
+    lua_getfield(L, -1, std_modules[i]);
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        size_t len, mlen = strlen(std_modules[i]);
+        const char *k;
+        char *name, **grown;
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_iscfunction(L, -1)) {
           lua_pop(L, 1);
+          continue;
         }
+        k = lua_tolstring(L, -2, &len);
+        name = (char *)malloc(mlen + 1 + len + 1);
+        grown = (char **)realloc(pristine, (npristine + 1) * sizeof *grown);
+        if (name == NULL || grown == NULL) {
+          free(name);
+          if (grown != NULL) pristine = grown;
+          return 0;
+        }
+        pristine = grown;
+        memcpy(name, std_modules[i], mlen);
+        name[mlen] = '\n';
+        memcpy(name + mlen + 1, k, len);
+        name[mlen + 1 + len] = '\0';
+        pristine[npristine++] = name;
+        lua_pop(L, 1);
       }
     }
     lua_pop(L, 1);
   }
-  lua_pushinteger(L, nloaded);
-  compat_rawsetp(L, map, &names_key);
-  lua_pushvalue(L, map);
+  return 0;
+}
+
+static void probe_fresh_state(void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return;           /* then no standard entry names a function */
+  lua_pushcfunction(L, collect_pristine);
+  (void)lua_pcall(L, 0, 0, 0);
+  lua_close(L);
+}
+
+/* Push this state's set of pristine names. */
+static void push_pristine(lua_State *L) {
+  size_t i;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &pristine_key);
+  if (lua_istable(L, -1)) return;
+  lua_pop(L, 1);
+  pthread_once(&probe_once, probe_fresh_state);
+  lua_createtable(L, 0, (int)npristine);
+  for (i = 0; i < npristine; i++) {
+    lua_pushstring(L, pristine[i]);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_pushvalue(L, -1);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &pristine_key);
+}
+
+static int is_std_module(const char *name) {
+  int i;
+  for (i = 0; std_modules[i] != NULL; i++)
+    if (strcmp(name, std_modules[i]) == 0) return 1;
+  return 0;
+}
+
+/* Is the name at a to be preferred to the one at b? Shorter, then bytewise. */
+static int name_better(lua_State *L, int a, int b) {
+  size_t la, lb;
+  const char *sa = lua_tolstring(L, a, &la), *sb = lua_tolstring(L, b, &lb);
+  int c;
+  if (la != lb) return la < lb;
+  c = memcmp(sa, sb, la);
+  return c < 0;
+}
+
+/* The tables build_names works with, by stack index. */
+typedef struct namer {
+  int map;      /* the result: value -> name, or {refusal} */
+  int cand;     /* non-standard names: value -> the best name so far */
+  int home;     /* value -> the module table (or function) of that name */
+  int multi;    /* value -> true: two different modules hold it */
+  int other;    /* for those: the best name held by another module */
+  int pristine; /* the set of a fresh state's standard names */
+} namer;
+
+static int rawget_is(lua_State *L, int t, int key, int value) {
+  int same;
+  lua_pushvalue(L, key);
+  lua_rawget(L, t);
+  same = lua_rawequal(L, -1, value);
+  lua_pop(L, 1);
+  return same;
+}
+
+static void rawset_to(lua_State *L, int t, int key, int value) {
+  lua_pushvalue(L, key);
+  lua_pushvalue(L, value);
+  lua_rawset(L, t);
+}
+
+/* Offer the name at the top of the stack (popped) for the value at v, held
+** by module `mod` (a table, or v itself). A standard module's name is
+** taken unless an earlier standard module named v; another module's name
+** only counts when no standard module holds v. */
+static void offer_name(lua_State *L, const namer *n, int v, int mod, int std) {
+  int name = lua_gettop(L);
+  lua_pushvalue(L, v);
+  lua_rawget(L, n->map);
+  if (std) {
+    if (lua_isnil(L, -1)) {
+      rawset_to(L, n->map, v, name);
+      rawset_to(L, n->home, v, mod);
+    } else if (lua_type(L, -1) == LUA_TSTRING && rawget_is(L, n->home, v, mod) &&
+               name_better(L, name, -1)) {
+      rawset_to(L, n->map, v, name);     /* two keys of one library */
+    }
+  } else if (lua_isnil(L, -1)) {
+    lua_pushvalue(L, v);
+    lua_rawget(L, n->cand);
+    if (lua_isnil(L, -1)) {
+      rawset_to(L, n->cand, v, name);
+      rawset_to(L, n->home, v, mod);
+    } else {
+      if (!rawget_is(L, n->home, v, mod)) {
+        lua_pushvalue(L, v);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, n->multi);
+      }
+      if (name_better(L, name, -1)) {
+        rawset_to(L, n->cand, v, name);
+        rawset_to(L, n->home, v, mod);
+      }
+    }
+  }
+  lua_settop(L, name - 1);
+}
+
+/* Push "module\nfield" for the module name at modname and the key at k. */
+static void push_field_name(lua_State *L, int modname, int k) {
+  lua_pushvalue(L, modname);
+  lua_pushliteral(L, "\n");
+  lua_pushvalue(L, k);
+  lua_concat(L, 3);
+}
+
+/* Offer the names of package.loaded[modname] (at mod) and of the C
+** functions in it. */
+static void offer_module(lua_State *L, const namer *n, int modname, int mod,
+                         int std) {
+  /* of a standard library, only what a fresh state's holds */
+  int only = std && strcmp(lua_tostring(L, modname), OWN_CORE) != 0 ? n->pristine : 0;
+  if (lua_iscfunction(L, mod)) {
+    if (only) return;
+    lua_pushvalue(L, modname);
+    offer_name(L, n, mod, mod, std);
+    return;
+  }
+  if (!lua_istable(L, mod)) return;
+  lua_pushvalue(L, modname);
+  offer_name(L, n, mod, mod, std);
+  lua_pushnil(L);
+  while (lua_next(L, mod)) {               /* k v */
+    int k = lua_gettop(L) - 1;
+    if (lua_type(L, k) == LUA_TSTRING && lua_iscfunction(L, k + 1)) {
+      push_field_name(L, modname, k);
+      if (only) {
+        lua_pushvalue(L, -1);
+        lua_rawget(L, only);
+        if (!lua_toboolean(L, -1)) {
+          lua_settop(L, k);
+          continue;
+        }
+        lua_pop(L, 1);
+      }
+      offer_name(L, n, k + 1, mod, std);
+    }
+    lua_settop(L, k);
+  }
+}
+
+/* For find_others: offer the name at the top of the stack (popped) for the
+** value at v, held by `mod`. */
+static void offer_other(lua_State *L, const namer *n, int v, int mod) {
+  int name = lua_gettop(L);
+  lua_pushvalue(L, v);
+  lua_rawget(L, n->multi);
+  if (lua_toboolean(L, -1) && !rawget_is(L, n->home, v, mod)) {
+    lua_pushvalue(L, v);
+    lua_rawget(L, n->other);
+    if (lua_isnil(L, -1) || name_better(L, name, -1)) rawset_to(L, n->other, v, name);
+  }
+  lua_settop(L, name - 1);
+}
+
+/* For each value two modules hold, find the best name held by a module
+** other than the one its best name comes from. */
+static void find_others(lua_State *L, const namer *n, int loaded) {
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {            /* modname mod */
+    int modname = lua_gettop(L) - 1, mod = modname + 1;
+    if (lua_type(L, modname) == LUA_TSTRING && !is_std_module(lua_tostring(L, modname))) {
+      if (lua_iscfunction(L, mod)) {
+        lua_pushvalue(L, modname);
+        offer_other(L, n, mod, mod);
+      } else if (lua_istable(L, mod)) {
+        lua_pushnil(L);
+        while (lua_next(L, mod)) {         /* k v */
+          int k = lua_gettop(L) - 1;
+          if (lua_type(L, k) == LUA_TSTRING && lua_iscfunction(L, k + 1)) {
+            push_field_name(L, modname, k);
+            offer_other(L, n, k + 1, mod);
+          }
+          lua_settop(L, k);
+        }
+      }
+    }
+    lua_settop(L, modname);
+  }
+}
+
+/* Push "module.field" for a name "module\nfield" at idx. */
+static void push_dotted(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) (void)luaL_gsub(L, lua_tostring(L, idx), "\n", ".");
+  else lua_pushliteral(L, "another module");
+}
+
+/* Build the name map over package.loaded (pushes it). The standard
+** libraries' names come first, in std_modules' order; a value held only by
+** other modules takes the shortest (then bytewise first) of their names when
+** they are one table under several names, and is refused when two
+** different tables hold it: the receiver could resolve either name to
+** something else. */
+static void build_names(lua_State *L, int loaded, const loaded_sig *sig) {
+  namer n;
+  int i, ambiguous = 0;
+  luaL_checkstack(L, 24, "not enough stack to name C functions");
+  lua_newtable(L);
+  n.map = lua_gettop(L);
+  lua_newtable(L);
+  n.cand = n.map + 1;
+  lua_newtable(L);
+  n.home = n.map + 2;
+  lua_newtable(L);
+  n.multi = n.map + 3;
+  lua_newtable(L);
+  n.other = n.map + 4;
+  push_pristine(L);
+  n.pristine = n.map + 5;
+  for (i = 0; std_modules[i] != NULL; i++) {
+    lua_pushstring(L, std_modules[i]);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, loaded);
+    offer_module(L, &n, lua_gettop(L) - 1, lua_gettop(L), 1);
+    lua_pop(L, 2);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {            /* modname mod */
+    int modname = lua_gettop(L) - 1;
+    if (lua_type(L, modname) == LUA_TSTRING && !is_std_module(lua_tostring(L, modname)))
+      offer_module(L, &n, modname, modname + 1, 0);
+    lua_settop(L, modname);
+  }
+  lua_pushnil(L);
+  if (lua_next(L, n.multi)) {
+    lua_pop(L, 2);
+    ambiguous = 1;
+    find_others(L, &n, loaded);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, n.cand)) {            /* value name */
+    int v = lua_gettop(L) - 1;
+    lua_pushvalue(L, v);
+    lua_rawget(L, n.multi);
+    if (ambiguous && lua_toboolean(L, -1)) {
+      lua_pushvalue(L, v);
+      lua_createtable(L, 1, 0);
+      lua_pushliteral(L, "C function (ambiguous: reachable as both ");
+      push_dotted(L, v + 1);
+      lua_pushliteral(L, " and ");
+      lua_pushvalue(L, v);
+      lua_rawget(L, n.other);
+      push_dotted(L, -1);
+      lua_remove(L, -2);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 5);
+      lua_rawseti(L, -2, 1);
+      lua_rawset(L, n.map);
+    } else {
+      rawset_to(L, n.map, v, v + 1);
+    }
+    lua_settop(L, v);
+  }
+  lua_settop(L, n.map);
+  lua_pushlstring(L, (const char *)sig, sizeof *sig);
+  compat_rawsetp(L, n.map, &names_key);
+  lua_pushvalue(L, n.map);
   compat_rawsetp(L, LUA_REGISTRYINDEX, &names_key);
 }
 
 /* Make e->names a map valid for the current package.loaded. `force`
-** rebuilds it even if package.loaded has as many entries as before. */
+** rebuilds it even if package.loaded looks as it did. */
 static void ensure_names(encoder *e, int force) {
   lua_State *L = e->L;
-  int loaded, n;
+  int loaded;
+  loaded_sig sig;
   if (e->names > 0 && (!force || e->names_fresh)) return;
   if (e->names < 0) e->names = -e->names;
   lua_checkstack(L, 12);
@@ -307,11 +617,14 @@ static void ensure_names(encoder *e, int force) {
     return;
   }
   loaded = lua_gettop(L);
-  n = count_loaded(L, loaded);
+  sig = sign_loaded(L, loaded);
   compat_rawgetp(L, LUA_REGISTRYINDEX, &names_key);
   if (!force && lua_istable(L, -1)) {
+    size_t len;
+    const char *old;
     compat_rawgetp(L, -1, &names_key);
-    if (lua_tonumber(L, -1) == n) {
+    old = lua_tolstring(L, -1, &len);
+    if (old != NULL && len == sizeof sig && memcmp(old, &sig, sizeof sig) == 0) {
       lua_pop(L, 1);
       lua_replace(L, e->names);
       lua_pop(L, 1);
@@ -320,7 +633,7 @@ static void ensure_names(encoder *e, int force) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  build_names(L, loaded, n);
+  build_names(L, loaded, &sig);
   lua_replace(L, e->names);
   lua_pop(L, 1);
   e->names_fresh = 1;
@@ -520,22 +833,31 @@ static void encode_named(encoder *e) {
   put_lstring(e, name, len);
 }
 
+static void encode_cfunction(encoder *e, int idx) {
+  lua_State *L = e->L;
+  ensure_names(e, 0);
+  lookup_name(e, idx);
+  if (lua_isnil(L, -1)) {          /* loaded since the map was built? */
+    lua_pop(L, 1);
+    ensure_names(e, 1);
+    lookup_name(e, idx);
+  }
+  if (lua_istable(L, -1)) {        /* ambiguous: the map holds the refusal */
+    lua_rawgeti(L, -1, 1);
+    refuse(e, lua_tostring(L, -1));
+  }
+  if (lua_isnil(L, -1))
+    refuse(e, "C function (not reachable by name from package.loaded)");
+  encode_named(e);
+  lua_pop(L, 1);
+}
+
 static void encode_function(encoder *e, int idx) {
   lua_State *L = e->L;
   size_t at, len;
   int nups, i;
   if (lua_iscfunction(L, idx)) {
-    ensure_names(e, 0);
-    lookup_name(e, idx);
-    if (lua_isnil(L, -1)) {          /* loaded since the map was built? */
-      lua_pop(L, 1);
-      ensure_names(e, 1);
-      lookup_name(e, idx);
-    }
-    if (lua_isnil(L, -1))
-      refuse(e, "C function (not reachable by name from package.loaded)");
-    encode_named(e);
-    lua_pop(L, 1);
+    encode_cfunction(e, idx);
     return;
   }
   if (seen_before(e, idx)) return;
