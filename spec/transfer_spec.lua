@@ -8,6 +8,12 @@ local function round_trip(...)
   return select(2, t:join(10))
 end
 
+-- Lua 5.2+ and LuaJIT can tell two closures' upvalues apart; Lua 5.1 cannot.
+local it_upvalue_ids = debug.upvalueid and it or pending
+local it_51 = not debug.upvalueid and it or pending
+-- Lua 5.1 and LuaJIT give functions an environment (setfenv).
+local it_fenv = setfenv and it or pending
+
 -- package.loaded entries made for one spec, removed by `finally`. (The
 -- cleanup keeps only the names: what busted keeps reachable from a spec's
 -- environment is copied with every function the specs send.)
@@ -140,6 +146,97 @@ describe("transfer", function()
     local str = string
     local t = threading.start(function() return str == string end)
     assert.same({ true, true }, { t:join(10) })
+  end)
+
+  it_upvalue_ids("keeps an upvalue that two closures share shared after the move", function()
+    local n = 0
+    local function inc() n = n + 1 end
+    local function get() return n end
+    local t = threading.start(function() inc(); inc(); return get() end)
+    assert.same({ true, 2 }, { t:join(10) })
+  end)
+
+  it_upvalue_ids("keeps shared upvalues shared when the closures are reached through tables", function()
+    local count = 0
+    local counter = {}
+    function counter.inc() count = count + 1; return counter end
+    function counter.get() return count end
+    local t = threading.start(function(holder)
+      local c = holder.counter
+      c.inc().inc()
+      return c.get(), c
+    end, { counter = counter })
+    local ok, n, back = t:join(10)
+    assert.is_true(ok)
+    assert.equal(2, n)
+    -- and again on the way back
+    back.inc()
+    assert.equal(3, back.get())
+    assert.equal(0, count)
+  end)
+
+  it_upvalue_ids("keeps a shared upvalue shared when its own value holds the closures", function()
+    local cur
+    local function get() return cur end
+    local function set(v) cur = v end
+    cur = { get = get, set = set }
+    local t = threading.start(function(f)
+      local box = f()
+      box.set("replaced")
+      return box.get()
+    end, get)
+    assert.same({ true, "replaced" }, { t:join(10) })
+  end)
+
+  it_upvalue_ids("keeps upvalues shared between mutually recursive closures", function()
+    local calls = 0
+    local is_even, is_odd
+    function is_even(n) calls = calls + 1; if n == 0 then return true end return is_odd(n - 1) end
+    function is_odd(n) calls = calls + 1; if n == 0 then return false end return is_even(n - 1) end
+    local t = threading.start(function() return is_even(10), calls end)
+    assert.same({ true, true, 11 }, { t:join(10) })
+  end)
+
+  it_51("gives each closure its own copy of a shared upvalue on Lua 5.1", function()
+    local n = 0
+    local function inc() n = n + 1 end
+    local function get() return n end
+    local t = threading.start(function() inc(); return get() end)
+    assert.same({ true, 0 }, { t:join(10) })
+  end)
+
+  it_fenv("runs a function with its setfenv sandbox in the receiver, not with full globals", function()
+    local sandbox = { x = 42 }
+    local f = setfenv(function() return x, print, rawget ~= nil end, sandbox) -- luacheck: ignore
+    local t = threading.start(f)
+    assert.same({ true, 42, nil, false }, { t:join(10) })
+  end)
+
+  it_fenv("copies one sandbox once for the functions that share it", function()
+    local sandbox = { n = 0 }
+    local bump = setfenv(function() n = n + 1 end, sandbox) -- luacheck: ignore
+    local read = setfenv(function() return n end, sandbox) -- luacheck: ignore
+    local t = threading.start(function(b, r) b(); b(); return r() end, bump, read)
+    assert.same({ true, 2 }, { t:join(10) })
+  end)
+
+  it_fenv("gives a function that names no global an empty environment, not the receiver's globals", function()
+    local getfenv_ = getfenv
+    local sandbox = { co = coroutine.create(function() end) } -- a coroutine cannot move
+    local f = setfenv(function(a) return a + 1, getfenv_(1) end, sandbox)
+    local t = threading.start(function(g)
+      local r, env = g(1)
+      return r, next(env) == nil, env ~= _G
+    end, f)
+    assert.same({ true, 2, true, true }, { t:join(10) })
+  end)
+
+  it_fenv("binds a function whose environment is a loaded module to the receiver's module", function()
+    local mod = { tag = "sender" }
+    fake_modules({ ["app.envmod"] = mod })
+    local f = setfenv(function() return tag end, mod) -- luacheck: ignore
+    assert.equal("receiver", receive_with_modules(f, { ["app.envmod"] = { tag = "receiver" } },
+      function(g) return g() end))
   end)
 
   -- Which name a C function went by depended on the order in which a

@@ -5,14 +5,20 @@
 ** the partial buffer (and the object references it took) before the error
 ** reaches the caller. Tables and Lua functions get ids in the order they are
 ** first met, so cycles, shared sub-tables and recursive functions come out
-** with the same shape; the decoder hands out ids in the same order.
+** with the same shape; the decoder hands out ids in the same order. Where
+** the Lua version can tell upvalues apart, an upvalue that an earlier
+** function of the same value graph shares is sent as a reference to that
+** function's upvalue, and the decoder joins the two.
 **
 ** Buffer layout: a sequence of tagged values.
 **   T_NIL T_FALSE T_TRUE
 **   T_INT  lua_Integer            T_NUM  lua_Number
 **   T_STR  size_t len, bytes
 **   T_TABLE size_t narr, size_t nrec, {key value}* T_END, u8 has_mt, [mt]
-**   T_FUNC size_t len, bytecode, u16 nups, upvalue*
+**   T_FUNC size_t len, bytecode, u16 nups, upvalue*, [u8 env, [env]]
+**          (the environment only where functions have one: Lua 5.1, LuaJIT;
+**          see encode_env)
+**   T_UPREF size_t id, u16 n      (as an upvalue: upvalue n of function id)
 **   T_REF  size_t id              (a table or function met before)
 **   T_GLOBALS                     (the sender's globals -> the receiver's)
 **   T_NAMED size_t len, "module" or "module\nfield"
@@ -30,7 +36,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_END, T_FUNC,
-  T_REF, T_GLOBALS, T_NAMED, T_OBJECT
+  T_REF, T_GLOBALS, T_NAMED, T_OBJECT, T_UPREF
 };
 
 #if !defined(TRANSFER_INLINE)
@@ -44,7 +50,7 @@ struct transfer {
   object_t **objs;
   size_t nobjs, capobjs;
   int count;
-  int has_refs;              /* a T_REF occurs: the decoder must keep ids */
+  int has_refs;              /* a T_REF or T_UPREF occurs: the decoder keeps ids */
   unsigned char small[TRANSFER_INLINE];
 };
 
@@ -52,7 +58,7 @@ struct transfer {
 **                         [&names_key] = the loaded_sig it was built for } */
 static const char names_key = 'n';
 
-enum { P_KEY, P_KEYOF, P_UPVALUE, P_META };
+enum { P_KEY, P_KEYOF, P_UPVALUE, P_META, P_ENV };
 
 typedef struct path_elem {
   int kind;
@@ -69,6 +75,9 @@ typedef struct encoder {
   int names;            /* the name map */
   int names_fresh;      /* the map was rebuilt during this encode */
   int globals;          /* the sender's globals */
+  int upvalues;         /* { [upvalue id] = function id * 2^16 + n } */
+  int first_func;       /* the first Lua function with upvalues... */
+  size_t first_fid;     /* ...and its id, until `upvalues` is made */
   int nextid;
   int depth;
   int number_depth;     /* the depth of the last number written... */
@@ -178,6 +187,7 @@ static void add_elem(luaL_Buffer *b, lua_State *L, const path_elem *p) {
       luaL_addstring(b, p->name[0] ? p->name : "?");
       luaL_addchar(b, '>');
       break;
+    case P_ENV: luaL_addstring(b, "<environment>"); break;
     default: luaL_addstring(b, ".<metatable>"); break;
   }
 }
@@ -281,7 +291,7 @@ static const char *const std_modules[] = {
 /*
 ** Facts about this Lua, taken once per process (probe_once) from a fresh
 ** state made for the purpose: the names its standard libraries give their
-** C functions.
+** C functions and, on 5.1 and LuaJIT, the opcodes that access globals.
 **
 ** Only what a fresh state's standard libraries hold names a function: a
 ** program may add to the standard tables (`printf = string.format` in _G,
@@ -333,11 +343,19 @@ static int collect_pristine(lua_State *L) {
   return 0;
 }
 
+#if COMPAT_HAS_FENV
+static int find_global_ops(lua_State *L);
+#endif
+
 static void probe_fresh_state(void) {
   lua_State *L = luaL_newstate();
   if (L == NULL) return;           /* then no standard entry names a function */
   lua_pushcfunction(L, collect_pristine);
   (void)lua_pcall(L, 0, 0, 0);
+#if COMPAT_HAS_FENV
+  lua_pushcfunction(L, find_global_ops);
+  (void)lua_pcall(L, 0, 0, 0);
+#endif
   lua_close(L);
 }
 
@@ -701,6 +719,202 @@ static int is_globals(encoder *e, int idx) {
   return lua_rawequal(e->L, idx, e->globals);
 }
 
+#if COMPAT_HAS_FENV
+/* ------------------------------------------------- environments (5.1) */
+
+/*
+** Does a function name a global? On 5.2+ one that names none has no _ENV
+** upvalue, so nothing of its environment travels. On 5.1 and LuaJIT every
+** function has an environment; one that names no global, and makes no
+** function that does, has no use for it (a spec's function under busted,
+** say, whose environment holds the test run). Its dump tells: the opcodes
+** that read and write a global (taken once from "g = g") in its bytecode or
+** its nested functions'. A dump that cannot be read counts as naming one.
+*/
+static int op_getglobal = -1, op_setglobal = -1;   /* written under probe_once */
+
+typedef struct dump_reader {
+  const unsigned char *p, *end;
+} dump_reader;
+
+/* Called with each instruction's opcode; returns 1 to stop the scan. */
+typedef int (*opcode_fn)(void *ud, int op);
+
+static int rd_skip(dump_reader *r, size_t n) {
+  if ((size_t)(r->end - r->p) < n) return 0;
+  r->p += n;
+  return 1;
+}
+
+#if COMPAT_LUAJIT
+/* LuaJIT: a header, then each prototype (children first) with its length. */
+static int rd_uleb(dump_reader *r, size_t *out) {
+  size_t v = 0;
+  int shift = 0;
+  for (;;) {
+    unsigned char b;
+    if (r->p >= r->end || shift > 56) return 0;
+    b = *r->p++;
+    v |= (size_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+    shift += 7;
+  }
+  *out = v;
+  return 1;
+}
+
+/* -1: unreadable; 1: fn stopped it; 0: every opcode seen. */
+static int scan_dump(const unsigned char *p, size_t len, opcode_fn fn, void *ud) {
+  dump_reader r;
+  size_t flags, n;
+  r.p = p;
+  r.end = p + len;
+  if (len < 4 || p[0] != 0x1b || p[1] != 'L' || p[2] != 'J') return -1;
+  r.p += 4;
+  if (!rd_uleb(&r, &flags)) return -1;
+  if (!(flags & 2) && (!rd_uleb(&r, &n) || !rd_skip(&r, n))) return -1;  /* chunk name */
+  for (;;) {
+    size_t plen, sizebc, ignored, i;
+    const unsigned char *end;
+    if (!rd_uleb(&r, &plen)) return -1;
+    if (plen == 0) return 0;
+    if ((size_t)(r.end - r.p) < plen) return -1;
+    end = r.p + plen;
+    if (!rd_skip(&r, 4) || !rd_uleb(&r, &ignored) || !rd_uleb(&r, &ignored) ||
+        !rd_uleb(&r, &sizebc))
+      return -1;
+    if (!(flags & 2)) {
+      size_t sizedbg;
+      if (!rd_uleb(&r, &sizedbg)) return -1;
+      if (sizedbg && (!rd_uleb(&r, &ignored) || !rd_uleb(&r, &ignored))) return -1;
+    }
+    if ((size_t)(end - r.p) / 4 < sizebc) return -1;
+    for (i = 0; i < sizebc; i++, r.p += 4)
+      if (fn(ud, (flags & 1) ? r.p[3] : r.p[0])) return 1;    /* big endian */
+    r.p = end;
+  }
+}
+#else
+/* Lua 5.1: a header giving the sizes, then the main function, nested. */
+static int rd_mem(dump_reader *r, void *out, size_t n) {
+  if ((size_t)(r->end - r->p) < n) return 0;
+  memcpy(out, r->p, n);
+  r->p += n;
+  return 1;
+}
+
+typedef struct dump51 {
+  dump_reader r;
+  size_t sint, ssize, snum;
+} dump51;
+
+static int rd_count(dump51 *d, size_t *out) {
+  int n;
+  if (d->sint != sizeof n || !rd_mem(&d->r, &n, sizeof n) || n < 0) return 0;
+  *out = (size_t)n;
+  return 1;
+}
+
+static int rd_string(dump51 *d) {
+  size_t n;
+  return d->ssize == sizeof n && rd_mem(&d->r, &n, sizeof n) && rd_skip(&d->r, n);
+}
+
+static int scan_function51(dump51 *d, opcode_fn fn, void *ud, int depth) {
+  size_t n, i;
+  if (depth > 250 || !rd_string(d) || !rd_skip(&d->r, 2 * d->sint + 4)) return -1;
+  if (!rd_count(d, &n)) return -1;
+  for (i = 0; i < n; i++) {
+    uint32_t ins;
+    if (!rd_mem(&d->r, &ins, sizeof ins)) return -1;
+    if (fn(ud, (int)(ins & 0x3f))) return 1;
+  }
+  if (!rd_count(d, &n)) return -1;
+  for (i = 0; i < n; i++) {                       /* constants */
+    unsigned char t;
+    if (!rd_mem(&d->r, &t, 1)) return -1;
+    if ((t == LUA_TBOOLEAN && !rd_skip(&d->r, 1)) ||
+        (t == LUA_TNUMBER && !rd_skip(&d->r, d->snum)) ||
+        (t == LUA_TSTRING && !rd_string(d)) ||
+        (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING))
+      return -1;
+  }
+  if (!rd_count(d, &n)) return -1;
+  for (i = 0; i < n; i++) {                       /* nested functions */
+    int rc = scan_function51(d, fn, ud, depth + 1);
+    if (rc != 0) return rc;
+  }
+  if (!rd_count(d, &n) || !rd_skip(&d->r, n * d->sint)) return -1;   /* lines */
+  if (!rd_count(d, &n)) return -1;
+  for (i = 0; i < n; i++)                         /* locals */
+    if (!rd_string(d) || !rd_skip(&d->r, 2 * d->sint)) return -1;
+  if (!rd_count(d, &n)) return -1;
+  for (i = 0; i < n; i++)                         /* upvalue names */
+    if (!rd_string(d)) return -1;
+  return 0;
+}
+
+/* -1: unreadable; 1: fn stopped it; 0: every opcode seen. */
+static int scan_dump(const unsigned char *p, size_t len, opcode_fn fn, void *ud) {
+  dump51 d;
+  if (len < 12 || memcmp(p, "\x1bLua\x51", 5) != 0 || p[9] != 4) return -1;
+  d.r.p = p + 12;
+  d.r.end = p + len;
+  d.sint = p[7];
+  d.ssize = p[8];
+  d.snum = p[10];
+  return scan_function51(&d, fn, ud, 0);
+}
+#endif
+
+static int is_global_op(void *ud, int op) {
+  (void)ud;
+  return op == op_getglobal || op == op_setglobal;
+}
+
+/* Does the dumped function name a global (or cannot it be told)? */
+static int names_globals(const unsigned char *dump, size_t len) {
+  pthread_once(&probe_once, probe_fresh_state);
+  if (op_getglobal < 0) return 1;
+  return scan_dump(dump, len, is_global_op, NULL) != 0;
+}
+
+typedef struct first_ops {
+  int n, op[2];
+} first_ops;
+
+static int keep_first_ops(void *ud, int op) {
+  first_ops *f = (first_ops *)ud;
+  f->op[f->n++] = op;
+  return f->n == 2;
+}
+
+static int dump_to_buffer(lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  luaL_addlstring((luaL_Buffer *)ud, (const char *)p, sz);
+  return 0;
+}
+
+/* In the fresh state: "g = g" reads a global, then writes one. */
+static int find_global_ops(lua_State *L) {
+  luaL_Buffer b;
+  first_ops f;
+  size_t len;
+  const char *dump;
+  if (luaL_loadstring(L, "g = g") != 0) return 0;
+  luaL_buffinit(L, &b);
+  if (compat_dump(L, dump_to_buffer, &b) != 0) return 0;
+  luaL_pushresult(&b);
+  dump = lua_tolstring(L, -1, &len);
+  f.n = 0;
+  if (scan_dump((const unsigned char *)dump, len, keep_first_ops, &f) == 1 && f.op[0] != f.op[1]) {
+    op_getglobal = f.op[0];
+    op_setglobal = f.op[1];
+  }
+  return 0;
+}
+#endif
+
 /* -------------------------------------------------------------- tables */
 
 /*
@@ -833,6 +1047,104 @@ static void encode_named(encoder *e) {
   put_lstring(e, name, len);
 }
 
+static int count_upvalues(lua_State *L, int idx) {
+  int n;
+  for (n = 0; lua_getupvalue(L, idx, n + 1) != NULL; n++) lua_pop(L, 1);
+  return n;
+}
+
+#if COMPAT_HAS_UPVALUEID
+/* Upvalue n of function fid, as kept in e->upvalues. */
+#define UPVALUE_KEY(fid, n) ((lua_Number)(fid) * 65536 + (n))
+
+/* The first function met with upvalue n of the function at f (id fid):
+** its UPVALUE_KEY, recorded as (fid, n) when it is this one. */
+static lua_Number upvalue_owner(encoder *e, int f, size_t fid, int n) {
+  lua_State *L = e->L;
+  void *id = compat_upvalueid(L, f, n);
+  lua_Number key;
+  lua_pushlightuserdata(L, id);
+  lua_rawget(L, e->upvalues);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    key = UPVALUE_KEY(fid, n);
+    lua_pushlightuserdata(L, id);
+    lua_pushnumber(L, key);
+    lua_rawset(L, e->upvalues);
+    return key;
+  }
+  key = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return key;
+}
+
+/* Write upvalue n of the function at f (id fid) as a T_UPREF and return 1
+** if an earlier function has it; else return 0. */
+static int joined_upvalue(encoder *e, int f, size_t fid, int n) {
+  lua_Number key = upvalue_owner(e, f, fid, n);
+  size_t ofid;
+  uint16_t on;
+  if (key == UPVALUE_KEY(fid, n)) return 0;
+  ofid = (size_t)(key / 65536);
+  on = (uint16_t)(key - (lua_Number)ofid * 65536);
+  put_tag(e, T_UPREF);
+  put_size(e, ofid);
+  put_bytes(e, &on, sizeof on);
+  e->buf->has_refs = 1;
+  return 1;
+}
+
+/* Called for each Lua function with upvalues, before they are written. The
+** first one is only kept aside: the upvalue map is made when a second one
+** comes (a single function, a thread's target say, never needs it), and
+** then gets the first one's upvalues, written or still to be. */
+static void track_upvalues(encoder *e, int f, size_t fid) {
+  lua_State *L = e->L;
+  int i, n;
+  if (e->first_fid == 0) {
+    lua_pushvalue(L, f);
+    lua_replace(L, e->first_func);
+    e->first_fid = fid;
+    return;
+  }
+  if (e->upvalues > 0) return;
+  e->upvalues = -e->upvalues;
+  lua_newtable(L);
+  lua_replace(L, e->upvalues);
+  n = count_upvalues(L, e->first_func);
+  for (i = 1; i <= n; i++) (void)upvalue_owner(e, e->first_func, e->first_fid, i);
+}
+#endif
+
+#if COMPAT_HAS_FENV
+/* A function's environment (setfenv): 0, the globals, stay the receiver's
+** globals; 1, a loaded module (`module(...)` code), binds to the receiver's
+** module; 1, any other table (a sandbox), is copied with the function;
+** 2, that of a function that names no global, becomes an empty table: it
+** is never the receiver's full globals unless it was the sender's. */
+static void encode_env(encoder *e, int f, int uses) {
+  lua_State *L = e->L;
+  int env;
+  compat_getfenv(L, f);
+  env = lua_gettop(L);
+  if (is_globals(e, env)) {
+    put_tag(e, 0);
+  } else if (!uses) {
+    put_tag(e, 2);
+  } else {
+    put_tag(e, 1);
+    path_push(e, P_ENV, 0, NULL);
+    ensure_names(e, 0);
+    lookup_name(e, env);
+    if (lua_type(L, -1) == LUA_TSTRING) encode_named(e);
+    else encode_value(e, env);
+    lua_pop(L, 1);
+    e->depth--;
+  }
+  lua_pop(L, 1);
+}
+#endif
+
 static void encode_cfunction(encoder *e, int idx) {
   lua_State *L = e->L;
   ensure_names(e, 0);
@@ -854,13 +1166,17 @@ static void encode_cfunction(encoder *e, int idx) {
 
 static void encode_function(encoder *e, int idx) {
   lua_State *L = e->L;
-  size_t at, len;
+  size_t at, len, fid;
   int nups, i;
+#if COMPAT_HAS_FENV
+  int uses_env;
+#endif
   if (lua_iscfunction(L, idx)) {
     encode_cfunction(e, idx);
     return;
   }
   if (seen_before(e, idx)) return;
+  fid = (size_t)e->nextid;
   if (!lua_checkstack(L, 8)) refuse(e, "nesting too deep for the Lua stack");
   put_tag(e, T_FUNC);
   at = e->buf->len;
@@ -870,14 +1186,27 @@ static void encode_function(encoder *e, int idx) {
   lua_pop(L, 1);
   len = e->buf->len - at - sizeof(size_t);
   memcpy(e->buf->data + at, &len, sizeof len);
-  for (nups = 0; lua_getupvalue(L, idx, nups + 1) != NULL; nups++) lua_pop(L, 1);
+#if COMPAT_HAS_FENV
+  uses_env = names_globals(e->buf->data + at + sizeof(size_t), len);
+#endif
+  nups = count_upvalues(L, idx);
   {
     uint16_t n16 = (uint16_t)nups;
     put_bytes(e, &n16, sizeof n16);
   }
+#if COMPAT_HAS_UPVALUEID
+  if (nups > 0) track_upvalues(e, idx, fid);
+#else
+  (void)fid;
+#endif
   for (i = 1; i <= nups; i++) {
-    const char *name = lua_getupvalue(L, idx, i);
-    int v = lua_gettop(L);
+    const char *name;
+    int v;
+#if COMPAT_HAS_UPVALUEID
+    if (e->upvalues > 0 && joined_upvalue(e, idx, fid, i)) continue;
+#endif
+    name = lua_getupvalue(L, idx, i);
+    v = lua_gettop(L);
     path_push(e, P_UPVALUE, 0, name);
     if (lua_istable(L, v) && !is_globals(e, v)) {
       /* a loaded module captured as an upvalue binds to the receiver's copy */
@@ -892,6 +1221,9 @@ static void encode_function(encoder *e, int idx) {
     e->depth--;
     lua_pop(L, 1);
   }
+#if COMPAT_HAS_FENV
+  encode_env(e, idx, uses_env);
+#endif
 }
 
 static void encode_value(encoder *e, int idx) {
@@ -958,11 +1290,13 @@ static int encode_body(lua_State *L) {
   int n = lua_gettop(L) - 1, i;
   e->L = L;
   /* fixed slots for the lazily made helpers, below any table being walked */
-  lua_settop(L, n + 5);
+  lua_settop(L, n + 7);
   e->seen = -(n + 2);
   e->globals = -(n + 3);
   e->names = -(n + 4);
   e->first_seen = n + 5;
+  e->upvalues = -(n + 6);
+  e->first_func = n + 7;
   for (i = 0; i < n; i++) {
     e->current = i;
     encode_value(e, i + 2);
@@ -980,7 +1314,7 @@ transfer_t *transfer_encode(lua_State *L, int idx, int n, const char *root,
   buf->data = buf->small;
   buf->cap = sizeof buf->small;
   idx = compat_absindex(L, idx);
-  if (!lua_checkstack(L, n + 6)) {
+  if (!lua_checkstack(L, n + 10)) {
     free(buf);
     luaL_error(L, "too many values to transfer");
   }
@@ -1134,9 +1468,31 @@ static void decode_value(decoder *d) {
       remember(d, f);
       get_bytes(d, &nups, sizeof nups);
       for (i = 1; i <= nups; i++) {
+#if COMPAT_HAS_UPVALUEID
+        if (*d->p == T_UPREF) {
+          /* shared with a function made before: it exists, even if its
+          ** own upvalue is still to be set */
+          size_t id;
+          uint16_t n;
+          d->p++;
+          id = get_size(d);
+          get_bytes(d, &n, sizeof n);
+          lua_rawgeti(L, d->ids, (int)id);
+          compat_upvaluejoin(L, f, i, -1, n);
+          lua_pop(L, 1);
+          continue;
+        }
+#endif
         decode_value(d);
-        lua_setupvalue(L, f, i);
+        (void)lua_setupvalue(L, f, i);
       }
+#if COMPAT_HAS_FENV
+      switch (*d->p++) {
+        case 1: decode_value(d); (void)compat_setfenv(L, f); break;
+        case 2: lua_newtable(L); (void)compat_setfenv(L, f); break;
+        default: break;       /* loaded here: the receiver's globals already */
+      }
+#endif
       break;
     }
     case T_REF: {
