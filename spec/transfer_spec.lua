@@ -395,6 +395,16 @@ describe("transfer", function()
       "cannot transfer value at args[1].f: userdata (not a threading object)")
   end)
 
+  it("refuses a threading.async task by its type", function()
+    local async = require("threading.async")
+    local ok, err = async.run(function()
+      local task = async.spawn(function() end)
+      return pcall(threading.Thread, print, { task = task })
+    end)
+    assert.is_false(ok)
+    assert.equal("cannot transfer value at args[1].task: threading.async.Task (cannot leave its state)", err)
+  end)
+
   it("refuses a C function that is not reachable by name", function()
     local iter = ("abc"):gmatch(".")
     assert.has_error(function() threading.Thread(print, iter) end,

@@ -22,6 +22,7 @@
 **   T_REF  size_t id              (a table or function met before)
 **   T_GLOBALS                     (the sender's globals -> the receiver's)
 **   T_NAMED size_t len, "module" or "module\nfield"
+**   T_CLASS size_t len, name      (a registered class's metatable)
 **   T_OBJECT size_t index into objs
 */
 #include <pthread.h>
@@ -36,7 +37,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_END, T_FUNC,
-  T_REF, T_GLOBALS, T_NAMED, T_OBJECT, T_UPREF
+  T_REF, T_GLOBALS, T_NAMED, T_OBJECT, T_UPREF, T_CLASS
 };
 
 #if !defined(TRANSFER_INLINE)
@@ -57,6 +58,8 @@ struct transfer {
 /* registry[&names_key] = { [value] = "module" | "module\nfield" | {refusal},
 **                         [&names_key] = the loaded_sig it was built for } */
 static const char names_key = 'n';
+/* registry[&classes_key] = { [metatable] = name, [name] = metatable | false } */
+static const char classes_key = 'c';
 
 enum { P_KEY, P_KEYOF, P_UPVALUE, P_META, P_ENV };
 
@@ -75,6 +78,7 @@ typedef struct encoder {
   int names;            /* the name map */
   int names_fresh;      /* the map was rebuilt during this encode */
   int globals;          /* the sender's globals */
+  int classes;          /* the registered classes (nil when none) */
   int upvalues;         /* { [upvalue id] = function id * 2^16 + n } */
   int first_func;       /* the first Lua function with upvalues... */
   size_t first_fid;     /* ...and its id, until `upvalues` is made */
@@ -915,6 +919,61 @@ static int find_global_ops(lua_State *L) {
 }
 #endif
 
+/* ------------------------------------------------------------- classes */
+
+/* The stack slot of this state's class registry, or 0 when it has none. */
+static int classes(encoder *e) {
+  if (e->classes < 0) {
+    e->classes = -e->classes;
+    compat_rawgetp(e->L, LUA_REGISTRYINDEX, &classes_key);
+    lua_replace(e->L, e->classes);
+  }
+  return lua_istable(e->L, e->classes) ? e->classes : 0;
+}
+
+/* Push the class name of the table at idx and return 1 (movable) or -1
+** (bound to its state); push nothing and return 0 if it is no class. */
+static int class_of(encoder *e, int idx) {
+  lua_State *L = e->L;
+  int c = classes(e), movable;
+  if (c == 0) return 0;
+  lua_pushvalue(L, idx);
+  lua_rawget(L, c);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, -1);
+  lua_rawget(L, c);
+  movable = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return movable ? 1 : -1;
+}
+
+static int refuse_class(encoder *e) {
+  lua_pushliteral(e->L, " (cannot leave its state)");
+  lua_concat(e->L, 2);
+  return refuse(e, lua_tostring(e->L, -1));
+}
+
+/* A registered class travels by name: write it and return 1 if the table
+** at idx is one (refusing one bound to its state), else return 0. Asked
+** where a class is met (a metatable, an upvalue: the functions of the
+** module's Lua side hold theirs), not of every table: plain data never
+** pays for it. */
+static int encode_class(encoder *e, int idx) {
+  size_t len;
+  const char *name;
+  int k = class_of(e, idx);
+  if (k == 0) return 0;
+  if (k < 0) refuse_class(e);
+  name = lua_tolstring(e->L, -1, &len);
+  put_tag(e, T_CLASS);
+  put_lstring(e, name, len);
+  lua_pop(e->L, 1);
+  return 1;
+}
+
 /* -------------------------------------------------------------- tables */
 
 /*
@@ -980,12 +1039,23 @@ static size_t sparse_array_size(lua_State *L, int idx, size_t nint, size_t *in_a
 static void encode_table(encoder *e, int idx) {
   lua_State *L = e->L;
   size_t nint = 0, kmax = 0, nkeys = 0, narr, inarr, nrec, at;
+  int mt = 0;
   if (is_globals(e, idx)) {
     put_tag(e, T_GLOBALS);
     return;
   }
-  if (seen_before(e, idx)) return;
   if (!lua_checkstack(L, 8)) refuse(e, "nesting too deep for the Lua stack");
+  if (lua_getmetatable(L, idx)) {
+    int k;
+    mt = lua_gettop(L);
+    k = class_of(e, mt);         /* pushes the class's name */
+    if (k < 0) refuse_class(e);  /* an instance bound to its state */
+    if (k > 0) lua_pop(L, 1);
+  }
+  if (seen_before(e, idx)) {
+    if (mt) lua_pop(L, 1);
+    return;
+  }
   put_tag(e, T_TABLE);
   at = e->buf->len;
   put_size(e, 0);                /* narr and nrec, known once the keys are */
@@ -1021,10 +1091,10 @@ static void encode_table(encoder *e, int idx) {
   memcpy(e->buf->data + at, &narr, sizeof narr);
   memcpy(e->buf->data + at + sizeof narr, &nrec, sizeof nrec);
   put_tag(e, T_END);
-  if (lua_getmetatable(L, idx)) {
+  if (mt) {
     put_tag(e, 1);
     path_push(e, P_META, 0, NULL);
-    encode_value(e, lua_gettop(L));
+    if (!encode_class(e, mt)) encode_value(e, mt);
     e->depth--;
     lua_pop(L, 1);
   } else {
@@ -1213,7 +1283,7 @@ static void encode_function(encoder *e, int idx) {
       ensure_names(e, 0);
       lookup_name(e, v);
       if (lua_type(L, -1) == LUA_TSTRING) encode_named(e);
-      else encode_value(e, v);
+      else if (!encode_class(e, v)) encode_value(e, v);
       lua_pop(L, 1);
     } else {
       encode_value(e, v);
@@ -1290,13 +1360,14 @@ static int encode_body(lua_State *L) {
   int n = lua_gettop(L) - 1, i;
   e->L = L;
   /* fixed slots for the lazily made helpers, below any table being walked */
-  lua_settop(L, n + 7);
+  lua_settop(L, n + 8);
   e->seen = -(n + 2);
   e->globals = -(n + 3);
   e->names = -(n + 4);
   e->first_seen = n + 5;
-  e->upvalues = -(n + 6);
-  e->first_func = n + 7;
+  e->classes = -(n + 6);
+  e->upvalues = -(n + 7);
+  e->first_func = n + 8;
   for (i = 0; i < n; i++) {
     e->current = i;
     encode_value(e, i + 2);
@@ -1409,6 +1480,37 @@ static void decode_named(decoder *d) {
   }
 }
 
+/* Push the class registered under name in this state; 0 if there is none. */
+static int push_class(lua_State *L, const char *name, size_t len) {
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+  if (lua_istable(L, -1)) {
+    lua_pushlstring(L, name, len);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    if (lua_istable(L, -1)) return 1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* A class's metatable: this state's class of the same name, loading the
+** module that registers it (the name up to its last dot) if need be. */
+static void decode_class(decoder *d) {
+  lua_State *L = d->L;
+  size_t len = get_size(d), modlen;
+  const char *name = (const char *)d->p;
+  d->p += len;
+  if (push_class(L, name, len)) return;
+  for (modlen = len; modlen > 0 && name[modlen - 1] != '.'; modlen--) {}
+  modlen = modlen > 0 ? modlen - 1 : len;
+  lua_getglobal(L, "require");
+  lua_pushlstring(L, name, modlen);
+  lua_call(L, 1, 0);
+  if (push_class(L, name, len)) return;
+  lua_pushlstring(L, name, len);
+  luaL_error(L, "cannot receive a %s: no such class in this state", lua_tostring(L, -1));
+}
+
 static void decode_value(decoder *d) {
   lua_State *L = d->L;
   unsigned char tag = *d->p++;
@@ -1502,6 +1604,7 @@ static void decode_value(decoder *d) {
     }
     case T_GLOBALS: compat_pushglobals(L); break;
     case T_NAMED: decode_named(d); break;
+    case T_CLASS: decode_class(d); break;
     case T_OBJECT: object_push(L, d->buf->objs[get_size(d)]); break;
     default: luaL_error(L, "corrupt transfer buffer (tag %d)", (int)tag);
   }
@@ -1537,6 +1640,36 @@ const char *transfer_string(const transfer_t *buf, size_t *len) {
   if (buf->len != 1 + sizeof n + n) return NULL;
   *len = n;
   return (const char *)buf->data + 1 + sizeof n;
+}
+
+/* core._register_class(mt, name[, movable = true]): mt (a metatable of the
+** module's Lua-side types) travels as `name`, to the receiver's class of
+** that name, instead of being copied; a class that is not movable (its
+** instances belong to their state) is refused by name. */
+int transfer_register_class(lua_State *L) {
+  int movable = 1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  (void)luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    movable = lua_toboolean(L, 3);
+  }
+  lua_settop(L, 2);
+  compat_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+  if (!lua_istable(L, 3)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, 3);
+  lua_pushvalue(L, 2);
+  if (movable) lua_pushvalue(L, 1);
+  else lua_pushboolean(L, 0);
+  lua_rawset(L, 3);
+  return 0;
 }
 
 transfer_t *transfer_retain(transfer_t *buf) {

@@ -28,6 +28,8 @@ TH_HIDDEN transfer_t *transfer_encode(lua_State *L, int idx, int n,
 /* Push the buffer's values onto L; returns how many. Raises on failure
 ** (e.g. out of memory); the buffer stays the caller's to free. */
 TH_HIDDEN int transfer_decode(lua_State *L, const transfer_t *buf);
+/* core._register_class(mt, name[, movable]): a Lua function. */
+TH_HIDDEN int transfer_register_class(lua_State *L);
 /* Number of values in the buffer. */
 TH_HIDDEN int transfer_count(const transfer_t *buf);
 TH_HIDDEN size_t transfer_size(const transfer_t *buf);
