@@ -101,6 +101,15 @@ describe("a handle whose __gc has run", function()
     assert.truthy(err:find("handle already released", 1, true), err)
   end)
 
+  it("is refused by a transfer, naming where it was", function()
+    local lock = threading.Lock()
+    collect(lock)
+    local ok, err = pcall(threading.Thread, function() end, { l = lock })
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot transfer value at args[1].l: threading object (handle already released)",
+                           1, true), err)
+  end)
+
   it("is named as released in a list of futures", function()
     local f = makers.Future()
     collect(f)

@@ -85,6 +85,62 @@ describe("Timer", function()
   end)
 end)
 
+describe("Timer between threads", function()
+  -- Thread methods called through a Timer are cached: after that its
+  -- metatable could no longer be copied, so a Timer could not move.
+  local function use_a_timer()
+    local t = threading.Timer(0, function() end):start()
+    assert.is_true(t:join(30))
+  end
+
+  it("can be sent to a thread after another Timer was joined", function()
+    use_a_timer()
+    local timer = threading.Timer(60, function() end)
+    local t = threading.start(function(tm) return tm.name, tm.status end, timer)
+    assert.same({ true, timer.name, "new" }, { t:join(30) })
+  end)
+
+  it("is fully usable in the thread it was sent to, on the same thread and event", function()
+    use_a_timer()
+    local timer = threading.Timer(60, function() return "fired" end)
+    timer.name = "moved"
+    local t = threading.start(function(tm)
+      tm:start()
+      local alive = tm:is_alive()
+      tm:cancel()
+      return alive, tm.name, tm:join(30), tostring(tm):match("^threading%.Timer: moved") ~= nil
+    end, timer)
+    assert.same({ true, true, "moved", true, true }, { t:join(30) })
+    assert.is_false(timer:is_alive())
+    assert.equal("done", timer.status)
+    assert.is_true(timer.finished:is_set())
+    assert.same({ true }, { timer:join(0) })
+  end)
+
+  it("comes back from a thread as a Timer", function()
+    use_a_timer()
+    local t = threading.start(function()
+      local th = require("threading")
+      return th.Timer(0, function() return 42 end)
+    end)
+    local ok, timer = t:join(30)
+    assert.is_true(ok)
+    assert.equal(getmetatable(threading.Timer(1, print)), getmetatable(timer))
+    timer:start()
+    assert.same({ true, 42 }, { timer:join(30) })
+  end)
+
+  it("can be made in a thread through the Timer constructor captured as an upvalue", function()
+    use_a_timer()
+    local Timer = threading.Timer
+    local t = threading.start(function()
+      local timer = Timer(0, function() return "made there" end):start()
+      return timer:join(30)
+    end)
+    assert.same({ true, true, "made there" }, { t:join(30) })
+  end)
+end)
+
 describe("Timer bad input", function()
   it("refuses a negative interval", function()
     assert.equal("bad argument #1 to 'Timer' (interval must be a non-negative number)",
@@ -94,6 +150,14 @@ describe("Timer bad input", function()
   it("refuses an interval that is not a number", function()
     assert.equal("bad argument #1 to 'Timer' (number expected, got string)",
       error_of(function() threading.Timer("1", print) end))
+  end)
+
+  it("names a refused argument as it was passed, not as its place in the Timer's thread", function()
+    local co = coroutine.create(function() end)
+    assert.equal("cannot transfer value at args[2].co: coroutine",
+      error_of(function() threading.Timer(1, print, 1, { co = co }) end))
+    assert.equal("cannot transfer value at fn: C function (not reachable by name from package.loaded)",
+      error_of(function() threading.Timer(1, coroutine.wrap(function() end)) end))
   end)
 
   it("refuses a function that is not callable", function()

@@ -1,5 +1,7 @@
 local threading = require("threading")
 
+local it_53 = math.type and it or pending
+
 describe("Value", function()
   it("holds nil by default", function()
     assert.is_nil(threading.Value():get())
@@ -78,6 +80,68 @@ describe("Value", function()
   it("compares integers and floats by value", function()
     local v = threading.Value(1)
     assert.is_true(v:compare_and_set(1.0, "x"))
+  end)
+
+  it("matches a string longer than 22 bytes in compare_and_set (kept in a buffer, it never did)", function()
+    local long = ("x"):rep(30)
+    local v = threading.Value(long)
+    assert.is_false(v:compare_and_set(long .. "!", "other"))
+    assert.is_true(v:compare_and_set(v:get(), "short"))
+    assert.equal("short", v:get())
+    assert.is_true(v:compare_and_set("short", long))
+    assert.is_true(v:compare_and_set(long, 1))
+    assert.equal(1, v:get())
+  end)
+
+  it("lets compare_and_set loops append to a long string from four threads", function()
+    local v = threading.Value(("-"):rep(30))
+    local threads = {}
+    for i = 1, 4 do
+      threads[i] = threading.start(function(val, mark)
+        for _ = 1, 100 do
+          -- a failed try means another thread appended: 400 in a row cannot all fail
+          local tries = 0
+          repeat
+            tries = tries + 1
+            assert(tries <= 400, "compare_and_set never matched")
+            local cur = val:get()
+          until val:compare_and_set(cur, cur .. mark)
+        end
+      end, v, tostring(i))
+    end
+    for i = 1, 4 do
+      assert.is_true((threads[i]:join(30)))
+    end
+    local s = v:get()
+    assert.equal(430, #s)
+    for i = 1, 4 do
+      assert.equal(100, select(2, s:gsub(tostring(i), "")))
+    end
+  end)
+
+  it("never matches a table or a function in compare_and_set: the Value holds a copy", function()
+    local t = { 1 }
+    local v = threading.Value(t)
+    assert.is_false(v:compare_and_set(t, 2))
+    assert.is_false(v:compare_and_set(v:get(), 2))
+  end)
+
+  it("matches a module object by identity in compare_and_set", function()
+    local lock = threading.Lock()
+    local v = threading.Value(lock)
+    assert.is_false(v:compare_and_set(threading.Lock(), 1))
+    assert.is_true(v:compare_and_set(lock, 1))
+  end)
+
+  it_53("compares a big integer with a float exactly in compare_and_set, as == does", function()
+    local big = math.tointeger(2 ^ 53) + 1   -- 2^53 + 1: no float has this value
+    assert.is_false(big == 2 ^ 53)
+    assert.is_false(threading.Value(big):compare_and_set(2 ^ 53, "x"))
+    assert.is_false(threading.Value(2 ^ 53):compare_and_set(big, "x"))
+    assert.is_false(threading.Value(math.maxinteger):compare_and_set(2 ^ 63, "x"))
+    assert.is_true(threading.Value(big - 1):compare_and_set(2 ^ 53, "x"))
+    assert.is_true(threading.Value(2 ^ 53):compare_and_set(big - 1, "x"))
+    assert.is_false(threading.Value(3):compare_and_set(3.5, "x"))
   end)
 
   it("lets compare_and_set loops count exactly from four threads", function()

@@ -87,6 +87,31 @@ static TH_UNUSED void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #define COMPAT_NEED_TRACEBACK 1
 #endif
 
+/* Upvalue identity (lua_upvalueid/lua_upvaluejoin): Lua 5.2+ and LuaJIT 2.1.
+** PUC Lua 5.1 cannot tell two closures' upvalues apart. */
+#if LUA_VERSION_NUM >= 502 || defined(LUA_JITLIBNAME)
+#define COMPAT_HAS_UPVALUEID 1
+#define compat_upvalueid(L, f, n) lua_upvalueid(L, f, n)
+#define compat_upvaluejoin(L, f1, n1, f2, n2) lua_upvaluejoin(L, f1, n1, f2, n2)
+#else
+#define COMPAT_HAS_UPVALUEID 0
+#endif
+
+/* Lua 5.1 and LuaJIT give each function an environment table (setfenv).
+** Their lua_dump formats differ: COMPAT_LUAJIT tells which one to read. */
+#if LUA_VERSION_NUM == 501
+#define COMPAT_HAS_FENV 1
+#define compat_getfenv(L, i) lua_getfenv(L, i)
+#define compat_setfenv(L, i) lua_setfenv(L, i)
+#else
+#define COMPAT_HAS_FENV 0
+#endif
+#if LUA_VERSION_NUM == 501 && defined(LUA_JITLIBNAME)
+#define COMPAT_LUAJIT 1
+#else
+#define COMPAT_LUAJIT 0
+#endif
+
 #if LUA_VERSION_NUM == 501
 #define compat_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)

@@ -240,9 +240,7 @@ object_t *object_test(lua_State *L, int idx) {
   return type != NULL ? h->obj : NULL;
 }
 
-/* Is the value at idx a handle of ours whose object is gone (collected or
-** closed)? */
-static int is_released(lua_State *L, int idx) {
+int object_isreleased(lua_State *L, int idx) {
   handle_t *h = (handle_t *)lua_touserdata(L, idx);
   int ours = 0;
   if (h == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
@@ -255,7 +253,7 @@ static int is_released(lua_State *L, int idx) {
 int object_typeerror(lua_State *L, int idx, const char *expected) {
   const char *got;
   object_t *o;
-  if (is_released(L, idx)) return luaL_argerror(L, idx, "handle already released");
+  if (object_isreleased(L, idx)) return luaL_argerror(L, idx, "handle already released");
   o = object_test(L, idx);
   if (o != NULL) got = o->type->name;
   else if (lua_isnoneornil(L, idx) && lua_gettop(L) < idx) got = "no value";

@@ -60,6 +60,8 @@ TH_HIDDEN handle_t *object_newhandle(lua_State *L, const object_type_t *type);
 /* Record a completed handle (at the top of the stack) in the state's cache. */
 TH_HIDDEN void object_sethandle(lua_State *L, handle_t *h, object_t *o);
 
+/* Is the value at idx a handle of ours whose object is gone (its __gc ran)? */
+TH_HIDDEN int object_isreleased(lua_State *L, int idx);
 /* The object behind a handle at idx, any type of ours, or NULL. */
 TH_HIDDEN object_t *object_test(lua_State *L, int idx);
 /* The object at idx, which must be of `type`; raises a standard bad-argument error. */

@@ -152,22 +152,26 @@ static void ring_maybe_shrink(queue_t *q) {
   if (q->cap > RING_SHRINK && q->count < q->cap / 8) (void)ring_resize(q, q->cap / 2);
 }
 
+/* Two number keys as Lua's < and == see them (exactly, also an integer
+** against a float): -1, 0 or 1. NaN keys are refused by put. */
+static int key_cmp_numbers(const pentry_t *a, const pentry_t *b) {
+  if (a->ktag == PK_INT && b->ktag == PK_INT)
+    return a->k.i < b->k.i ? -1 : a->k.i > b->k.i;
+#if COMPAT_INTEGERS
+  if (a->ktag == PK_INT) return transfer_cmp_int_num(a->k.i, b->k.n);
+  if (b->ktag == PK_INT) return -transfer_cmp_int_num(b->k.i, a->k.n);
+#endif
+  return a->k.n < b->k.n ? -1 : a->k.n > b->k.n;
+}
+
 /* Does a come out before b? Numbers before strings, then by value; equal
 ** keys by insertion. */
 static int pentry_less(const pentry_t *a, const pentry_t *b) {
   int astr = a->ktag >= PK_ITEMSTR, bstr = b->ktag >= PK_ITEMSTR;
   if (astr != bstr) return bstr;
   if (!astr) {
-    if (a->ktag == PK_INT && b->ktag == PK_INT) {
-      if (a->k.i != b->k.i) return a->k.i < b->k.i;
-    } else {
-      lua_Number x = a->ktag == PK_INT ? (lua_Number)a->k.i : a->k.n;
-      lua_Number y = b->ktag == PK_INT ? (lua_Number)b->k.i : b->k.n;
-      if (x != y) return x < y;
-      /* equal as floats: integers beyond 2^53 may still differ */
-      if (a->ktag == PK_INT && b->ktag == PK_INT && a->k.i != b->k.i)
-        return a->k.i < b->k.i;
-    }
+    int c = key_cmp_numbers(a, b);
+    if (c != 0) return c < 0;
   } else {
     const char *sa = a->ktag == PK_ITEMSTR ? a->item.str.s : a->k.s;
     const char *sb = b->ktag == PK_ITEMSTR ? b->item.str.s : b->k.s;

@@ -1,9 +1,11 @@
 /*
 ** shared.c: threading.Value, one value shared by reference between threads.
 **
-** The value is a transfer slot under a mutex. The mutex is never held while
-** Lua runs: a value kept in a buffer is retained under the mutex and
-** decoded after it is released.
+** The value is a transfer slot under a mutex. Nothing is pushed onto a Lua
+** stack, allocated through Lua or raised, and no Lua runs, while the mutex
+** is held: a value kept in a buffer is retained under the mutex and decoded
+** after it is released, and compare_and_set reads its Lua argument before
+** it locks, comparing in pure C under the lock.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -116,31 +118,76 @@ static int value_add(lua_State *L) {
   return 1;
 }
 
-/* Does the slot hold a value equal to the one at idx? Reads only. */
-static int slot_equals(lua_State *L, const tslot_t *s, int idx) {
+/* The expected value of a compare_and_set, read off the Lua stack before
+** the Value's lock is taken: under the lock only pure C runs. */
+typedef struct expected {
+  int tag;                 /* a TS_* tag; TS_BUF: equal to nothing stored */
+  lua_Integer i;           /* TS_INT */
+  lua_Number n;            /* TS_NUM */
+  const char *s;           /* TS_STR, any length: the argument's own bytes */
+  size_t len;
+  object_t *obj;           /* TS_OBJ */
+} expected_t;
+
+static void expected_read(lua_State *L, int idx, expected_t *x) {
+  x->tag = TS_BUF;
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: return s->tag == TS_NIL;
-    case LUA_TBOOLEAN:
-      return s->tag == (lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE);
+    case LUA_TNIL: x->tag = TS_NIL; break;
+    case LUA_TBOOLEAN: x->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; break;
     case LUA_TNUMBER:
 #if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
-        lua_Integer i = lua_tointeger(L, idx);
-        if (s->tag == TS_INT) return s->v.u.i == i;
-        return s->tag == TS_NUM && s->v.u.n == (lua_Number)i;
+        x->tag = TS_INT;
+        x->i = lua_tointeger(L, idx);
+        break;
       }
-      if (s->tag == TS_INT) return (lua_Number)s->v.u.i == lua_tonumber(L, idx);
 #endif
-      return s->tag == TS_NUM && s->v.u.n == lua_tonumber(L, idx);
-    case LUA_TSTRING: {
-      size_t len;
-      const char *str = lua_tolstring(L, idx, &len);
-      return s->tag == TS_STR && s->str.len == len && memcmp(s->str.s, str, len) == 0;
-    }
+      x->tag = TS_NUM;
+      x->n = lua_tonumber(L, idx);
+      break;
+    case LUA_TSTRING:
+      /* stays valid while the argument is on the stack */
+      x->tag = TS_STR;
+      x->s = lua_tolstring(L, idx, &x->len);
+      break;
     case LUA_TUSERDATA:
-      return s->tag == TS_OBJ && s->v.u.obj == object_test(L, idx);
+      x->obj = object_test(L, idx);
+      if (x->obj != NULL) x->tag = TS_OBJ;
+      break;
     default:
-      return 0;      /* a table or function is a copy: never the same value */
+      break;      /* a table or function is stored as a copy: never the same value */
+  }
+}
+
+/* Is the slot's value equal to x, as Lua's == sees it? Pure C. */
+static int slot_equals(const tslot_t *s, const expected_t *x) {
+  switch (x->tag) {
+    case TS_NIL: case TS_FALSE: case TS_TRUE: return s->tag == x->tag;
+    case TS_INT:
+      if (s->tag == TS_INT) return s->v.u.i == x->i;
+#if COMPAT_INTEGERS
+      if (s->tag == TS_NUM) return transfer_cmp_int_num(x->i, s->v.u.n) == 0;
+#endif
+      return 0;
+    case TS_NUM:
+      if (s->tag == TS_NUM) return s->v.u.n == x->n;
+#if COMPAT_INTEGERS
+      if (s->tag == TS_INT) return transfer_cmp_int_num(s->v.u.i, x->n) == 0;
+#endif
+      return 0;
+    case TS_STR: {
+      const char *str = NULL;
+      size_t len = 0;
+      if (s->tag == TS_STR) {
+        str = s->str.s;
+        len = s->str.len;
+      } else if (s->tag == TS_BUF) {
+        str = transfer_string(s->v.u.buf, &len);
+      }
+      return str != NULL && len == x->len && memcmp(str, x->s, len) == 0;
+    }
+    case TS_OBJ: return s->tag == TS_OBJ && s->v.u.obj == x->obj;
+    default: return 0;
   }
 }
 
@@ -148,14 +195,16 @@ static int slot_equals(lua_State *L, const tslot_t *s, int idx) {
 static int value_compare_and_set(lua_State *L) {
   value_t *v = check_value(L, 1);
   tslot_t slot, old;
+  expected_t x;
   int equal;
   luaL_checkany(L, 2);
   luaL_checkany(L, 3);
+  expected_read(L, 2, &x);
   slot.tag = TS_NIL;
   old.tag = TS_NIL;
   transfer_slot_store(L, 3, &slot, "new");
   WAIT_CHECK(pthread_mutex_lock(&v->mu));
-  equal = slot_equals(L, &v->slot, 2);
+  equal = slot_equals(&v->slot, &x);
   if (equal) {
     old = v->slot;
     v->slot = slot;

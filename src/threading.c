@@ -11,6 +11,7 @@
 
 #include "compat.h"
 #include "thread.h"
+#include "transfer.h"
 #include "types.h"
 #include "wait.h"
 
@@ -50,6 +51,7 @@ static int threading_check_cancel(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"_check_cancel", threading_check_cancel},
+  {"_register_class", transfer_register_class},
   {"monotonic", threading_monotonic},
   {"cpu_count", threading_cpu_count},
   {NULL, NULL}

@@ -28,6 +28,8 @@ TH_HIDDEN transfer_t *transfer_encode(lua_State *L, int idx, int n,
 /* Push the buffer's values onto L; returns how many. Raises on failure
 ** (e.g. out of memory); the buffer stays the caller's to free. */
 TH_HIDDEN int transfer_decode(lua_State *L, const transfer_t *buf);
+/* core._register_class(mt, name[, movable]): a Lua function. */
+TH_HIDDEN int transfer_register_class(lua_State *L);
 /* Number of values in the buffer. */
 TH_HIDDEN int transfer_count(const transfer_t *buf);
 TH_HIDDEN size_t transfer_size(const transfer_t *buf);
@@ -56,6 +58,29 @@ typedef union tslot {
     } u;
   } v;
 } tslot_t;
+
+/* The bytes of a buffer that holds exactly one string (a slot's string too
+** long to keep inline), or NULL for any other buffer. Pure C: reads only,
+** so it may run under the lock that guards the slot. */
+TH_HIDDEN const char *transfer_string(const transfer_t *buf, size_t *len);
+
+#if COMPAT_INTEGERS
+/* An integer against a float exactly as Lua 5.3+'s own == and < see them:
+** -1, 0 or 1 when i is below, equal to or above f; 2 when f is NaN. The
+** integer is never rounded through a float: 2^53 + 1 is above 2.0^53. */
+static inline int transfer_cmp_int_num(lua_Integer i, lua_Number f) {
+  const lua_Number two63 = -(lua_Number)LUA_MININTEGER;   /* 2^63, exact */
+  lua_Integer t;
+  lua_Number tf;
+  if (f != f) return 2;
+  if (f >= two63) return -1;
+  if (f < -two63) return 1;
+  t = (lua_Integer)f;               /* truncated; exact in this range */
+  if (i != t) return i < t ? -1 : 1;
+  tf = (lua_Number)t;               /* exact: t came from a float */
+  return tf == f ? 0 : (tf < f ? -1 : 1);
+}
+#endif
 
 /* Store the value at idx in *slot (which must be empty or TS_NIL); raises
 ** on refusal, naming it `root`, with *slot left as it was. */

@@ -92,6 +92,8 @@ end
 local Task = {}
 Task.__index = Task
 Task.__name = "threading.async.Task"
+-- A task belongs to its scheduler's state: refused by name if sent away.
+threading._register_class(Task, "threading.async.Task", false)
 
 local FINAL = { done = true, failed = true, cancelled = true }
 

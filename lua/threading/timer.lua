@@ -9,8 +9,8 @@
 -- cancel() sets that Event.
 return function(threading)
   local Thread, Event = threading.Thread, threading.Event
-  local error, getmetatable, rawget, setmetatable, tostring, type =
-    error, getmetatable, rawget, setmetatable, tostring, type
+  local error, getmetatable, pcall, rawget, setmetatable, tonumber, tostring, type =
+    error, getmetatable, pcall, rawget, setmetatable, tonumber, tostring, type
 
   -- Runs in the timer's own thread (a copy: it sees only its arguments).
   local function body(finished, interval, fn, ...)
@@ -21,6 +21,9 @@ return function(threading)
 
   local methods = {}
   local timer_mt = { __name = "threading.Timer" }
+  -- A Timer moves between threads as what it is, a table of handles: its
+  -- metatable travels by this name, to the receiver's own Timer class.
+  threading._register_class(timer_mt, "threading.Timer")
 
   -- A Thread method called through a Timer gets the Thread as self; one
   -- forwarding function per method, made on first use.
@@ -70,6 +73,18 @@ return function(threading)
     self.finished:set()
   end
 
+  -- A refusal names what the caller passed (fn, args[k]), not the places
+  -- they take among the thread's own arguments (finished, interval, fn, ...).
+  local function caller_path(err)
+    if type(err) ~= "string" then
+      return err
+    end
+    return (err:gsub("^(cannot transfer value at )args%[(%d+)%]", function(prefix, k)
+      k = tonumber(k)
+      return prefix .. (k == 3 and "fn" or ("args[" .. (k - 3) .. "]"))
+    end))
+  end
+
   local function argerror(n, msg)
     error(("bad argument #%d to 'Timer' (%s)"):format(n, msg), 3)
   end
@@ -87,7 +102,10 @@ return function(threading)
       argerror(2, "function expected, got " .. type(fn))
     end
     local finished = Event()
-    local thread = Thread(body, finished, interval, fn, ...)
+    local ok, thread = pcall(Thread, body, finished, interval, fn, ...)
+    if not ok then
+      error(caller_path(thread), 0)
+    end
     return setmetatable({ thread = thread, finished = finished, interval = interval }, timer_mt)
   end
 end
