@@ -117,8 +117,14 @@ $(EMBED): spec/support/embed.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -fPIC,$(CFLAGS_ALL)) -o $@ $< $(SAN_FLAGS) $(LUA_LIB)
 
+# A C module giving the specs fork(), waitpid() and _exit().
+TESTFORK := $(BUILD)/testfork.so
+$(TESTFORK): spec/support/testfork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $<
+
 # the spec suite on one build (LUA, SANITIZE) without touching packages
-check: build $(EMBED)
+check: build $(EMBED) $(TESTFORK)
 	$(RUN) THREADING_EMBED=$(CURDIR)/$(EMBED) $(SAN_ENV) $(WRAP) $(LUA_BIN) $(BUSTED) $(BUSTED_ARGS)
 
 test-all: deps
@@ -139,7 +145,7 @@ $(TSAN_HOST): spec/support/host.c
 tsan: deps
 	$(MAKE) $(TSAN_HOST)
 	$(MAKE) check SANITIZE=tsan OPT=-O1 LUA_BIN=$(CURDIR)/$(TSAN_HOST) \
-	  SAN_ENV="THREADING_LUA=$(CURDIR)/$(TSAN_HOST) TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/.ci/tsan.supp"
+	  SAN_ENV="THREADING_LUA=$(CURDIR)/$(TSAN_HOST) TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:die_after_fork=0:suppressions=$(CURDIR)/.ci/tsan.supp"
 
 valgrind: deps
 	$(MAKE) check OPT=-O1 \
@@ -154,7 +160,7 @@ demo: deps build
 
 # Long checks that prove nothing is lost; STRESS_SCALE=10 for a longer run.
 STRESS_SCALE ?= 1
-stress: deps build
+stress: deps build $(TESTFORK)
 	@set -e; for f in stress/*.lua; do \
 	  $(RUN) STRESS_SCALE=$(STRESS_SCALE) $(LUA_BIN) $$f; \
 	done

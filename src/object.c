@@ -40,6 +40,14 @@ static const char handles_key = 'h';
 /* metatable[&type_key] = lightuserdata(object_type_t) marks our metatables */
 static const char type_key = 't';
 
+void object_atfork(int phase) {
+  if (phase == FORK_PREPARE) {
+    if (pthread_mutex_lock(&types_mu) != 0) abort();
+  } else if (pthread_mutex_unlock(&types_mu) != 0) {
+    abort();
+  }
+}
+
 void object_init(object_t *o, const object_type_t *type) {
   atomic_init(&o->refs, 1);
   o->type = type;

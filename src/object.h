@@ -38,6 +38,14 @@ typedef struct handle {
 } handle_t;
 
 TH_HIDDEN void object_init(object_t *o, const object_type_t *type);
+/* fork(): the phases of pthread_atfork, for the files that keep
+** process-wide locks. PREPARE locks them (the forking thread then holds
+** every one, so none is held by a thread that will not exist in the
+** child), PARENT unlocks them, CHILD unlocks them and resets what belonged
+** to the threads left behind. runtime.c runs them in lock order. */
+enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
+/* fork(): the lock of the table of types. */
+TH_HIDDEN void object_atfork(int phase);
 TH_HIDDEN object_t *object_retain(object_t *o);
 /* Take a reference unless the last one is gone (the object is being
 ** destroyed); 1 if taken. */

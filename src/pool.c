@@ -1243,6 +1243,38 @@ static const char *const pool_options[] = {
   "workers", "initializer", "initargs", "name", NULL
 };
 
+/* fork(): the child has none of the workers (see runtime.c). It counts
+** none, so the next submit starts new ones for the queued tasks too; a task
+** a worker was running fails with "lost at fork()" (unless a thread left
+** behind held its lock, when it stays as it was). */
+static void work_atfork(object_t *o, int phase) {
+  work_t *wk = (work_t *)o;
+  if (phase == FORK_PREPARE) {
+    WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+    return;
+  }
+  if (phase == FORK_CHILD) {
+    int i;
+    for (i = 0; i < wk->nslots; i++) {
+      future_t *f = wk->slots[i].current;
+      wk->slots[i].current = NULL;       /* its reference stays with it */
+      wk->slots[i].token = NULL;
+      if (f != NULL && pthread_mutex_trylock(&f->mu) == 0) {
+        if (!F_FINAL(f->state)) {
+          f->state = F_FAILED;
+          f->reason = "task lost at fork(): its worker runs only in the parent process";
+        }
+        wait_cond_init(&f->cv);
+        WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+      }
+    }
+    wk->nthreads = wk->starting = wk->nidle = 0;
+    wait_cond_init(&wk->cv);
+    wait_cond_init(&wk->exit_cv);
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+}
+
 /* At the root's exit: stop taking tasks; the queued ones still run, then
 ** the workers leave, and the exit join waits for them (Python shuts its
 ** executors down the same way at interpreter exit). */
@@ -1350,6 +1382,7 @@ static int pool_new(lua_State *L) {
   }
   /* at its root's exit the pool is shut down, whatever still holds it */
   wk->exit.fn = work_at_exit;
+  wk->exit.atfork = work_atfork;
   wk->exit.obj = &wk->obj;
   wk->exit.root = wk->root;
   thread_on_exit(&wk->exit);

@@ -57,10 +57,14 @@ static pthread_key_t self_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void foreign_exit(void *p);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
 
 static void init_once(void) {
   wait_cond_init(&reg_cv);
   WAIT_CHECK(pthread_key_create(&self_key, foreign_exit));
+  WAIT_CHECK(pthread_atfork(fork_prepare, fork_parent, fork_child));
 }
 
 static void reg_add(thread_t *t) {
@@ -763,4 +767,106 @@ int runtime_start(thread_t *t) {
     object_release(&t->obj);
   }
   return rc;
+}
+
+/* ------------------------------------------------------------- fork */
+
+/*
+** fork() (from any C module, or LuaJIT's FFI) copies only the thread that
+** calls it. Before it, the forking thread takes every process-wide lock of
+** the module, in lock order, so that none is held by a thread that will not
+** exist in the child: the exit nodes and each pool's own (through their
+** atfork), the change notifier's, the types', the registry's, then each
+** registered thread's mu and its waiter's mu, then the parked workers'.
+** In the parent they are released. In the child they are released too, and
+** what belonged to the threads left behind is forgotten: the registry keeps
+** only the forking thread, which becomes the main thread (as in Python);
+** every other thread ends as failed, "lost at fork()", so joining it returns
+** at once; parked workers are dropped (their states closed), and pools
+** count no worker, starting new ones at the next submit. Condition
+** variables whose waiters stayed behind are made anew. The objects users
+** made (locks, queues...) are theirs: one held by another thread at the
+** fork stays held in the child, as in Python.
+*/
+static const char lost_at_fork[] = "thread lost at fork(): it runs only in the parent process";
+
+static void fork_prepare(void) {
+  exit_node_t *n;
+  thread_t *t;
+  WAIT_CHECK(pthread_mutex_lock(&exit_mu));
+  for (n = exit_head; n != NULL; n = n->next)
+    if (n->atfork != NULL) n->atfork(n->obj, FORK_PREPARE);
+  wait_atfork(FORK_PREPARE);
+  object_atfork(FORK_PREPARE);
+  WAIT_CHECK(pthread_mutex_lock(&reg_mu));
+  for (t = reg_head; t != NULL; t = t->next) {
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    WAIT_CHECK(pthread_mutex_lock(&t->waiter.mu));
+  }
+  WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+}
+
+static void fork_parent(void) {
+  exit_node_t *n;
+  thread_t *t;
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  for (t = reg_head; t != NULL; t = t->next) {
+    WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  object_atfork(FORK_PARENT);
+  wait_atfork(FORK_PARENT);
+  for (n = exit_head; n != NULL; n = n->next)
+    if (n->atfork != NULL) n->atfork(n->obj, FORK_PARENT);
+  WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
+}
+
+static void fork_child(void) {
+  exit_node_t *n;
+  thread_t *t, *next, *self = (thread_t *)pthread_getspecific(self_key);
+  worker_t *w;
+  /* parked workers: their OS threads stayed behind; their spare states
+  ** never ran user code and are closed */
+  w = pool_idle;
+  while (w != NULL) {
+    worker_t *wn = w->next;
+    if (w->spare != NULL) lua_close(w->spare);
+    free(w);
+    w = wn;
+  }
+  pool_idle = NULL;
+  pool_nidle = 0;
+  pool_reserved = 0;
+  WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+  /* the registry: only the forking thread goes on */
+  for (t = reg_head; t != NULL; t = next) {
+    next = t->next;
+    wait_cond_init(&t->cv);            /* its waiters stayed behind */
+    if (t != self) {
+      t->L = NULL;                     /* its state is not running here */
+      t->status = ST_FAILED;
+      if (t->error_text == NULL) t->error_text = object_strdup(lost_at_fork);
+    }
+    WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    if (t != self) {
+      reg_remove(t);
+      object_release(&t->obj);         /* the registry's reference */
+    }
+  }
+  if (self != NULL && reg_main != self) {
+    /* as in Python, the thread that forked is the child's main thread */
+    thread_t *old = reg_main;
+    reg_main = (thread_t *)object_retain(&self->obj);
+    if (old != NULL) object_release(&old->obj);
+  }
+  reg_finishing = 0;
+  wait_cond_init(&reg_cv);
+  WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+  object_atfork(FORK_CHILD);
+  wait_atfork(FORK_CHILD);
+  for (n = exit_head; n != NULL; n = n->next)
+    if (n->atfork != NULL) n->atfork(n->obj, FORK_CHILD);
+  WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
 }

@@ -23,6 +23,10 @@ TH_HIDDEN void *thread_current(void);
 ** skipped). */
 typedef struct exit_node {
   void (*fn)(object_t *obj);
+  /* At fork(), if not NULL (see wait.h's FORK_* phases): lock obj's own
+  ** mutexes before the fork, unlock them after it in the parent, and in
+  ** the child unlock them and forget the threads that did not follow. */
+  void (*atfork)(object_t *obj, int phase);
   object_t *obj;
   long root;
   int done;                     /* (internal) ran already */

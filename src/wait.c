@@ -189,6 +189,19 @@ static void change_init(void) {
   wait_cond_init(&change_cv);
 }
 
+void wait_atfork(int phase) {
+  if (phase == FORK_PREPARE) {
+    WAIT_CHECK(pthread_mutex_lock(&change_mu));
+    return;
+  }
+  if (phase == FORK_CHILD) {
+    /* waiters of the parent's other threads are gone: a fresh condvar */
+    pthread_once(&change_once, change_init);
+    wait_cond_init(&change_cv);
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&change_mu));
+}
+
 void wait_notify_change(void) {
   if (atomic_load(&change_watchers) == 0) return;
   WAIT_CHECK(pthread_mutex_lock(&change_mu));

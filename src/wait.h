@@ -103,6 +103,9 @@ TH_HIDDEN int wait_for_change(object_t *owner, unsigned long gen,
 /* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
 TH_HIDDEN waiter_t *wait_current(void);
 
+/* fork(): the change notifier's lock (see object.h's FORK_* phases). */
+TH_HIDDEN void wait_atfork(int phase);
+
 /* abort() with a message: for pthread errors that cannot happen. */
 TH_HIDDEN void wait_fatal(const char *what, int err);
 #define WAIT_CHECK(call) do { int e_ = (call); if (e_ != 0) wait_fatal(#call, e_); } while (0)

@@ -1,0 +1,189 @@
+local helpers = require("helpers")
+
+-- Each spec runs a script that forks: the child reports on stdout (shared
+-- with the parent), ends with _exit, and is killed by an alarm if it hangs;
+-- the parent waits for it and prints its exit status last.
+local function forked(child_source, parent_source, after_source)
+  return helpers.run_script([[
+    local threading = require("threading")
+    local posix = require("testfork")
+  ]] .. (parent_source or "") .. [[
+    local pid = posix.fork()
+    if pid == 0 then
+      posix.alarm(30)
+      local ok, err = pcall(function()
+  ]] .. child_source .. [[
+      end)
+      if not ok then io.write("child error: ", tostring(err), "\n") end
+      posix._exit(ok and 0 or 1)
+    end
+    io.write("child status ", posix.waitpid(pid), "\n")
+  ]] .. (after_source or ""), { timeout = 60 })
+end
+
+describe("fork()", function()
+  it("starts threads in the child (the job went to a parked worker the child does not have)", function()
+    local code, out, err = forked([[
+      local t = threading.start(function(x) return x * 2 end, 21)
+      io.write("child join ", tostring(select(2, t:join(10))), "\n")
+    ]], [[
+      -- finished threads leave their OS threads parked, ready for the next
+      -- start: a few of them are parked by the time of the fork
+      for _ = 1, 50 do
+        local a = threading.start(function() end)
+        local b = threading.start(function() end)
+        assert(a:join(10) and b:join(10))
+      end
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("child join 42\nchild status 0\n", out)
+  end)
+
+  it("counts only the forking thread in the child (active_count counted ghosts)", function()
+    local code, out, err = forked([[
+      io.write("child count ", threading.active_count(), " ", #threading.enumerate(), "\n")
+      local first = threading.enumerate()[1]
+      io.write("child sees ", first == threading.current_thread() and "itself" or "another", "\n")
+    ]], [[
+      local gate = threading.Event()
+      keep = threading.Thread{ daemon = true, target = function(g) g:wait() end, args = { gate } }:start()
+      io.write("parent count ", threading.active_count(), "\n")
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("parent count 2\nchild count 1 1\nchild sees itself\nchild status 0\n", out)
+  end)
+
+  it("ends the parent's threads in the child: joining one returns at once", function()
+    local code, out, err = forked([[
+      local ok, e = keep:join(5)
+      io.write("child join ", tostring(ok), " ", tostring(e):match("lost at fork") or tostring(e), "\n")
+      io.write("child alive ", tostring(keep:is_alive()), " ", keep.status, "\n")
+    ]], [[
+      local gate = threading.Event()
+      keep = threading.Thread{ daemon = true, target = function(g) g:wait() end, args = { gate } }:start()
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("child join false lost at fork\nchild alive false failed\nchild status 0\n", out)
+  end)
+
+  it("lets the child exit without waiting for the parent's threads (its"
+     .. " exit join waited for ghosts)", function()
+    -- the child returns from its script: its state closes and joins
+    local asan = os.getenv("ASAN_OPTIONS")
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local posix = require("testfork")
+      local gate = threading.Event()
+      local t = threading.start(function(g) g:wait() end, gate)
+      local pid = posix.fork()
+      if pid == 0 then
+        posix.alarm(30)
+        io.write("child returns\n")
+        return
+      end
+      io.write("child status ", posix.waitpid(pid), "\n")
+      gate:set()
+      t:join(10)
+    ]], {
+      timeout = 60,
+      -- what the threads left behind held is unreachable in the child
+      env = { ASAN_OPTIONS = (asan and asan .. ":" or "") .. "detect_leaks=0" },
+    })
+    assert.equal(0, code, err)
+    assert.equal("child returns\nchild status 0\n", out)
+  end)
+
+  it("makes the forking thread the child's main thread", function()
+    local code, out, err = helpers.run_script([[
+      local threading = require("threading")
+      local t = threading.Thread{ name = "forker", target = function()
+        local th, posix = require("threading"), require("testfork")
+        local pid = posix.fork()
+        if pid == 0 then
+          posix.alarm(30)
+          local main = th.main_thread()
+          io.write("child main ", main.name, " ", tostring(main == th.current_thread()), " ",
+                   th.active_count(), "\n")
+          posix._exit(0)
+        end
+        return posix.waitpid(pid)
+      end }
+      t:start()
+      io.write("child status ", select(2, t:join(30)), "\n")
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    assert.equal("child main forker true 1\nchild status 0\n", out)
+  end)
+
+  it("gives a pool new workers in the child at its next submit, and fails"
+     .. " the task a lost worker ran", function()
+    local code, out, err = forked([[
+      local ok, e = running:result(5)
+      io.write("child lost ", tostring(ok), " ", tostring(e):match("lost at fork") or tostring(e), "\n")
+      io.write("child new ", tostring(select(2, pool:submit(function() return "new" end):result(10))), "\n")
+      io.write("child queued ", tostring(select(2, queued:result(10))), "\n")
+    ]], [[
+      pool = threading.Pool(1)
+      local started, never = threading.Event(), threading.Event()
+      running = pool:submit(function(s, n) s:set() n:wait() end, started, never)
+      queued = pool:submit(function() return "queued" end)
+      assert(started:wait(10))
+      release = never
+    ]], "release:set()")
+    assert.equal(0, code, err)
+    assert.equal("child lost false lost at fork\nchild new new\nchild queued queued\nchild status 0\n", out)
+  end)
+
+  it("keeps the module's locks usable in a child forked while other threads use them", function()
+    local code, out, err = forked([[
+      -- every internal lock was taken by the forking thread, so none is
+      -- held by a thread left behind
+      local q = threading.Queue()
+      for i = 1, 20 do
+        threading.start(function(qq, n) qq:put(n) end, q, i)
+      end
+      local sum = 0
+      for _ = 1, 20 do sum = sum + q:get(10) end
+      io.write("child sum ", sum, " ", #threading.waits(), "\n")
+    ]], [[
+      -- threads starting, ending and being listed all the while
+      local stop = threading.Event()
+      churn = threading.Thread{ daemon = true, args = { stop }, target = function(s)
+        local th = require("threading")
+        while not s:is_set() do
+          th.start(function() end):join(10)
+          th.enumerate()
+        end
+      end }:start()
+    ]])
+    assert.equal(0, code, err)
+    assert.truthy(out:find("child sum 210 ", 1, true), out)
+    assert.truthy(out:find("child status 0\n", 1, true), out)
+  end)
+
+  it("works the same when the fork comes from LuaJIT's FFI", function()
+    if not jit then
+      pending("LuaJIT only")
+      return
+    end
+    local code, out, err = helpers.run_script([[
+      local ffi = require("ffi")
+      ffi.cdef("int fork(void); void _exit(int); int waitpid(int, int *, int); unsigned alarm(unsigned);")
+      local threading = require("threading")
+      assert(threading.start(function() end):join(10))
+      io.stdout:flush()
+      local pid = ffi.C.fork()
+      if pid == 0 then
+        ffi.C.alarm(30)
+        io.write("child join ", tostring(select(2, threading.start(function() return 7 end):join(10))), "\n")
+        io.stdout:flush()
+        ffi.C._exit(0)
+      end
+      local status = ffi.new("int[1]")
+      ffi.C.waitpid(pid, status, 0)
+      io.write("child status ", status[0], "\n")
+    ]], { timeout = 60 })
+    assert.equal(0, code, err)
+    assert.equal("child join 7\nchild status 0\n", out)
+  end)
+end)
