@@ -341,6 +341,71 @@ describe("Thread:cancel", function()
     assert.same({ false, "cancelled" }, { t:join(10) })
   end)
 
+  it("stops a loop that calls testcancel, compiled or not", function()
+    local started = threading.Event()
+    local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
+      local th = require("threading")
+      ev:set()
+      local n = 0
+      while true do
+        n = n + 1
+        if n % 1024 == 0 then th.testcancel() end
+      end
+    end }
+    t:start()
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
+  it("lets testcancel return when no cancellation is pending", function()
+    local t = threading.start(function()
+      local th = require("threading")
+      for _ = 1, 1000 do th.testcancel() end
+      return "ran"
+    end)
+    assert.same({ true, "ran" }, { t:join(10) })
+  end)
+
+  it("stops a LuaJIT loop compiled to machine code that calls a C function"
+     .. " (the hook saw no calls)", function()
+    if not jit then
+      pending("LuaJIT only: other Luas run hooks everywhere")
+      return
+    end
+    local started = threading.Event()
+    local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
+      local now = require("threading").monotonic   -- a C function of a C module
+      ev:set()
+      local x = 0
+      while true do x = x + now() end
+    end }
+    t:start()
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
+  it("stops a LuaJIT loop compiled to machine code that allocates", function()
+    if not jit then
+      pending("LuaJIT only: other Luas run hooks everywhere")
+      return
+    end
+    local started = threading.Event()
+    local t = threading.Thread{ daemon = true, args = { started }, target = function(ev)
+      ev:set()
+      local n, keep = 0, {}
+      while true do
+        keep[n % 8 + 1] = { n }              -- stored, so not optimized away
+        n = n + #keep
+      end
+    end }
+    t:start()
+    assert.is_true(started:wait(10))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+  end)
+
   it("keeps a thread cancelled before start from running its target", function()
     local ran = threading.Value(false)
     local t = threading.Thread(function(v) v:set(true) end, ran)

@@ -112,6 +112,15 @@ static TH_UNUSED void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #define COMPAT_LUAJIT 0
 #endif
 
+/* Hook events the cancellation needs besides count and return: LuaJIT
+** reaches a classic C function called from compiled code only through the
+** call part of its dispatch table. */
+#if COMPAT_LUAJIT
+#define COMPAT_CANCEL_CALLS LUA_MASKCALL
+#else
+#define COMPAT_CANCEL_CALLS 0
+#endif
+
 #if LUA_VERSION_NUM == 501
 #define compat_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)

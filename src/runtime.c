@@ -10,9 +10,10 @@
 **   worker OS thread. Workers are reused: a finished worker parks with a
 **   new, unused state ready for the next Thread. A state that ran user
 **   code is always closed, never reused.
-** - The only time another OS thread touches a running state is cancel(),
-**   which sets a debug hook under t->mu while t->L is non-NULL; the worker
-**   clears t->L under t->mu before it closes the state.
+** - No other OS thread ever touches a running state: cancel() signals the
+**   worker (under t->mu, while t->L is non-NULL), whose handler sets the
+**   hook on its own state; the worker clears t->L under t->mu, then its
+**   handler's target, before it closes the state.
 **
 ** Lock order: reg_mu, then a thread's mu, then its waiter's mu; pool_mu is
 ** never held with another. Nothing is pushed onto a Lua stack, allocated
@@ -558,6 +559,7 @@ static void finish(thread_t *t, int status) {
 
 typedef struct worker {
   size_t stack;               /* its OS thread's stack size; constant */
+  cancel_target_t target;     /* for the cancellation signal's handler */
   pthread_cond_t cv;          /* (pool_mu) a job arrived */
   thread_t *job;              /* (pool_mu) */
   lua_State *spare;           /* a state that never ran user code, or NULL */
@@ -600,13 +602,25 @@ static void run_job(worker_t *w, thread_t *t) {
   if (L != NULL) {
     w->alloc.limit = t->memory_limit;
     t->alloc = &w->alloc;
+    /* the handler's view first, then the state published for cancel(): a
+    ** signal sent for this thread finds it; one meant for an earlier
+    ** Thread of this worker finds this one not cancelled */
+    atomic_store_explicit(&w->target.t, t, memory_order_relaxed);
+    atomic_store_explicit(&w->target.L, L, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->L = L;
+    t->os = pthread_self();
+    t->target = &w->target;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
     status = thread_run(t, L);
     WAIT_CHECK(pthread_mutex_lock(&t->mu));
     t->L = NULL;
+    t->target = NULL;
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    atomic_store_explicit(&w->target.L, NULL, memory_order_relaxed);
+    atomic_store_explicit(&w->target.t, NULL, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     /* nobody sets the hook any more: the finalizers lua_close runs must
     ** not raise the cancellation */
     cancel_disarm(L);
@@ -668,6 +682,9 @@ static void *worker_main(void *arg) {
     t = park(w);
   }
   if (w->spare != NULL) lua_close(w->spare);
+  /* a cancellation signal still on its way must not reach a freed target:
+  ** blocked, it is dropped when this thread ends */
+  cancel_block_signal();
   pthread_cond_destroy(&w->cv);
   free(w);
   return NULL;

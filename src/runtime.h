@@ -39,6 +39,14 @@ typedef struct alloc {
 
 typedef struct thread thread_t;
 
+/* What the cancellation signal's handler looks at, one per OS thread that
+** runs Threads (a worker): the Thread it runs and that Thread's state, or
+** NULL. Written only by that OS thread, read only by the handler on it. */
+typedef struct cancel_target {
+  _Atomic(thread_t *) t;
+  _Atomic(lua_State *) L;
+} cancel_target_t;
+
 struct thread {
   object_t obj;
   pthread_mutex_t mu;       /* guards the fields marked (mu) */
@@ -67,6 +75,8 @@ struct thread {
   transfer_t *output;       /* (mu) results or error value, once ended */
   char *error_text;         /* (mu) printable error, if the value could not move */
   lua_State *L;             /* (mu) the running state, for cancel's hook */
+  pthread_t os;             /* (mu) the OS thread running it, while L is set */
+  cancel_target_t *target;  /* (mu) that OS thread's target, while L is set */
   int cancel_grace;         /* (self) instructions the hook lets through */
   thread_t *prev, *next;    /* (reg) live threads */
 };
@@ -113,11 +123,15 @@ TH_HIDDEN int runtime_count(void);
 /* Run t in the fresh state L (thread.c): returns the final status. */
 TH_HIDDEN int thread_run(thread_t *t, lua_State *L);
 
-/* cancel.c: set the cancellation hook on a running state (called with the
-** thread's mu held, L non-NULL), remove it (by the thread itself, once its
-** main function has ended), and the Lua side's protection. */
-TH_HIDDEN void cancel_arm(lua_State *L);
+/* cancel.c: make a running thread's Lua code raise its cancellation:
+** cancel_deliver (with t->mu held and t->L set) signals t's OS thread, whose
+** handler sets the hook on its own state, as Lua's own lua.c does on
+** SIGINT. cancel_disarm removes it (by the thread itself, once its main
+** function has ended and its target is cleared); cancel_block_signal keeps
+** the signal off an OS thread about to free its target. */
+TH_HIDDEN void cancel_deliver(thread_t *t);
 TH_HIDDEN void cancel_disarm(lua_State *L);
+TH_HIDDEN void cancel_block_signal(void);
 TH_HIDDEN void cancel_open(lua_State *L);
 
 /* diag.c: threading.waits() and threading.deadlocks(). */

@@ -530,7 +530,7 @@ static int thread_cancel(lua_State *L) {
   ** set, so the raise that ends its wait is what disarms the hook */
   wait_cancel_request(&t->waiter);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
-  if (t->L != NULL) cancel_arm(t->L);
+  if (t->L != NULL) cancel_deliver(t);
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   wait_cancel_wake(&t->waiter);
   lua_settop(L, 1);

@@ -41,9 +41,11 @@ static int threading_cpu_count(lua_State *L) {
   return 1;
 }
 
-/* threading.core._check_cancel(): raise the cancellation if the calling
-** thread has one pending. For modules built apart from the core (such as
-** threading.http) to make their own waits cancellation points. */
+/* threading.testcancel() (and core._check_cancel): raise the cancellation
+** if the calling thread has one pending. A cancellation point for a loop
+** that never blocks (LuaJIT runs no hook in compiled code; a C function
+** such as this one is never compiled), and for modules built apart from
+** the core (threading.http) to make their own waits cancellation points. */
 static int threading_check_cancel(lua_State *L) {
   wait_check_cancel(L);
   return 0;
@@ -51,6 +53,7 @@ static int threading_check_cancel(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"_check_cancel", threading_check_cancel},
+  {"testcancel", threading_check_cancel},
   {"_register_class", transfer_register_class},
   {"monotonic", threading_monotonic},
   {"cpu_count", threading_cpu_count},
