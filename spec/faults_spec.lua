@@ -4,14 +4,9 @@ local helpers = require("helpers")
 -- A value whose collection raises an error (a userdata on 5.1 and LuaJIT,
 -- whose tables have no __gc).
 local function failing_finalizer_source()
-  return [[
+  return helpers.with_gc_source .. [[
     local function doomed()
-      if newproxy then
-        local p = newproxy(true)
-        getmetatable(p).__gc = function() error("error in __gc") end
-        return p
-      end
-      return setmetatable({}, { __gc = function() error("error in __gc") end })
+      return with_gc(function() error("error in __gc") end)
     end
   ]]
 end

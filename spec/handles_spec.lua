@@ -119,20 +119,12 @@ describe("a handle whose __gc has run", function()
   end)
 
   it("is safe to use from a finalizer that runs after it at lua_close (segfault in q:iter)", function()
-    local code, out, err = helpers.run_script([[
+    local code, out, err = helpers.run_script(helpers.with_gc_source .. [[
       local threading = require("threading")
       -- finalizers run in the reverse order of their marking: this one
       -- runs after the queue handle's own
-      local function later(f)
-        if newproxy then
-          local p = newproxy(true)
-          getmetatable(p).__gc = f
-          return p
-        end
-        return setmetatable({}, { __gc = f })
-      end
       local nxt
-      keep = later(function()
+      keep = with_gc(function()
         local ok, e = pcall(nxt)
         io.stdout:write(tostring(ok), " ", tostring(e):match("released") or tostring(e), "\n")
       end)

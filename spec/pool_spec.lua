@@ -375,7 +375,7 @@ describe("Pool", function()
       for i = 1, 4 do
         pool:submit(function(p, n)
           keep_pool = p             -- a global of the worker's own state
-          io.write("task ", n, "\n")
+          io.write(("task %d\n"):format(n))   -- one write: workers run at once
         end, pool, i)
       end
       io.write("script ends\n")

@@ -348,19 +348,23 @@ static int box_gc(lua_State *L) {
   return 0;
 }
 
+void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc) {
+  compat_rawgetp(L, LUA_REGISTRYINDEX, key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    compat_rawsetp(L, LUA_REGISTRYINDEX, key);
+  }
+}
+
 void **object_newbox(lua_State *L, void (*fn)(void *)) {
   box_t *b = (box_t *)compat_newuserdata(L, sizeof *b);
   b->p = NULL;
   b->fn = fn;
-  compat_rawgetp(L, LUA_REGISTRYINDEX, &box_key);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushvalue(L, -1);
-    compat_rawsetp(L, LUA_REGISTRYINDEX, &box_key);
-  }
+  object_pushgcmt(L, &box_key, box_gc);
   lua_setmetatable(L, -2);
   return &b->p;
 }

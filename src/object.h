@@ -111,6 +111,9 @@ TH_HIDDEN void object_pushguarded(lua_State *L, pthread_mutex_t *mu,
 ** frees it at once (and empties the box). */
 TH_HIDDEN void **object_newbox(lua_State *L, void (*fn)(void *));
 TH_HIDDEN void object_box_free(lua_State *L, int idx);
+/* Push this state's metatable for a C-owned userdata kind: a table with
+** only __gc = gc, made on first use and kept in the registry at `key`. */
+TH_HIDDEN void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc);
 /* A malloc'd copy of s, or NULL. */
 TH_HIDDEN char *object_strdup(const char *s);
 

@@ -739,10 +739,12 @@ static void worker_ended(object_t *arg, lua_Integer iarg);
 static int spawn_worker(work_t *wk) {
   int idx, err = 0;
   object_t *th = NULL;
-  char name[96];
+  size_t namelen = strlen(wk->prefix) + 16;
+  char *name = (char *)malloc(namelen);
   thread_spec_t spec;
+  if (name == NULL) err = ENOMEM;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
-  if (wk->nslots == wk->capslots) {
+  if (err == 0 && wk->nslots == wk->capslots) {
     int cap = wk->capslots ? wk->capslots * 2 : 4;
     wslot_t *sl = (wslot_t *)realloc(wk->slots, (size_t)cap * sizeof *sl);
     if (sl == NULL) {
@@ -759,7 +761,7 @@ static int spawn_worker(work_t *wk) {
   }
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
   if (err == 0) {
-    snprintf(name, sizeof name, "%.80s_%d", wk->prefix, idx);
+    snprintf(name, namelen, "%s_%d", wk->prefix, idx);
     memset(&spec, 0, sizeof spec);
     spec.name = name;
     spec.root = wk->root;
@@ -771,6 +773,7 @@ static int spawn_worker(work_t *wk) {
     spec.on_end = worker_ended;
     th = thread_spawn(&spec, &err);
   }
+  free(name);
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
   if (th != NULL) wk->slots[idx].thread = th;   /* spawn's reference */
   wk->starting--;
@@ -873,15 +876,7 @@ static fnbox_t *push_fnbox(lua_State *L, transfer_t *buf) {
   b = (fnbox_t *)compat_newuserdata(L, sizeof *b);
   b->buf = NULL;
   b->id = atomic_fetch_add(&fn_next_id, 1) + 1;
-  compat_rawgetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, fnbox_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushvalue(L, -1);
-    compat_rawsetp(L, LUA_REGISTRYINDEX, &fnbox_mt_key);
-  }
+  object_pushgcmt(L, &fnbox_mt_key, fnbox_gc);
   lua_setmetatable(L, -2);
   b->buf = buf;                 /* the fnbox owns it from here */
   *slot = NULL;

@@ -391,6 +391,10 @@ static int exit_hook_gc(lua_State *L) {
   for (;;) {
     thread_t *t;
     int busy = 0;
+    /* a thread still running may have made another pool meanwhile */
+    WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
+    run_exit_nodes(h->root);
+    WAIT_CHECK(pthread_mutex_lock(&reg_mu));
     for (t = reg_head; t != NULL && !busy; t = t->next) {
       int daemon;
       if (t->foreign || t == self || t->root != h->root) continue;

@@ -71,6 +71,20 @@ function helpers.run_script(source, opts)
   return code, out, err
 end
 
+--- Lua source that defines `with_gc(f)`: a new value whose collection
+-- calls f (a userdata on 5.1 and LuaJIT, whose tables have no __gc), for
+-- scripts run with run_script.
+helpers.with_gc_source = [[
+  local function with_gc(f)
+    if newproxy then
+      local p = newproxy(true)
+      getmetatable(p).__gc = f
+      return p
+    end
+    return setmetatable({}, { __gc = f })
+  end
+]]
+
 --- Wait until `n` threads are blocked on the object `obj`, as
 -- threading.waits() reports it (threads block at a moment nothing can tell
 -- us about); bounded, so that a bug fails instead of hanging.
