@@ -140,7 +140,7 @@ describe("Lock", function()
         local _ <close> = lock:guard()
       end
     ]]))
-    for round = 1, 200 do
+    for round = 1, 100 do
       local lock, started = threading.Lock(), threading.Event()
       local t = threading.Thread{ daemon = true, target = body, args = { lock, started } }
       t:start()

@@ -622,7 +622,7 @@ end)
 -- reads the thread can strike while the mutex is held.
 describe("Thread fields under hostile conditions", function()
   it("formats a failing target's error while the thread is renamed (use-after-free of its name)", function()
-    for _ = 1, 200 do
+    for _ = 1, 60 do
       local go = threading.Event()
       local t = threading.start(function(ev) ev:wait() error("boom") end, go)
       go:set()
