@@ -58,11 +58,18 @@ function server.start()
     pipe:close()
     error("the HTTP test server did not start: " .. bin, 2)
   end
+  return server.process(pipe, pid, port, "http")
+end
+
+--- A server process read through `pipe` (its pid and port known): an
+-- object with `url` ("<scheme>://127.0.0.1:PORT"), `port`, `pid` and
+-- `stop()`. For other local servers the specs start (spec/support/tls.lua).
+function server.process(pipe, pid, port, scheme)
   return setmetatable({
     pipe = pipe,
     pid = pid,
     port = port,
-    url = "http://127.0.0.1:" .. port,
+    url = scheme .. "://127.0.0.1:" .. port,
   }, Server)
 end
 

@@ -13,6 +13,7 @@
 -- The server ends when the OS thread that started it ends (as the HTTP test
 -- server does), so call serve() and stop() from the main thread.
 local helpers = require("helpers")
+local server = require("server")
 
 local tls = {}
 
@@ -110,18 +111,6 @@ function tls.authority()
   return pki
 end
 
-local Server = {}
-Server.__index = Server
-
---- Stop the server and wait for it to exit; safe to call twice.
-function Server:stop()
-  if self.pipe then
-    os.execute("kill " .. self.pid .. " 2>/dev/null")
-    self.pipe:close()
-    self.pipe = nil
-  end
-end
-
 --- Start `openssl s_server -www` with the server certificate of `pki` on a
 -- port of 127.0.0.1 that the system chooses. Returns once the server
 -- accepts connections (it prints the port then), with `url`
@@ -147,12 +136,7 @@ function tls.serve(pki)
     pipe:close()
     error("openssl s_server did not start (see " .. pki.dir .. "/s_server.log)", 2)
   end
-  return setmetatable({
-    pipe = pipe,
-    pid = pid,
-    port = port,
-    url = "https://127.0.0.1:" .. port,
-  }, Server)
+  return server.process(pipe, pid, port, "https")
 end
 
 return tls
