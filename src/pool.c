@@ -1240,28 +1240,53 @@ static const char *const pool_options[] = {
 
 /* fork(): the child has none of the workers (see runtime.c). It counts
 ** none, so the next submit starts new ones for the queued tasks too; a task
-** a worker was running fails with "lost at fork()" (unless a thread left
-** behind held its lock, when it stays as it was). */
+** a worker was running fails with "lost at fork()". Every future the pool
+** holds (queued or running) is locked across the fork with the pool, in
+** lock order, so that none is left locked by a thread that stays behind:
+** the child's new workers take the queued ones. */
+static void work_lock_futures(work_t *wk, int lock) {
+  future_t *f;
+  int i;
+  for (f = wk->head; f != NULL; f = f->next) {
+    if (lock) WAIT_CHECK(pthread_mutex_lock(&f->mu));
+    else WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  }
+  for (i = 0; i < wk->nslots; i++) {
+    if ((f = wk->slots[i].current) == NULL) continue;
+    if (lock) WAIT_CHECK(pthread_mutex_lock(&f->mu));
+    else WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  }
+}
+
 static void work_atfork(object_t *o, int phase) {
   work_t *wk = (work_t *)o;
+  future_t *f;
+  int i;
   if (phase == FORK_PREPARE) {
     WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+    work_lock_futures(wk, 1);
     return;
   }
   if (phase == FORK_CHILD) {
-    int i;
+    for (f = wk->head; f != NULL; f = f->next) {
+      f->sleepers = 0;                    /* they stayed behind */
+      wait_cond_init(&f->cv);
+    }
     for (i = 0; i < wk->nslots; i++) {
-      future_t *f = wk->slots[i].current;
+      if ((f = wk->slots[i].current) == NULL) continue;
+      if (!F_FINAL(f->state)) {
+        f->state = F_FAILED;
+        f->reason = "task lost at fork(): its worker runs only in the parent process";
+      }
+      f->sleepers = 0;
+      wait_cond_init(&f->cv);
+    }
+  }
+  work_lock_futures(wk, 0);
+  if (phase == FORK_CHILD) {
+    for (i = 0; i < wk->nslots; i++) {
       wk->slots[i].current = NULL;       /* its reference stays with it */
       wk->slots[i].token = NULL;
-      if (f != NULL && pthread_mutex_trylock(&f->mu) == 0) {
-        if (!F_FINAL(f->state)) {
-          f->state = F_FAILED;
-          f->reason = "task lost at fork(): its worker runs only in the parent process";
-        }
-        wait_cond_init(&f->cv);
-        WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-      }
     }
     wk->nthreads = wk->starting = wk->nidle = 0;
     wait_cond_init(&wk->cv);
