@@ -160,9 +160,11 @@ demo: deps build
 
 # Long checks that prove nothing is lost; STRESS_SCALE=10 for a longer run.
 STRESS_SCALE ?= 1
+STRESS_TIMEOUT ?= 600
 stress: deps build $(TESTFORK)
 	@set -e; for f in stress/*.lua; do \
-	  $(RUN) STRESS_SCALE=$(STRESS_SCALE) $(LUA_BIN) $$f; \
+	  $(RUN) STRESS_SCALE=$(STRESS_SCALE) timeout -k 10 $(STRESS_TIMEOUT) $(LUA_BIN) $$f \
+	    || { echo "$$f failed (status $$?; 124: still running after $(STRESS_TIMEOUT) s)"; exit 1; }; \
 	done
 
 bench: deps build

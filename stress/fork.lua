@@ -30,31 +30,37 @@ for i = 1, 3 do
   end, stop, q, pool, i)
 end
 
+-- A failure stops the churners before it is raised: they are not daemons,
+-- and the exit would wait for them for ever.
 local t0 = threading.monotonic()
-for round = 1, rounds do
-  threading.sleep(math.random() * 0.005)
-  local pid = posix.fork()
-  if pid == 0 then
-    posix.alarm(20)
-    local ok, err = pcall(function()
-      assert(threading.active_count() == 1, "ghost threads: " .. threading.active_count())
-      local cq = threading.Queue()
-      local ts = {}
-      for i = 1, 4 do ts[i] = threading.start(function(qq, n) qq:put(n) end, cq, i) end
-      for i = 1, 4 do assert(ts[i]:join(10)) end
-      local sum = 0
-      for _ = 1, 4 do sum = sum + cq:get(5) end
-      assert(sum == 10)
-      assert(select(2, pool:submit(function() return round end):result(10)) == round)
-    end)
-    if not ok then io.stderr:write("child ", round, ": ", tostring(err), "\n") end
-    posix._exit(ok and 0 or 1)
+local ok, err = pcall(function()
+  for round = 1, rounds do
+    threading.sleep(math.random() * 0.005)
+    local pid = posix.fork()
+    if pid == 0 then
+      posix.alarm(20)
+      local cok, cerr = pcall(function()
+        assert(threading.active_count() == 1, "ghost threads: " .. threading.active_count())
+        local cq = threading.Queue()
+        local ts = {}
+        for i = 1, 4 do ts[i] = threading.start(function(qq, n) qq:put(n) end, cq, i) end
+        for i = 1, 4 do assert(ts[i]:join(10)) end
+        local sum = 0
+        for _ = 1, 4 do sum = sum + cq:get(5) end
+        assert(sum == 10)
+        local fok, v = pool:submit(function() return round end):result(10)
+        assert(fok and v == round, "pool task: " .. tostring(v))
+      end)
+      if not cok then io.stderr:write("child ", round, ": ", tostring(cerr), "\n") end
+      posix._exit(cok and 0 or 1)
+    end
+    local status = posix.waitpid(pid)
+    assert(status == 0, ("child %d ended with status %d (seed %d)"):format(round, status, seed))
   end
-  local status = posix.waitpid(pid)
-  assert(status == 0, ("child %d ended with status %d"):format(round, status))
-end
+end)
 stop:set()
 for _, t in ipairs(churners) do assert(t:join(10)) end
+if not ok then error(err, 0) end
 pool:shutdown()
 print(("fork: %d children forked amid busy threads, each started threads and used a pool,"
         .. " in %.2f s (seed %d)")
