@@ -90,6 +90,10 @@ static void cancel_hook(lua_State *L, lua_Debug *ar) {
   wait_raise_cancel(L);
 }
 
+int cancel_is_hook(lua_Hook h) {
+  return h == cancel_hook;
+}
+
 /* Count, return (for guards) and, on LuaJIT, call events: a compiled loop
 ** that calls a classic C function leaves its trace at each call (trace
 ** stitching) through the call part of the dispatch table, which only a

@@ -730,7 +730,12 @@ static int dispatch(thread_t *t) {
   WAIT_CHECK(pthread_attr_init(&attr));
   WAIT_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
   rc = pthread_attr_setstacksize(&attr, stack);
-  if (rc == 0) rc = pthread_create(&tid, &attr, worker_main, w);
+  if (rc == 0) {
+    sigset_t old;
+    interrupt_block_in_workers(&old);  /* Ctrl-C is the main thread's */
+    rc = pthread_create(&tid, &attr, worker_main, w);
+    WAIT_CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL));
+  }
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     pthread_cond_destroy(&w->cv);

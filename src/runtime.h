@@ -133,6 +133,8 @@ TH_HIDDEN void cancel_deliver(thread_t *t);
 TH_HIDDEN void cancel_disarm(lua_State *L);
 TH_HIDDEN void cancel_block_signal(void);
 TH_HIDDEN void cancel_open(lua_State *L);
+/* Is h the cancellation hook? */
+TH_HIDDEN int cancel_is_hook(lua_Hook h);
 
 /* diag.c: threading.waits() and threading.deadlocks(). */
 TH_HIDDEN void diag_open(lua_State *L);

@@ -1,5 +1,6 @@
 /*
-** wait.c: deadlines on CLOCK_MONOTONIC and cancellable condition waits.
+** wait.c: deadlines on CLOCK_MONOTONIC and cancellable condition waits
+** (which a SIGINT interrupts in the main thread: see interrupt.c).
 **
 ** Lock order: the caller's object mutex, then a waiter's mu (wait_on);
 ** wait_cancel_wake takes the two apart. Nothing here pushes onto a Lua
@@ -104,8 +105,9 @@ int wait_cancel_undelivered(void) {
 int wait_on(object_t *owner, pthread_mutex_t *mu, pthread_cond_t *cv,
             const deadline_t *dl) {
   waiter_t *w = wait_current();
-  int rc;
+  int rc, interruptible = 0;
   if (w != NULL) {
+    interruptible = interrupt_begin();
     WAIT_CHECK(pthread_mutex_lock(&w->mu));
     w->owner = owner;
     w->wmu = mu;
@@ -119,8 +121,16 @@ int wait_on(object_t *owner, pthread_mutex_t *mu, pthread_cond_t *cv,
       goto unregister;
     }
   }
-  if (dl->forever) rc = pthread_cond_wait(cv, mu);
-  else rc = pthread_cond_timedwait(cv, mu, &dl->at);
+  if (interruptible) {
+    /* a slice at a time: the SIGINT handler can only leave a note */
+    struct timespec at = interrupt_slice(dl);
+    rc = interrupt_noted() ? 0 : pthread_cond_timedwait(cv, mu, &at);
+    if (rc == ETIMEDOUT && !wait_expired(dl)) rc = 0;   /* a slice ended */
+  } else if (dl->forever) {
+    rc = pthread_cond_wait(cv, mu);
+  } else {
+    rc = pthread_cond_timedwait(cv, mu, &dl->at);
+  }
   if (rc != 0 && rc != ETIMEDOUT) wait_fatal("pthread_cond_wait", rc);
   if (w == NULL) return rc == ETIMEDOUT ? WAIT_TIMEOUT : WAIT_OK;
 unregister:
@@ -130,6 +140,7 @@ unregister:
   w->wcv = NULL;
   w->what = NULL;
   WAIT_CHECK(pthread_mutex_unlock(&w->mu));
+  if (interruptible && interrupt_end()) return WAIT_CANCELLED;
   if (atomic_load(&w->cancelled)) return WAIT_CANCELLED;
   return rc == ETIMEDOUT ? WAIT_TIMEOUT : WAIT_OK;
 }
@@ -161,6 +172,7 @@ void wait_cancel_wake(waiter_t *w) {
 
 int wait_raise_cancel(lua_State *L) {
   waiter_t *w = wait_current();
+  interrupt_raise(L);
   if (w != NULL) atomic_store(&w->delivered, atomic_load(&w->cancelled));
   lua_pushliteral(L, "cancelled");
   return lua_error(L);

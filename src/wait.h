@@ -10,6 +10,7 @@
 #define THREADING_WAIT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -102,6 +103,24 @@ TH_HIDDEN int wait_for_change(object_t *owner, unsigned long gen,
 
 /* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
 TH_HIDDEN waiter_t *wait_current(void);
+
+/*
+** Ctrl-C in the main thread (interrupt.c). wait_on calls interrupt_begin
+** before it blocks: 1 if the wait can be interrupted (the process's main
+** thread, a SIGINT handler installed), and then waits in slices up to
+** interrupt_slice(dl), checks interrupt_noted() after each, and calls
+** interrupt_end() when done: 1 if a SIGINT came, and the wait then ends as
+** cancelled. wait_raise_cancel first calls interrupt_raise(L), which
+** raises "interrupted!" if that wait was interrupted, and else returns 0.
+*/
+TH_HIDDEN int interrupt_begin(void);
+TH_HIDDEN int interrupt_noted(void);
+TH_HIDDEN struct timespec interrupt_slice(const deadline_t *dl);
+TH_HIDDEN int interrupt_end(void);
+TH_HIDDEN int interrupt_raise(lua_State *L);
+/* Block SIGINT in the calling thread (old: the mask to restore), around
+** the creation of a worker, which inherits it. */
+TH_HIDDEN void interrupt_block_in_workers(sigset_t *old);
 
 /* fork(): the change notifier's lock (see object.h's FORK_* phases). */
 TH_HIDDEN void wait_atfork(int phase);

@@ -1,10 +1,12 @@
 /*
 ** testfork.c: a small C module for the specs, `require("testfork")`, giving
 ** Lua the process calls that a program reaches through a C module (luaposix,
-** say) or LuaJIT's FFI: fork, waitpid, _exit and alarm. Built by the
+** say) or LuaJIT's FFI: fork, waitpid, _exit, alarm, getpid, kill,
+** SIGINT's disposition and mask. Built by the
 ** Makefile beside threading's own modules, for the specs only.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +51,57 @@ static int tf_alarm(lua_State *L) {
   return 0;
 }
 
+/* getpid() -> the process id */
+static int tf_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+/* kill(pid, "INT" | "TERM") (os.execute cannot: system() ignores SIGINT
+** in its caller while the command runs) */
+static int tf_kill(lua_State *L) {
+  static const char *const names[] = {"INT", "TERM", NULL};
+  static const int sigs[] = {SIGINT, SIGTERM};
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int sig = sigs[luaL_checkoption(L, 2, NULL, names)];
+  if (kill(pid, sig) != 0) return luaL_error(L, "kill: %s", strerror(errno));
+  return 0;
+}
+
+/* sigint("default" | "ignore"): set SIGINT's disposition, as a host
+** that installs no handler leaves it; sigint() -> "default", "ignore" or
+** "handler" */
+static int tf_sigint(lua_State *L) {
+  static const char *const names[] = {"default", "ignore", NULL};
+  struct sigaction sa;
+  if (!lua_isnoneornil(L, 1)) {
+    int how = luaL_checkoption(L, 1, NULL, names);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = how == 0 ? SIG_DFL : SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    return 0;
+  }
+  sigaction(SIGINT, NULL, &sa);
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) lua_pushliteral(L, "default");
+  else if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) lua_pushliteral(L, "ignore");
+  else lua_pushliteral(L, "handler");
+  return 1;
+}
+
+/* sigint_blocked() -> whether the calling thread blocks SIGINT */
+static int tf_sigint_blocked(lua_State *L) {
+  sigset_t set;
+  pthread_sigmask(SIG_BLOCK, NULL, &set);
+  lua_pushboolean(L, sigismember(&set, SIGINT) == 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+  {"sigint_blocked", tf_sigint_blocked},
+  {"getpid", tf_getpid},
+  {"kill", tf_kill},
+  {"sigint", tf_sigint},
   {"fork", tf_fork},
   {"waitpid", tf_waitpid},
   {"_exit", tf_exit},
