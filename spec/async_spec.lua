@@ -443,3 +443,99 @@ describe("threading.async", function()
     assert.truthy(err:find("timeout must be a non-negative number", 1, true))
   end)
 end)
+
+describe("async.to_thread", function()
+  it("returns the function's results, called outside a task", function()
+    local sum, x = async.to_thread(function(a, b) return a + b, "x" end, 1, 2)
+    assert.equal(3, sum)
+    assert.equal("x", x)
+  end)
+
+  it("runs the function in another OS thread", function()
+    local here = threading.get_ident()
+    local there = async.to_thread(function() return require("threading").get_ident() end)
+    assert.is_number(there)
+    assert.are_not.equal(here, there)
+  end)
+
+  it("suspends only the calling task while the function runs", function()
+    local go = threading.Event()
+    local seen = async.run(function()
+      local waiter = async.spawn(async.to_thread, function(e) return e:wait(10) end, go)
+      -- runs only if to_thread left the scheduler free
+      async.spawn(function() go:set() end)
+      local ok, set = waiter:await()
+      return ok and set
+    end)
+    assert.is_true(seen)
+  end)
+
+  it("runs the calls of several tasks at once", function()
+    local b = threading.Barrier(4)
+    local passed = async.run(function()
+      local tasks = {}
+      for i = 1, 4 do
+        tasks[i] = async.spawn(async.to_thread, function(bb)
+          return bb:wait(10) ~= nil
+        end, b)
+      end
+      local n = 0
+      for i = 1, 4 do
+        local ok, through = tasks[i]:await()
+        if ok and through then n = n + 1 end
+      end
+      return n
+    end)
+    assert.equal(4, passed)
+  end)
+
+  it("raises the function's error", function()
+    local ok, err = pcall(async.to_thread, function() error("worker failed", 0) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("worker failed", 1, true), err)
+  end)
+
+  it("raises the function's error in the calling task", function()
+    local ok, err = async.run(function()
+      return async.pcall(async.to_thread, function() error("worker failed", 0) end)
+    end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("worker failed", 1, true), err)
+  end)
+
+  it("stops waiting when its task is cancelled, and the function still runs to its end", function()
+    local started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    local ok, err = async.run(function()
+      local t = async.spawn(async.to_thread, function(s, r, f)
+        s:set()
+        r:wait(10)
+        f:set()
+      end, started, release, finished)
+      started:wait(10)
+      t:cancel()
+      local tok, terr = t:await(10)
+      release:set()
+      return tok, terr
+    end)
+    assert.is_false(ok)
+    assert.equal("cancelled", err)
+    assert.is_true(finished:wait(10))
+  end)
+
+  it("copies tables to the worker and back", function()
+    local r = async.to_thread(function(t) return { sum = t[1] + t[2], t = t } end, { 20, 22 })
+    assert.equal(42, r.sum)
+    assert.same({ 20, 22 }, r.t)
+  end)
+
+  it("refuses what is not callable with a standard error", function()
+    assert.has_error(function() async.to_thread(42) end,
+      "bad argument #1 to 'to_thread' (function expected, got number)")
+  end)
+
+  it("refuses a value that cannot move to the worker, naming where it was", function()
+    local ok, err = pcall(async.to_thread, function() end, coroutine.create(function() end))
+    assert.is_false(ok)
+    assert.equal("cannot transfer value at args[1]: coroutine", err)
+  end)
+end)

@@ -489,6 +489,30 @@ function async.pcall(fn, ...)
   end
 end
 
+-- The pool behind to_thread: one per state, made at the first call, sized
+-- as Pool's default (Python's default executor: min(32, cpus + 4)).
+local executor
+
+--- async.to_thread(fn, ...) -> fn's results
+-- Runs fn(...) in a worker thread and waits for it: inside a task only
+-- the task waits, so any blocking call (file I/O, os.execute, a C module)
+-- becomes coroutine-safe. fn and its arguments are copied to the worker
+-- and its results back, as for Pool:submit. Raises fn's error.
+function async.to_thread(fn, ...)
+  if not callable(fn) then
+    error("bad argument #1 to 'to_thread' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if executor == nil then
+    executor = threading.Pool({ name = "to_thread" })
+  end
+  local fut = c_pass("to_thread", true, executor.submit, executor, fn, ...)
+  local r = pack(fut:result())
+  if r[1] then
+    return unpack(r, 2, r.n)
+  end
+  error(r[2], 0)
+end
+
 -- ------------------------------------------------------------ wrappers
 
 --[[
