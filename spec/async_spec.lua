@@ -1,3 +1,4 @@
+local helpers = require("helpers")
 local threading = require("threading")
 local async = require("threading.async")
 
@@ -301,6 +302,84 @@ describe("threading.async", function()
       assert(waiter:await())
     end)
     assert.same({ "condition", "semaphore" }, log)
+  end)
+
+  it("wakes a task's Event:wait for a set() followed at once by clear() (the scheduler"
+     .. " polled the flag and missed it)", function()
+    local seen = async.run(function()
+      local ev = threading.Event()
+      local waiter = async.spawn(function() return ev:wait(2) end)
+      async.sleep(0)              -- the waiter runs and blocks
+      ev:set()
+      ev:clear()                  -- before the scheduler looks again
+      local ok, r = waiter:await()
+      return ok and r
+    end)
+    assert.is_true(seen)
+  end)
+
+  it("keeps a notify that comes as a task's Condition:wait releases the lock (it read"
+     .. " the change counter after releasing)", function()
+    local missed = 0
+    for _ = 1, 100 do
+      local notified = async.run(function()
+        local cond, done = threading.Condition(), threading.Event()
+        cond:acquire()
+        -- tries the lock until the task's wait releases it, notifies, and
+        -- stays (its end would be a change that wakes the task anyway)
+        local t = threading.start(function(c, d)
+          while not c:acquire(false) do end
+          c:notify()
+          c:release()
+          d:wait(10)
+        end, cond, done)
+        local r = cond:wait(1)
+        cond:release()
+        done:set()
+        t:await(10)
+        return r
+      end)
+      if not notified then missed = missed + 1 end
+    end
+    assert.equal(0, missed)
+  end)
+
+  it("lets notify(1) pick the oldest waiter, a thread before a later task (every task"
+     .. " woke on any change)", function()
+    local cond = threading.Condition()
+    local thread_waiter = threading.start(function(c)
+      c:acquire()
+      local r = c:wait(10)
+      c:release()
+      return r
+    end, cond)
+    assert.is_true(helpers.blocked_on(cond, 1))
+    local task_result = async.run(function()
+      cond:acquire()
+      local notifier = threading.start(function(c) c:acquire() c:notify(1) c:release() end, cond)
+      local r = cond:wait(0.5)    -- not picked: it times out
+      cond:release()
+      notifier:await(10)
+      return r
+    end)
+    assert.is_false(task_result)
+    assert.same({ true, true }, { thread_waiter:join(10) })
+  end)
+
+  it("does not wake a task's Condition:wait for changes elsewhere", function()
+    local r = async.run(function()
+      local cond, busy, stop = threading.Condition(), threading.Queue(), threading.Event()
+      local churn = threading.start(function(q, s)
+        while not s:is_set() do q:put(1) q:get() end
+      end, busy, stop)
+      cond:acquire()
+      local woke = cond:wait(0.3)
+      cond:release()
+      stop:set()
+      churn:await(10)
+      return woke
+    end)
+    assert.is_false(r)
   end)
 
   it("refuses, inside a task, to release an RLock or wait on a Condition another task holds", function()

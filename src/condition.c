@@ -12,6 +12,9 @@
 ** alive by its reference to c) after the waiter has left, which then is at
 ** worst a spurious wake-up for the node's next user.
 **
+** A coroutine task's wait (threading.async) queues a node the same way,
+** held by a ticket (see cond_enlist), and its scheduler watches the node.
+**
 ** wait queues its node before it releases the user lock (all recursion
 ** levels of an RLock): a notifier must hold that lock, so it cannot slip in
 ** between. wait takes the lock back, at the same depth, before it returns,
@@ -316,6 +319,97 @@ static int cond_notify_all(lua_State *L) {
   return 0;
 }
 
+/*
+** Coroutine tasks (threading.async) wait in the same queue as threads: a
+** task's wait enlists a node before it releases the lock, as cond_block
+** does, and gets a ticket, a plain userdata that holds the node and a
+** reference to c. The scheduler watches the ticket's node (notify wakes it
+** through wait_notify_change); the task leaves with ticket:leave(), which
+** unlinks a node that was not notified, or passes a notify on to the next
+** waiter if asked to (a task that was cancelled). A ticket collected
+** before it left leaves then, passing its notify on.
+*/
+#define TICKET_MT "threading.Condition.ticket"
+
+typedef struct ticket {
+  cond_t *c;                   /* retained until the ticket leaves */
+  cnode_t *n;
+} ticket_t;
+
+/* Leave the queue (idempotent); 1 if the node had been notified. */
+static int ticket_leave(ticket_t *tk, int pass_on) {
+  cond_t *c = tk->c;
+  cnode_t *n = tk->n;
+  int notified;
+  if (c == NULL) return 0;
+  WAIT_CHECK(pthread_mutex_lock(&c->mu));
+  notified = atomic_load(&n->notified);
+  if (!notified) queue_unlink(c, n);
+  else if (pass_on) cond_wake(c, 1);
+  n->next = c->spare;
+  c->spare = n;
+  WAIT_CHECK(pthread_mutex_unlock(&c->mu));
+  tk->c = NULL;
+  tk->n = NULL;
+  if (notified && pass_on) wait_notify_change();
+  object_release(&c->obj);
+  return notified;
+}
+
+static ticket_t *check_ticket(lua_State *L) {
+  return (ticket_t *)luaL_checkudata(L, 1, TICKET_MT);
+}
+
+/* ticket:notified() -> whether a notify picked this wait */
+static int ticket_notified(lua_State *L) {
+  ticket_t *tk = check_ticket(L);
+  lua_pushboolean(L, tk->n != NULL && atomic_load(&tk->n->notified));
+  return 1;
+}
+
+/* ticket:leave([pass_on]) -> whether a notify had picked this wait */
+static int ticket_leave_m(lua_State *L) {
+  ticket_t *tk = check_ticket(L);
+  lua_pushboolean(L, ticket_leave(tk, lua_toboolean(L, 2)));
+  return 1;
+}
+
+static int ticket_gc(lua_State *L) {
+  ticket_leave(check_ticket(L), 1);
+  return 0;
+}
+
+/* Condition:_enlist() -> a ticket: queue a task's wait (the lock held) */
+static int cond_enlist(lua_State *L) {
+  cond_t *c = check_cond(L, 1);
+  ticket_t *tk;
+  cnode_t *n;
+  if (!cond_owned(c, thread_current()))
+    return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
+  tk = (ticket_t *)lua_newuserdata(L, sizeof *tk);
+  tk->c = NULL;
+  tk->n = NULL;
+  if (luaL_newmetatable(L, TICKET_MT)) {
+    lua_pushcfunction(L, ticket_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, ticket_notified);
+    lua_setfield(L, -2, "notified");
+    lua_pushcfunction(L, ticket_leave_m);
+    lua_setfield(L, -2, "leave");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  WAIT_CHECK(pthread_mutex_lock(&c->mu));
+  n = cnode_get(c);
+  if (n != NULL) queue_push(c, n);
+  WAIT_CHECK(pthread_mutex_unlock(&c->mu));
+  if (n == NULL) return luaL_error(L, "not enough memory");
+  tk->c = (cond_t *)object_retain(&c->obj);
+  tk->n = n;
+  return 1;
+}
+
 /* Condition:locked() -> whether its lock is held (by anyone) */
 static int cond_locked(lua_State *L) {
   cond_t *c = check_cond(L, 1);
@@ -331,6 +425,7 @@ static const luaL_Reg cond_methods[] = {
   {"wait_for", cond_wait_for},
   {"notify", cond_notify},
   {"notify_all", cond_notify_all},
+  {"_enlist", cond_enlist},
   {NULL, NULL}
 };
 

@@ -90,6 +90,15 @@ static int event_is_set(lua_State *L) {
   return 1;
 }
 
+/* Event:_sets() -> how many times the flag went up: a coroutine task that
+** saw a count waits until the flag is up or the count moved, as event_came
+** does for threads (threading.async) */
+static int event_sets(lua_State *L) {
+  event_t *e = check_event(L, 1);
+  lua_pushinteger(L, (lua_Integer)(atomic_load(&e->sets) & 0x7fffffffUL));
+  return 1;
+}
+
 typedef struct ewatch {
   event_t *e;
   unsigned long sets;       /* e->sets when the wait began */
@@ -131,6 +140,7 @@ static const luaL_Reg event_methods[] = {
   {"clear", event_clear},
   {"is_set", event_is_set},
   {"wait", event_wait},
+  {"_sets", event_sets},
   {NULL, NULL}
 };
 

@@ -687,25 +687,29 @@ do -- Condition
     end
     return o
   end
-  -- Release every level, wait for a change, take the lock back. Inside a
-  -- task a wait may end without a notify (as if spuriously): callers check
-  -- their predicate in a loop, as they should anyway, or use wait_for.
+  local cm = registry["threading.Condition"] and rawget(registry["threading.Condition"], "methods")
+  local c_enlist = cm and rawget(cm, "_enlist")
+  -- Enlist in the condition's queue of waiters (before the lock goes, so
+  -- that no notify can slip in between), release every level, wait until a
+  -- notify picks this wait or the timeout passes, take the lock back. A
+  -- task cancelled after a notify picked it passes that notify on.
   local function task_wait(self, t, c_acquire, c_release)
     local depth = owned_by_me(self, "wait").depth
+    local ticket = c_pass("wait", true, c_enlist, self)
     for _ = 1, depth do
       owned_give(self, c_release)
     end
-    local gen = wait_change()
-    local ok, woke = async.pcall(await_poll, function()
-      return wait_change() ~= gen
+    local ok, err = async.pcall(await_poll, function()
+      return ticket:notified()
     end, t)
+    local notified = ticket:leave(not ok)
     for _ = 1, depth do
       owned_take(self, c_acquire, nil)
     end
     if not ok then
-      error(woke, 0)
+      error(err, 0)
     end
-    return woke
+    return notified
   end
   install_owned("threading.Condition", {
     wait = function(c_wait, fname, c_acquire, c_release)
@@ -762,6 +766,7 @@ end
 do -- Event
   local m = registry["threading.Event"] and rawget(registry["threading.Event"], "methods")
   local c_is_set = m and rawget(m, "is_set")
+  local c_sets = m and rawget(m, "_sets")
   install("threading.Event", {
     wait = function(c_wait, fname)
       return function(self, timeout)
@@ -769,8 +774,10 @@ do -- Event
         if current_task() == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
+        -- set since the wait began counts, even if cleared at once
+        local sets = c_sets(self)
         return await_poll(function()
-          return c_is_set(self)
+          return c_is_set(self) or c_sets(self) ~= sets
         end, t)
       end
     end,
