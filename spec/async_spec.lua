@@ -618,3 +618,87 @@ describe("async.to_thread", function()
     assert.equal("cannot transfer value at args[1]: coroutine", err)
   end)
 end)
+
+describe("Barrier:wait in tasks", function()
+  it("lets two tasks of one scheduler meet at a Barrier(2) (it blocked the scheduler's"
+     .. " thread: a deadlock)", function()
+    local a, b = async.run(function()
+      local bar = threading.Barrier(2)
+      local t1 = async.spawn(function() return bar:wait(10) end)
+      local t2 = async.spawn(function() return bar:wait(10) end)
+      local _, i1 = t1:await()
+      local _, i2 = t2:await()
+      return i1, i2
+    end)
+    assert.same({ 1, 2 }, { math.min(a, b), math.max(a, b) })
+  end)
+
+  it("lets tasks and threads meet at the same barrier", function()
+    local indices = async.run(function()
+      local bar = threading.Barrier(3)
+      local th = threading.start(function(x) return x:wait(10) end, bar)
+      local task = async.spawn(function() return bar:wait(10) end)
+      local mine = bar:wait(10)
+      local _, from_task = task:await()
+      local _, from_thread = th:await(10)
+      local got = { mine, from_task, from_thread }
+      table.sort(got)
+      return got
+    end)
+    assert.same({ 1, 2, 3 }, indices)
+  end)
+
+  it("breaks the barrier when a task's wait times out", function()
+    local r, why, broken = async.run(function()
+      local bar = threading.Barrier(2)
+      local x, y = bar:wait(0.05)
+      return x, y, bar.broken
+    end)
+    assert.is_nil(r)
+    assert.equal("broken", why)
+    assert.is_true(broken)
+  end)
+
+  it("breaks the barrier for the other waiters when a waiting task is cancelled", function()
+    local other = async.run(function()
+      local bar = threading.Barrier(3)
+      local waiting = async.spawn(function() return bar:wait(10) end)
+      local victim = async.spawn(function() return bar:wait(10) end)
+      async.sleep(0)            -- both arrive and wait
+      victim:cancel()
+      local _, r, why = waiting:await(10)
+      return { r, why, bar.broken }
+    end)
+    assert.same({ nil, "broken", true }, other)
+  end)
+
+  it("runs the action once, in the last task to arrive", function()
+    local n = threading.Value(0)
+    local r = async.run(function()
+      local bar = threading.Barrier(2, function() n:add(1) end)
+      local t1 = async.spawn(function() return bar:wait(10) end)
+      local mine = bar:wait(10)
+      local _, other = t1:await()
+      return mine + other
+    end)
+    assert.equal(3, r)
+    assert.equal(1, n:get())
+  end)
+
+  it("suspends only the waiting task: another task runs meanwhile", function()
+    local order = async.run(function()
+      local bar, seen = threading.Barrier(2), {}
+      local t = async.spawn(function()
+        bar:wait(10)
+        seen[#seen + 1] = "passed"
+      end)
+      async.spawn(function()
+        seen[#seen + 1] = "ran"
+        bar:wait(10)
+      end)
+      t:await(10)
+      return seen
+    end)
+    assert.same({ "ran", "passed" }, order)
+  end)
+end)

@@ -17,6 +17,9 @@
 ** barrier: the current waiters and every later wait get nil, "broken" until
 ** reset().
 **
+** A coroutine task's arrival keeps its node in a ticket (see
+** barrier_arrive), watched by its scheduler.
+**
 ** Lock order: b->mu, then a waiter's mu (inside wait_on). Nothing is pushed
 ** onto a Lua stack, allocated through Lua or raised, and no Lua runs, while
 ** b->mu is held.
@@ -213,6 +216,141 @@ static int barrier_wait(lua_State *L) {
   return push_outcome(L, state, me.index);
 }
 
+/*
+** Coroutine tasks (threading.async) arrive through _arrive, which keeps the
+** arrival's node in a ticket (a plain userdata holding a reference to b)
+** instead of on a C stack; the scheduler watches the node's state, and
+** barrier_end wakes it through wait_notify_change. A ticket whose node is
+** still waiting when it leaves (a timeout, a cancelled task, a ticket
+** collected) breaks the barrier, as a thread's timeout does.
+*/
+#define TICKET_MT "threading.Barrier.ticket"
+
+typedef struct bticket {
+  barrier_t *b;             /* retained until the ticket is collected */
+  bnode_t node;             /* (b->mu) linked in b->nodes while waiting */
+} bticket_t;
+
+static const char *const node_states[] = {"waiting", "released", "broken"};
+
+static bticket_t *check_bticket(lua_State *L) {
+  return (bticket_t *)luaL_checkudata(L, 1, TICKET_MT);
+}
+
+/* ticket:outcome() -> "waiting" | "released", index | "broken" */
+static int bticket_outcome(lua_State *L) {
+  bticket_t *tk = check_bticket(L);
+  int state;
+  long index = tk->node.index;
+  if (tk->b == NULL) return luaL_argerror(L, 1, "ticket already left");
+  WAIT_CHECK(pthread_mutex_lock(&tk->b->mu));
+  state = tk->node.state;
+  WAIT_CHECK(pthread_mutex_unlock(&tk->b->mu));
+  lua_pushstring(L, node_states[state]);
+  if (state != BN_RELEASED) return 1;
+  lua_pushinteger(L, index);
+  return 2;
+}
+
+/* Leave the generation: a node still waiting breaks the barrier, unless
+** the action runs and `force` is 0 (then "releasing": wait for the
+** outcome). Returns the node's state, or -1 for "releasing". */
+static int bticket_end(bticket_t *tk, int force) {
+  barrier_t *b = tk->b;
+  int state, broke = 0;
+  if (b == NULL) return BN_BROKEN;
+  WAIT_CHECK(pthread_mutex_lock(&b->mu));
+  state = tk->node.state;
+  if (state == BN_WAITING && b->releasing && !force) {
+    WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+    return -1;
+  }
+  if (state == BN_WAITING) {          /* ends the generation, this node too */
+    barrier_end(b, BN_BROKEN, 1);
+    state = BN_BROKEN;
+    broke = 1;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+  if (broke) wait_notify_change();
+  return state;
+}
+
+/* ticket:leave([force]) -> as outcome, or "releasing" */
+static int bticket_leave(lua_State *L) {
+  bticket_t *tk = check_bticket(L);
+  int state = bticket_end(tk, lua_toboolean(L, 2));
+  if (state < 0) {
+    lua_pushliteral(L, "releasing");
+    return 1;
+  }
+  lua_pushstring(L, node_states[state]);
+  if (state != BN_RELEASED) return 1;
+  lua_pushinteger(L, tk->node.index);
+  return 2;
+}
+
+static int bticket_gc(lua_State *L) {
+  bticket_t *tk = check_bticket(L);
+  barrier_t *b = tk->b;
+  if (b == NULL) return 0;
+  bticket_end(tk, 1);
+  tk->b = NULL;
+  object_release(&b->obj);
+  return 0;
+}
+
+/* Barrier:_arrive() -> a ticket and the barrier's default timeout (or
+** nil) | index (the last arrival, released at once) | nil, "broken" |
+** nil, "busy" (the previous generation's action runs: arrive later) */
+static int barrier_arrive(lua_State *L) {
+  barrier_t *b = check_barrier(L, 1);
+  bticket_t *tk;
+  wait_check_cancel(L);
+  tk = (bticket_t *)lua_newuserdata(L, sizeof *tk);
+  memset(tk, 0, sizeof *tk);
+  if (luaL_newmetatable(L, TICKET_MT)) {
+    lua_pushcfunction(L, bticket_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, bticket_outcome);
+    lua_setfield(L, -2, "outcome");
+    lua_pushcfunction(L, bticket_leave);
+    lua_setfield(L, -2, "leave");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  WAIT_CHECK(pthread_mutex_lock(&b->mu));
+  if (b->releasing || b->broken) {
+    int busy = b->releasing;
+    WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+    if (!busy) return push_outcome(L, BN_BROKEN, 0);
+    lua_pushnil(L);
+    lua_pushliteral(L, "busy");
+    return 2;
+  }
+  tk->b = (barrier_t *)object_retain(&b->obj);
+  tk->node.state = BN_WAITING;
+  tk->node.index = ++b->count;
+  tk->node.next = b->nodes;
+  b->nodes = &tk->node;
+  if (tk->node.index == b->parties) {
+    if (b->action != NULL) {
+      b->releasing = 1;
+      WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+      return barrier_release(L, b, &tk->node);
+    }
+    barrier_end(b, BN_RELEASED, 0);
+    WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+    wait_notify_change();
+    lua_pushinteger(L, tk->node.index);
+    return 1;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&b->mu));
+  if (b->timeout >= 0) lua_pushnumber(L, b->timeout);
+  else lua_pushnil(L);
+  return 2;
+}
+
 /* Barrier:reset(): back to the empty state; current waiters get "broken" */
 static int barrier_reset(lua_State *L) {
   barrier_t *b = check_barrier(L, 1);
@@ -239,7 +377,7 @@ static int barrier__index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   lua_getfield(L, lua_upvalueindex(1), "methods");
   lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_gettable(L, -2);          /* not raw: threading.async wraps methods */
   if (!lua_isnil(L, -1) || k == NULL) return 1;
   lua_pop(L, 2);
   if (strcmp(k, "parties") == 0) {
@@ -266,6 +404,7 @@ static const luaL_Reg barrier_methods[] = {
   {"wait", barrier_wait},
   {"reset", barrier_reset},
   {"abort", barrier_abort},
+  {"_arrive", barrier_arrive},
   {NULL, NULL}
 };
 

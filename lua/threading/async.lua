@@ -935,8 +935,58 @@ for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Conditio
   install(name, { with = make_with })
 end
 
--- Barrier:wait is left alone: a rendezvous has no non-blocking form to
--- retry, so inside a task it blocks the scheduler's thread (doc/pools.md).
+do -- Barrier: a task arrives with a ticket that its scheduler watches
+  local bm = registry["threading.Barrier"] and rawget(registry["threading.Barrier"], "methods")
+  local c_arrive = bm and rawget(bm, "_arrive")
+  install("threading.Barrier", {
+    wait = function(c_wait, fname)
+      return function(self, timeout)
+        local ok, t = timeout_arg(timeout)
+        if current_task() == nil or not ok then
+          return c_pass(fname, true, c_wait, self, timeout)
+        end
+        local tk, default = c_pass(fname, true, c_arrive, self)
+        if tk == nil and default == "busy" then
+          -- the last generation's action runs: arrive once it has ended
+          await_poll(function()
+            tk, default = c_arrive(self)
+            return not (tk == nil and default == "busy")
+          end, nil)
+        end
+        if type(tk) == "number" then
+          return tk -- the last arrival: released at once
+        elseif tk == nil then
+          return nil, default -- broken
+        end
+        if timeout == nil then
+          t = default
+        end
+        local pok, err = async.pcall(await_poll, function()
+          return tk:outcome() ~= "waiting"
+        end, t)
+        if not pok then
+          tk:leave(true) -- a cancelled task breaks the barrier
+          error(err, 0)
+        end
+        local state, index = tk:outcome()
+        if state == "waiting" then
+          -- timed out: break it, unless the action decides the outcome
+          state, index = tk:leave(false)
+          if state == "releasing" then
+            await_poll(function()
+              return tk:outcome() ~= "waiting"
+            end, nil)
+            state, index = tk:outcome()
+          end
+        end
+        if state == "released" then
+          return index
+        end
+        return nil, "broken"
+      end
+    end,
+  })
+end
 
 install("threading.Pool", { -- shutdown(wait) waits for the workers to leave
   shutdown = function(c_shutdown, fname)
