@@ -49,6 +49,7 @@ local core_sources = {
   "src/runtime.c",
   "src/cancel.c",
   "src/interrupt.c",
+  "src/port.c",
   "src/diag.c",
   "src/lock.c",
   "src/shared.c",

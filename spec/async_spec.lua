@@ -702,3 +702,73 @@ describe("Barrier:wait in tasks", function()
     assert.same({ "ran", "passed" }, order)
   end)
 end)
+
+describe("the scheduler's watches", function()
+  it("arms a task's watch again when a change woke it but another task took the item", function()
+    local got = async.run(function()
+      local q, results = threading.Queue(), {}
+      local function take()
+        local v = q:get(10)
+        results[#results + 1] = v
+      end
+      local a, b = async.spawn(take), async.spawn(take)
+      async.sleep(0)              -- both wait on the empty queue
+      local feeder = threading.start(function(qq)
+        qq:put(1)
+        qq:put(2)
+      end, q)
+      a:await(10)
+      b:await(10)
+      feeder:await(10)
+      table.sort(results)
+      return results
+    end)
+    assert.same({ 1, 2 }, got)
+  end)
+
+  it("wakes each of many tasks on its own object, in the order they are released", function()
+    local order = async.run(function()
+      local events, seen, tasks = {}, {}, {}
+      for i = 1, 200 do
+        events[i] = threading.Event()
+        tasks[i] = async.spawn(function(e, n)
+          e:wait(10)
+          seen[#seen + 1] = n
+        end, events[i], i)
+      end
+      async.sleep(0)
+      local setter = threading.start(function(evs)
+        for i = #evs, 1, -1 do evs[i]:set() end
+      end, events)
+      for i = 1, 200 do tasks[i]:await(10) end
+      setter:await(10)
+      return seen
+    end)
+    assert.equal(200, #order)
+    local all = {}
+    for _, n in ipairs(order) do all[n] = true end
+    for i = 1, 200 do assert.is_true(all[i]) end
+  end)
+
+  it("wakes tasks that wait on many futures at once (threading.wait) as each completes", function()
+    local pool = new_pool(2)
+    local done = async.run(function()
+      local gates, futs = {}, {}
+      for i = 1, 3 do
+        gates[i] = threading.Event()
+        futs[i] = pool:submit(function(g, n) g:wait(10) return n end, gates[i], i)
+      end
+      local waiter = async.spawn(function()
+        local d = threading.wait(futs, 10, "first_completed")
+        return #d
+      end)
+      async.sleep(0)
+      gates[2]:set()
+      local _, n = waiter:await(10)
+      gates[1]:set()
+      gates[3]:set()
+      return n
+    end)
+    assert.equal(1, done)
+  end)
+end)

@@ -66,7 +66,7 @@ static void barrier_destroy(object_t *o) {
   free(b);
 }
 
-static const object_type_t barrier_type = { BARRIER_MT, barrier_destroy };
+static const object_type_t barrier_type = { BARRIER_MT, barrier_destroy, NULL };
 
 static barrier_t *check_barrier(lua_State *L, int idx) {
   return (barrier_t *)object_check(L, idx, &barrier_type);
@@ -151,7 +151,7 @@ static int barrier_release(lua_State *L, barrier_t *b, bnode_t *me) {
   }
   state = me->state;
   WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-  wait_notify_change();
+  wait_notify_change(&b->obj);
   if (!ok) return lua_error(L);
   return push_outcome(L, state, me->index);
 }
@@ -211,7 +211,7 @@ static int barrier_wait(lua_State *L) {
   r = barrier_block(b, &me, dl, &ended);
   state = me.state;
   WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-  if (ended) wait_notify_change();
+  if (ended) wait_notify_change(&b->obj);
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
   return push_outcome(L, state, me.index);
 }
@@ -271,7 +271,7 @@ static int bticket_end(bticket_t *tk, int force) {
     broke = 1;
   }
   WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-  if (broke) wait_notify_change();
+  if (broke) wait_notify_change(&b->obj);
   return state;
 }
 
@@ -341,7 +341,7 @@ static int barrier_arrive(lua_State *L) {
     }
     barrier_end(b, BN_RELEASED, 0);
     WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-    wait_notify_change();
+    wait_notify_change(&b->obj);
     lua_pushinteger(L, tk->node.index);
     return 1;
   }
@@ -357,7 +357,7 @@ static int barrier_reset(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&b->mu));
   barrier_end(b, BN_BROKEN, 0);
   WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-  wait_notify_change();
+  wait_notify_change(&b->obj);
   return 0;
 }
 
@@ -367,7 +367,7 @@ static int barrier_abort(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&b->mu));
   barrier_end(b, BN_BROKEN, 1);
   WAIT_CHECK(pthread_mutex_unlock(&b->mu));
-  wait_notify_change();
+  wait_notify_change(&b->obj);
   return 0;
 }
 

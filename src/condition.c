@@ -71,7 +71,13 @@ static void cond_destroy(object_t *o) {
   free(c);
 }
 
-static const object_type_t cond_type = { COND_MT, cond_destroy };
+/* A task waiting on a Condition hears of its lock's changes: a release
+** (acquire), and every notify, which is announced on the lock too. */
+static object_t *cond_watch_target(object_t *o) {
+  return &((cond_t *)o)->lock->obj;
+}
+
+static const object_type_t cond_type = { COND_MT, cond_destroy, cond_watch_target };
 
 static cond_t *check_cond(lua_State *L, int idx) {
   return (cond_t *)object_check(L, idx, &cond_type);
@@ -303,7 +309,7 @@ static int cond_notify(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, n >= (lua_Number)LONG_MAX ? LONG_MAX : (long)n);
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
-  wait_notify_change();
+  wait_notify_change(&c->lock->obj);
   return 0;
 }
 
@@ -315,7 +321,7 @@ static int cond_notify_all(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, LONG_MAX);
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
-  wait_notify_change();
+  wait_notify_change(&c->lock->obj);
   return 0;
 }
 
@@ -351,7 +357,7 @@ static int ticket_leave(ticket_t *tk, int pass_on) {
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
   tk->c = NULL;
   tk->n = NULL;
-  if (notified && pass_on) wait_notify_change();
+  if (notified && pass_on) wait_notify_change(&c->lock->obj);
   object_release(&c->obj);
   return notified;
 }

@@ -39,7 +39,7 @@ static void event_destroy(object_t *o) {
   free(e);
 }
 
-static const object_type_t event_type = { EVENT_MT, event_destroy };
+static const object_type_t event_type = { EVENT_MT, event_destroy, NULL };
 
 static event_t *check_event(lua_State *L, int idx) {
   return (event_t *)object_check(L, idx, &event_type);
@@ -69,7 +69,7 @@ static int event_set(lua_State *L) {
     if (e->waiters > 0) WAIT_CHECK(pthread_cond_broadcast(&e->cv));
   }
   WAIT_CHECK(pthread_mutex_unlock(&e->mu));
-  wait_notify_change();
+  wait_notify_change(&e->obj);
   return 0;
 }
 

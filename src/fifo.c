@@ -81,8 +81,8 @@ typedef struct fifo {
 } fifo_t;
 
 static void fifo_destroy(object_t *o);
-static const object_type_t queue_type = { QUEUE_MT, fifo_destroy };
-static const object_type_t simple_type = { SIMPLE_MT, fifo_destroy };
+static const object_type_t queue_type = { QUEUE_MT, fifo_destroy, NULL };
+static const object_type_t simple_type = { SIMPLE_MT, fifo_destroy, NULL };
 
 /* ------------------------------------------------------------ storage */
 
@@ -196,7 +196,7 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
   atomic_store(&q->puts, atomic_load_explicit(&q->puts, memory_order_relaxed) + 1);
   WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
   wake_one(q, &q->get_sleepers, &q->get_signals, &q->get_cv);
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   return QR_OK;
 }
 
@@ -260,7 +260,7 @@ static int fifo_take(fifo_t *q, tslot_t *out) {
   WAIT_CHECK(pthread_mutex_unlock(&q->head_mu));
   free(done);          /* every slot of it was taken; producers left it */
   if (q->maxsize > 0) wake_one(q, &q->put_sleepers, &q->put_signals, &q->put_cv);
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   return 1;
 }
 
@@ -410,7 +410,7 @@ static int tasks_done(fifo_t *q, size_t n) {
     WAIT_CHECK(pthread_cond_broadcast(&q->join_cv));
     WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
   }
-  if (left == 0) wait_notify_change();
+  if (left == 0) wait_notify_change(&q->obj);
   return 1;
 }
 
@@ -479,7 +479,7 @@ static int fifo_shutdown(lua_State *L) {
   WAIT_CHECK(pthread_cond_broadcast(&q->get_cv));
   WAIT_CHECK(pthread_cond_broadcast(&q->put_cv));
   WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   chain_free(old, old_idx, n);
   return 0;
 }

@@ -23,8 +23,8 @@
 #define RLOCK_MT "threading.RLock"
 
 static void lock_destroy(object_t *o);
-const object_type_t lock_type = { LOCK_MT, lock_destroy };
-const object_type_t rlock_type = { RLOCK_MT, lock_destroy };
+const object_type_t lock_type = { LOCK_MT, lock_destroy, NULL };
+const object_type_t rlock_type = { RLOCK_MT, lock_destroy, NULL };
 
 static void lock_destroy(object_t *o) {
   lock_t *lk = (lock_t *)o;
@@ -80,7 +80,7 @@ int lock_give(lock_t *lk) {
     WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
     WAIT_CHECK(pthread_cond_signal(&lk->cv));
   }
-  wait_notify_change();
+  wait_notify_change(&lk->obj);
   return 1;
 }
 

@@ -51,6 +51,7 @@ void object_atfork(int phase) {
 void object_init(object_t *o, const object_type_t *type) {
   atomic_init(&o->refs, 1);
   o->type = type;
+  atomic_init(&o->watches, NULL);
 }
 
 object_t *object_retain(object_t *o) {

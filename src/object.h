@@ -25,11 +25,17 @@ typedef struct object object_t;
 typedef struct object_type {
   const char *name;                 /* metatable name, "threading.Lock" */
   void (*destroy)(object_t *o);     /* frees the object; refs reached 0 */
+  /* The object whose changes a coroutine task waiting on o must hear of
+  ** (port.c), when it is not o itself (a Condition: its lock). */
+  object_t *(*watch_target)(object_t *o);
 } object_type_t;
+
+struct watch;
 
 struct object {
   atomic_long refs;
   const object_type_t *type;
+  _Atomic(struct watch *) watches;  /* tasks waiting on it (port.c) */
 };
 
 /* The userdata that a Lua handle is; obj is NULL until complete and after __gc. */

@@ -1,7 +1,5 @@
 /*
-** pool.c: threading.Pool, threading.Future, threading.wait, and the two
-** C helpers of the coroutine scheduler (threading._watch_changes and
-** threading._wait_change).
+** pool.c: threading.Pool, threading.Future and threading.wait.
 **
 ** A Pool is two objects. The Pool that users hold is a thin owner of a
 ** work_t (the task queue and the workers' bookkeeping); the workers hold
@@ -58,7 +56,6 @@
 #define FUTURE_MT "threading.Future"
 #define WORK_MT "threading.PoolQueue"       /* a pool's queue, as workers see it */
 #define FWAITER_MT "threading.FutureWaiter" /* what threading.wait blocks on */
-#define SCHED_MT "threading.Scheduler"      /* what an idle scheduler blocks on */
 
 #if !defined(POOL_IDLE_GC_SECONDS)
 #define POOL_IDLE_GC_SECONDS 1.0   /* an idle worker collects its garbage after this */
@@ -148,13 +145,11 @@ static void future_destroy(object_t *o);
 static void work_destroy(object_t *o);
 static void pool_destroy(object_t *o);
 static void fwaiter_destroy(object_t *o);
-static void sched_destroy(object_t *o);
 
-static const object_type_t future_type = { FUTURE_MT, future_destroy };
-static const object_type_t work_type = { WORK_MT, work_destroy };
-static const object_type_t pool_type = { POOL_MT, pool_destroy };
-static const object_type_t fwaiter_type = { FWAITER_MT, fwaiter_destroy };
-static const object_type_t sched_type = { SCHED_MT, sched_destroy };
+static const object_type_t future_type = { FUTURE_MT, future_destroy, NULL };
+static const object_type_t work_type = { WORK_MT, work_destroy, NULL };
+static const object_type_t pool_type = { POOL_MT, pool_destroy, NULL };
+static const object_type_t fwaiter_type = { FWAITER_MT, fwaiter_destroy, NULL };
 
 static atomic_long pool_count;        /* for "Pool-N" */
 static atomic_ullong fn_next_id;      /* ids of cached functions */
@@ -219,7 +214,7 @@ static int future_finish(future_t *f, int state, transfer_t *output) {
     WAIT_CHECK(pthread_mutex_unlock(&n->w->mu));
   }
   WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  wait_notify_change();
+  wait_notify_change(&f->obj);
   return 1;
 }
 
@@ -1666,53 +1661,6 @@ static int pool_wait(lua_State *L) {
   return 2;
 }
 
-/* ------------------------------------------------- scheduler support */
-
-/* The object an idle scheduler is registered as waiting on: static, so it
-** is never destroyed. */
-static object_t sched_obj;
-static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
-
-static void sched_destroy(object_t *o) {
-  (void)o;
-}
-
-static void sched_init(void) {
-  object_init(&sched_obj, &sched_type);
-}
-
-/* threading._watch_changes(on): a scheduler counts itself in (true) before
-** it polls for the first time, and out (false) when it ends. */
-static int pool_watch_changes(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TBOOLEAN);
-  wait_watch_changes(lua_toboolean(L, 1));
-  return 0;
-}
-
-/* threading._wait_change([gen[, timeout]]) -> generation: with no gen, the
-** current one; otherwise wait until it differs from gen (or the timeout)
-** and return it. A cancellation point. Generations are exact as Lua
-** numbers: reaching 2^53 changes would take centuries. */
-static int pool_wait_change(lua_State *L) {
-  unsigned long gen;
-  deadline_t dl;
-  if (lua_isnoneornil(L, 1)) {
-    lua_pushnumber(L, (lua_Number)wait_change_gen());
-    return 1;
-  }
-  {
-    lua_Number g = luaL_checknumber(L, 1);
-    luaL_argcheck(L, g >= 0 && g < 1e18, 1, "generation expected");
-    gen = (unsigned long)g;
-  }
-  dl = wait_deadline_arg(L, 2);
-  wait_check_cancel(L);
-  if (wait_for_change(&sched_obj, gen, &dl) == WAIT_CANCELLED)
-    return wait_raise_cancel(L);
-  lua_pushnumber(L, (lua_Number)wait_change_gen());
-  return 1;
-}
-
 /* ----------------------------------------------------------- tables */
 
 static const luaL_Reg future_methods[] = {
@@ -1749,13 +1697,10 @@ static const luaL_Reg pool_meta[] = {
 static const luaL_Reg pool_funcs[] = {
   {"Pool", pool_new},
   {"wait", pool_wait},
-  {"_watch_changes", pool_watch_changes},
-  {"_wait_change", pool_wait_change},
   {NULL, NULL}
 };
 
 void pool_open(lua_State *L) {
-  pthread_once(&sched_once, sched_init);
   luaL_getmetatable(L, "threading.Thread");        /* thread_open ran before */
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "methods");
@@ -1770,6 +1715,5 @@ void pool_open(lua_State *L) {
   object_newmetatable(L, &pool_type, pool_methods, pool_meta);
   object_newmetatable(L, &work_type, NULL, NULL);
   object_newmetatable(L, &fwaiter_type, NULL, NULL);
-  object_newmetatable(L, &sched_type, NULL, NULL);
   luaL_setfuncs(L, pool_funcs, 0);
 }

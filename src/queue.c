@@ -79,8 +79,8 @@ typedef struct queue {
 } queue_t;
 
 static void queue_destroy(object_t *o);
-static const object_type_t lifo_type = { LIFO_MT, queue_destroy };
-static const object_type_t prio_type = { PRIO_MT, queue_destroy };
+static const object_type_t lifo_type = { LIFO_MT, queue_destroy, NULL };
+static const object_type_t prio_type = { PRIO_MT, queue_destroy, NULL };
 
 /* ------------------------------------------------------------ storage */
 
@@ -381,7 +381,7 @@ static int queue_put_entry(queue_t *q, pentry_t *e, int block, double tmo) {
   q->unfinished++;
   wake_getter(q);
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   return QR_OK;
 full:
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
@@ -439,7 +439,7 @@ static int queue_get_item(queue_t *q, int block, double tmo, tslot_t *out,
   if (q->kind != Q_PRIO) ring_maybe_shrink(q);
   wake_putter(q);
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   return QR_OK;
 empty:
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
@@ -674,7 +674,7 @@ static int queue_task_done(lua_State *L) {
   if (all && q->joiners > 0) WAIT_CHECK(pthread_cond_broadcast(&q->all_done));
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
   if (!ok) return luaL_error(L, "task_done() called too many times");
-  if (all) wait_notify_change();
+  if (all) wait_notify_change(&q->obj);
   return 0;
 }
 
@@ -725,7 +725,7 @@ static int queue_shutdown(lua_State *L) {
     WAIT_CHECK(pthread_cond_broadcast(&q->not_full));
   }
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
-  wait_notify_change();
+  wait_notify_change(&q->obj);
   spill_clear(&s);
   return 0;
 }

@@ -41,7 +41,7 @@ const char *const thread_status_names[] = {
 };
 
 static void thread_destroy(object_t *o);
-const object_type_t thread_type = { THREAD_MT, thread_destroy };
+const object_type_t thread_type = { THREAD_MT, thread_destroy, NULL };
 
 /* ------------------------------------------------------------ registry */
 
@@ -537,7 +537,7 @@ static void finish(thread_t *t, int status) {
   reg_remove(t);
   if (!daemon) reg_finishing++;
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
-  wait_notify_change();
+  wait_notify_change(&t->obj);
   pthread_setspecific(self_key, NULL);
   object_release(&t->obj);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
@@ -802,7 +802,7 @@ int runtime_start(thread_t *t) {
 ** calls it. Before it, the forking thread takes every process-wide lock of
 ** the module, in lock order, so that none is held by a thread that will not
 ** exist in the child: the exit nodes and each pool's own (through their
-** atfork), the change notifier's, the types', the registry's, then each
+** atfork), the ports' (port.c), the types', the registry's, then each
 ** registered thread's mu and its waiter's mu, then the parked workers'.
 ** In the parent they are released. In the child they are released too, and
 ** what belonged to the threads left behind is forgotten: the registry keeps
@@ -822,7 +822,7 @@ static void fork_prepare(void) {
   WAIT_CHECK(pthread_mutex_lock(&exit_mu));
   for (n = exit_head; n != NULL; n = n->next)
     if (n->atfork != NULL) n->atfork(n->obj, FORK_PREPARE);
-  wait_atfork(FORK_PREPARE);
+  port_atfork(FORK_PREPARE);
   object_atfork(FORK_PREPARE);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   for (t = reg_head; t != NULL; t = t->next) {
@@ -842,7 +842,7 @@ static void fork_parent(void) {
   }
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   object_atfork(FORK_PARENT);
-  wait_atfork(FORK_PARENT);
+  port_atfork(FORK_PARENT);
   for (n = exit_head; n != NULL; n = n->next)
     if (n->atfork != NULL) n->atfork(n->obj, FORK_PARENT);
   WAIT_CHECK(pthread_mutex_unlock(&exit_mu));
@@ -891,7 +891,7 @@ static void fork_child(void) {
   wait_cond_init(&reg_cv);
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   object_atfork(FORK_CHILD);
-  wait_atfork(FORK_CHILD);
+  port_atfork(FORK_CHILD);
   for (n = exit_head; n != NULL; n = n->next)
     if (n->atfork != NULL) n->atfork(n->obj, FORK_CHILD);
   WAIT_CHECK(pthread_mutex_unlock(&exit_mu));

@@ -42,8 +42,8 @@ static void sem_destroy(object_t *o) {
   free(s);
 }
 
-static const object_type_t sem_type = { SEM_MT, sem_destroy };
-static const object_type_t bsem_type = { BSEM_MT, sem_destroy };
+static const object_type_t sem_type = { SEM_MT, sem_destroy, NULL };
+static const object_type_t bsem_type = { BSEM_MT, sem_destroy, NULL };
 
 static sem_t *check_sem(lua_State *L, int idx) {
   object_t *o = object_test(L, idx);
@@ -131,7 +131,7 @@ static int sem_release(lua_State *L) {
     }
   }
   WAIT_CHECK(pthread_mutex_unlock(&s->mu));
-  if (!over) wait_notify_change();
+  if (!over) wait_notify_change(&s->obj);
   if (over)
     return luaL_argerror(L, 1, s->bound >= 0 ? "semaphore released too many times"
                                              : "semaphore value too large");

@@ -182,62 +182,12 @@ void wait_check_cancel(lua_State *L) {
   if (wait_cancel_pending()) wait_raise_cancel(L);
 }
 
-/* ---------------------------------------------------- change notifier */
+/* ---------------------------------------------------- change notices */
 
-/*
-** The watcher count is read with a sequentially consistent load after the
-** state change it reports: against a scheduler that counts itself in and
-** then polls, either the notifier sees the count or the poll sees the
-** change (on x86 and ARM the load costs what a relaxed one does). Changes
-** made under a mutex that the poll also takes are ordered by the mutex.
-*/
-static atomic_int change_watchers;
-static atomic_ulong change_gen;
-static pthread_mutex_t change_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t change_cv;
-static pthread_once_t change_once = PTHREAD_ONCE_INIT;
-
-static void change_init(void) {
-  wait_cond_init(&change_cv);
-}
-
-void wait_atfork(int phase) {
-  if (phase == FORK_PREPARE) {
-    WAIT_CHECK(pthread_mutex_lock(&change_mu));
-    return;
-  }
-  if (phase == FORK_CHILD) {
-    /* waiters of the parent's other threads are gone: a fresh condvar */
-    pthread_once(&change_once, change_init);
-    wait_cond_init(&change_cv);
-  }
-  WAIT_CHECK(pthread_mutex_unlock(&change_mu));
-}
-
-void wait_notify_change(void) {
-  if (atomic_load(&change_watchers) == 0) return;
-  WAIT_CHECK(pthread_mutex_lock(&change_mu));
-  atomic_fetch_add(&change_gen, 1);
-  WAIT_CHECK(pthread_cond_broadcast(&change_cv));
-  WAIT_CHECK(pthread_mutex_unlock(&change_mu));
-}
-
-void wait_watch_changes(int on) {
-  pthread_once(&change_once, change_init);
-  if (on) atomic_fetch_add(&change_watchers, 1);
-  else atomic_fetch_sub(&change_watchers, 1);
-}
-
-unsigned long wait_change_gen(void) {
-  return atomic_load(&change_gen);
-}
-
-int wait_for_change(object_t *owner, unsigned long gen, const deadline_t *dl) {
-  int r = WAIT_OK;
-  pthread_once(&change_once, change_init);
-  WAIT_CHECK(pthread_mutex_lock(&change_mu));
-  while (atomic_load(&change_gen) == gen && r == WAIT_OK)
-    r = wait_on(owner, &change_mu, &change_cv, dl);
-  WAIT_CHECK(pthread_mutex_unlock(&change_mu));
-  return r;
+/* A state change that could let a waiter of `changed` proceed: the tasks
+** watching it, and every wide port, are posted to (port.c). One atomic
+** load each while nobody watches. */
+void wait_notify_change(object_t *changed) {
+  if (changed != NULL && atomic_load(&changed->watches) != NULL) port_fire(changed);
+  if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }

@@ -82,24 +82,25 @@ TH_HIDDEN int wait_raise_cancel(lua_State *L);
 TH_HIDDEN void wait_check_cancel(lua_State *L);
 
 /*
-** Change notification, for coroutine schedulers (threading.async). A
-** scheduler whose tasks all wait on something polls them, and sleeps until
-** any object of the module changes state in a way that could unblock a
-** waiter (a lock released, a thread or future finished, an item queued...).
-** Every such point calls wait_notify_change(): one atomic load while no
-** scheduler watches, a generation bump and a broadcast while one does.
-** A scheduler calls wait_watch_changes(1) before it first reads the
-** generation and polls, so a change made after its poll is never missed.
+** Change notices, for coroutine schedulers (threading.async). Every state
+** change that could let a waiter proceed (a lock released, a thread or
+** future finished, an item queued or taken, an event set, a condition
+** notified, a semaphore or barrier released) calls
+** wait_notify_change(changed), which posts the tasks watching `changed`
+** to their schedulers' ports, and the wide ports too (port.c).
 */
-TH_HIDDEN void wait_notify_change(void);
-TH_HIDDEN void wait_watch_changes(int on);
-/* The current generation (a counter that only grows). */
-TH_HIDDEN unsigned long wait_change_gen(void);
-/* Wait until the generation differs from gen, the deadline passes or the
-** calling thread is cancelled; returns WAIT_OK, WAIT_TIMEOUT or
-** WAIT_CANCELLED. `owner` is registered as what the thread waits on. */
-TH_HIDDEN int wait_for_change(object_t *owner, unsigned long gen,
-                              const deadline_t *dl);
+TH_HIDDEN void wait_notify_change(object_t *changed);
+
+/*
+** Ports (port.c): port_fire posts the tasks watching o (when its list of
+** watches is not empty), port_fire_wide every wide port (while port_nwide
+** > 0); port_atfork takes their locks around fork().
+*/
+TH_HIDDEN void port_fire(object_t *o);
+TH_HIDDEN void port_fire_wide(void);
+TH_HIDDEN extern atomic_int port_nwide;
+TH_HIDDEN void port_atfork(int phase);
+TH_HIDDEN void port_open(lua_State *L);
 
 /* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
 TH_HIDDEN waiter_t *wait_current(void);
@@ -122,8 +123,6 @@ TH_HIDDEN int interrupt_raise(lua_State *L);
 ** the creation of a worker, which inherits it. */
 TH_HIDDEN void interrupt_block_in_workers(sigset_t *old);
 
-/* fork(): the change notifier's lock (see object.h's FORK_* phases). */
-TH_HIDDEN void wait_atfork(int phase);
 
 /* abort() with a message: for pthread errors that cannot happen. */
 TH_HIDDEN void wait_fatal(const char *what, int err);

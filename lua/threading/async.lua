@@ -7,11 +7,11 @@
 -- Condition waits, Event:wait, queue get/put/join, Future:result,
 -- Thread:join, threading.wait, ...) are wrapped here: the wrapper tries the
 -- call's non-blocking form and, if it would block, yields a request to the
--- scheduler. The scheduler retries the blocked requests whenever something
--- may have changed, and between rounds sleeps in threading._wait_change,
--- which C code wakes whenever a lock is released, a thread or future ends, an
--- item is queued, and so on (no polling on a timer). Outside a task every
--- call goes straight to C and blocks as before.
+-- scheduler, naming the object it waits on. The scheduler watches that
+-- object through its port (port.c): the object's next change posts the
+-- task, and the scheduler retries only the tasks posted to it (see the
+-- scheduler section). Outside a task every call goes straight to C and
+-- blocks as before.
 local threading = require("threading")
 
 local async = {}
@@ -23,8 +23,7 @@ local create, resume, yield, running, costatus =
   coroutine.status
 local unpack = table.unpack or unpack
 local monotonic = threading.monotonic
-local wait_change = threading._wait_change
-local watch_changes = threading._watch_changes
+local new_port = threading._port
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -49,10 +48,12 @@ end
 
 -- Suspend the calling task until poll() returns true (then return true and
 -- poll's other values) or the timeout passes (then return false). poll runs
--- in the scheduler; an error it raises is raised here.
-local function block(poll, timeout)
+-- in the scheduler; an error it raises is raised here. `watch` is what
+-- poll depends on: an object of the module (the scheduler retries poll
+-- when it changes), a Task (when it ends), or nil (any change at all).
+local function block(poll, timeout, watch)
   local deadline = timeout and monotonic() + timeout
-  local r = pack(yield(REQUEST, poll, deadline))
+  local r = pack(yield(REQUEST, poll, deadline, watch))
   local tag = r[1]
   if tag == OK then
     return true, unpack(r, 2, r.n)
@@ -140,6 +141,10 @@ function Task:cancel()
     return false
   end
   self.cancel_requested = true
+  local s = self.sched
+  if s.blocked[self.token] == self then
+    s.dirty[#s.dirty + 1] = self
+  end
   return true
 end
 
@@ -165,7 +170,7 @@ function Task:await(timeout)
   end
   if not block(function()
     return FINAL[self.state] == true
-  end, t) then
+  end, t, self) then
     return nil, "timeout"
   end
   return outcome(self)
@@ -182,6 +187,73 @@ end
 
 -- ------------------------------------------------------------ scheduler
 
+--[[
+A scheduler resumes the ready tasks one round at a time. A task that must
+wait yields a request: a poll function (its blocking call's non-blocking
+form), a deadline and what the poll depends on. The scheduler files it as
+blocked under its token and arms a watch: on the object, with the port
+(port.c: the object's next change posts the token), on a Task (its end
+marks the waiter dirty), or, for a poll that depends on many objects, on
+every change in the process (the port is "wide" while such tasks exist).
+Then it retries the poll once (a change made before the watch was armed
+is not lost). When no task is ready, it sleeps in port:wait until a token
+comes or the nearest deadline (a binary heap) passes, and retries only the
+tasks whose tokens came, whose deadlines passed, or that were marked dirty
+(cancelled, or awaiting a task that ended). Nothing else is retried.
+]]
+
+local function heap_push(h, deadline, task)
+  local n = h.n + 1
+  h.n = n
+  h[n] = { deadline, task }
+  while n > 1 do
+    local parent = (n - n % 2) / 2
+    if h[parent][1] <= h[n][1] then
+      break
+    end
+    h[parent], h[n] = h[n], h[parent]
+    n = parent
+  end
+end
+
+local function heap_pop(h)
+  local top = h[1]
+  h[1] = h[h.n]
+  h[h.n] = nil
+  h.n = h.n - 1
+  local i, n = 1, h.n
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and h[l][1] < h[m][1] then
+      m = l
+    end
+    if r <= n and h[r][1] < h[m][1] then
+      m = r
+    end
+    if m == i then
+      break
+    end
+    h[m], h[i] = h[i], h[m]
+    i = m
+  end
+  return top
+end
+
+-- The deadline at the top of the heap, dropping the entries of tasks that
+-- woke meanwhile or wait for another deadline now.
+local function next_deadline(s)
+  local h = s.heap
+  while h.n > 0 do
+    local e = h[1]
+    local task = e[2]
+    if s.blocked[task.token] == task and task.deadline == e[1] then
+      return e[1]
+    end
+    heap_pop(h)
+  end
+  return nil
+end
+
 local function make_ready(s, task, ...)
   task.resume_args = pack(...)
   task.state = "ready"
@@ -193,6 +265,7 @@ local next_id = 0
 
 local function new_task(s, fn, ...)
   next_id = next_id + 1
+  s.ntok = s.ntok + 1
   local body = fn
   if type(fn) ~= "function" then
     body = function(...)
@@ -200,7 +273,7 @@ local function new_task(s, fn, ...)
     end
   end
   local task = setmetatable({
-    id = next_id, sched = s, co = create(body), state = "ready",
+    id = next_id, token = s.ntok, sched = s, co = create(body), state = "ready",
     started = false,
   }, Task)
   task_of[task.co] = task
@@ -219,6 +292,57 @@ local function finish(s, task, state, r)
   elseif state == "failed" then
     task.err = r[2]
   end
+  local awaiters = task.awaiters
+  if awaiters then
+    task.awaiters = nil
+    for i = 1, #awaiters do
+      s.dirty[#s.dirty + 1] = awaiters[i]
+    end
+  end
+end
+
+-- Disarm what a blocked task watched; it is no longer blocked.
+local function unblock(s, task)
+  s.blocked[task.token] = nil
+  local how = task.watching
+  task.watching = nil
+  if how == "object" then
+    s.port:unwatch(task.token)
+  elseif how == "wide" then
+    s.wide[task.token] = nil
+    s.nwide = s.nwide - 1
+    if s.nwide == 0 then
+      s.port:wide(false)
+    end
+  end
+  task.poll, task.deadline, task.watch_obj = nil, nil, nil
+end
+
+-- File a task that yielded a request as blocked, and arm its watch.
+local function park(s, task, poll, deadline, watch)
+  task.poll, task.deadline = poll, deadline
+  task.state = "blocked"
+  s.blocked[task.token] = task
+  if getmetatable(watch) == Task then
+    local a = watch.awaiters or {}
+    watch.awaiters = a
+    a[#a + 1] = task
+    task.watching = "task"
+  elseif watch ~= nil and s.port:watch(watch, task.token) then
+    task.watching = "object"
+    task.watch_obj = watch
+  elseif poll ~= nil then
+    task.watching = "wide"
+    s.wide[task.token] = task
+    s.nwide = s.nwide + 1
+    if s.nwide == 1 then
+      s.port:wide(true)
+    end
+  end
+  if deadline then
+    heap_push(s.heap, deadline, task)
+  end
+  s.dirty[#s.dirty + 1] = task -- the last try, with the watch armed
 end
 
 -- Resume one ready task and file it by what it did.
@@ -252,53 +376,106 @@ local function step(s, task)
     make_ready(s, task, CANCEL)
     return
   end
-  task.poll, task.deadline = r[3], r[4]
-  task.state = "blocked"
-  s.blocked[#s.blocked + 1] = task
+  park(s, task, r[3], r[4], r[5])
 end
 
--- Retry every blocked request; wake the tasks whose request completed,
--- failed, timed out or was cancelled. Returns the nearest deadline left.
-local function poll_blocked(s)
-  local blocked, keep, now, nearest = s.blocked, 0, nil, nil
-  for i = 1, #blocked do
-    local task = blocked[i]
-    blocked[i] = nil
-    local woke = false
-    if task.cancel_requested or s.cancelled then
-      task.cancel_requested = false
-      task.cancelled_by_us = true
-      make_ready(s, task, CANCEL)
-      woke = true
-    elseif task.poll then
-      local r = pack(pcall(task.poll))
-      if not r[1] then
-        make_ready(s, task, FAIL, r[2])
-        s.check_cancel = true
-        woke = true
-      elseif r[2] then
-        make_ready(s, task, OK, unpack(r, 3, r.n))
-        woke = true
-      end
-    end
-    if not woke and task.deadline then
-      now = now or monotonic()
-      if now >= task.deadline then
-        make_ready(s, task, TIMEOUT)
-        woke = true
-      elseif nearest == nil or task.deadline < nearest then
-        nearest = task.deadline
-      end
-    end
-    if woke then
-      task.poll, task.deadline = nil, nil
-    else
-      keep = keep + 1
-      blocked[keep] = task
+-- Retry one blocked task: wake it if its request completed, failed, timed
+-- out or was cancelled.
+local function retry(s, task, now)
+  if s.blocked[task.token] ~= task then
+    return now -- woke already
+  end
+  if task.cancel_requested or s.cancelled then
+    task.cancel_requested = false
+    task.cancelled_by_us = true
+    unblock(s, task)
+    make_ready(s, task, CANCEL)
+    return now
+  end
+  if task.poll then
+    local r = pack(pcall(task.poll))
+    if not r[1] then
+      unblock(s, task)
+      make_ready(s, task, FAIL, r[2])
+      s.check_cancel = true
+      return now
+    elseif r[2] then
+      unblock(s, task)
+      make_ready(s, task, OK, unpack(r, 3, r.n))
+      return now
     end
   end
-  return nearest
+  if task.deadline then
+    now = now or monotonic()
+    if now >= task.deadline then
+      unblock(s, task)
+      make_ready(s, task, TIMEOUT)
+    end
+  end
+  return now
 end
+
+-- Retry the tasks that may proceed: those whose tokens came (token 0:
+-- every wide task), the dirty ones, those whose deadlines passed; all of
+-- them if tokens were lost or the scheduler was cancelled.
+local function retry_woken(s, tokens, everything)
+  local now
+  if everything or s.cancelled then
+    local all = {}
+    for _, task in pairs(s.blocked) do
+      all[#all + 1] = task
+    end
+    for i = 1, #all do
+      now = retry(s, all[i], now)
+    end
+  end
+  for i = 1, #tokens do
+    local tok = tokens[i]
+    if tok == 0 then
+      local wide = {}
+      for _, task in pairs(s.wide) do
+        wide[#wide + 1] = task
+      end
+      for j = 1, #wide do
+        now = retry(s, wide[j], now)
+      end
+    else
+      local task = s.blocked[tok]
+      if task then
+        now = retry(s, task, now)
+        if s.blocked[tok] == task and task.watching == "object" then
+          -- still waiting: the watch fired (it is one-shot), so arm it
+          -- again, and try once more
+          s.port:watch(task.watch_obj, tok)
+          now = retry(s, task, now)
+        end
+      end
+    end
+  end
+  local dirty = s.dirty
+  s.dirty = {}
+  for i = 1, #dirty do
+    now = retry(s, dirty[i], now)
+  end
+  local h = s.heap
+  while true do
+    local d = next_deadline(s)
+    if d == nil then
+      break
+    end
+    now = now or monotonic()
+    if d > now then
+      break
+    end
+    local e = heap_pop(h)
+    now = retry(s, e[2], now)
+  end
+end
+
+local port_wait = function(port, timeout)
+  return port:wait(timeout)
+end
+local testcancel = threading.testcancel
 
 local function loop(s)
   while s.ntasks > 0 do
@@ -314,33 +491,35 @@ local function loop(s)
     if s.ntasks == 0 then
       break
     end
-    -- the generation is read before the requests are retried, so a change
-    -- made after a retry wakes the wait below at once
-    local gen = wait_change()
-    local nearest = poll_blocked(s)
-    if s.check_cancel then
-      -- a request failed: if it was this thread's cancellation, every task
-      -- gets it (a timeout of 0 only checks)
-      s.check_cancel = false
-      local ok, err = pcall(wait_change, wait_change(), 0)
-      if not ok then
-        s.cancelled = true
-        s.cancel_error = err
-      end
-    end
-    if s.head == s.tail then
-      local timeout
-      if nearest then
-        timeout = nearest - monotonic()
+    local timeout = 0
+    if s.head == s.tail and #s.dirty == 0 then
+      local d = next_deadline(s)
+      if d then
+        timeout = d - monotonic()
         if timeout < 0 then
           timeout = 0
         end
+      else
+        timeout = nil
       end
-      local ok, err = pcall(wait_change, gen, timeout)
-      if not ok then
-        -- this OS thread was cancelled: every task gets the cancellation
+    end
+    local ok, tokens, everything = pcall(port_wait, s.port, timeout)
+    if not ok then
+      -- this OS thread was cancelled: every task gets the cancellation
+      s.cancelled = true
+      s.cancel_error = tokens
+      tokens, everything = {}, true
+    end
+    retry_woken(s, tokens, everything)
+    if s.check_cancel then
+      -- a request failed: if it was this thread's cancellation, every task
+      -- gets it
+      s.check_cancel = false
+      local cok, err = pcall(testcancel)
+      if not cok then
         s.cancelled = true
         s.cancel_error = err
+        retry_woken(s, {}, true)
       end
     end
   end
@@ -369,13 +548,18 @@ function async.run(fn, ...)
   if active ~= nil then
     error("async.run cannot be called while a scheduler runs in this state", 2)
   end
-  local s = { ready = {}, head = 1, tail = 1, blocked = {}, ntasks = 0, all = {} }
+  local s = {
+    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0,
+    blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
+    port = new_port(),
+  }
   local main = new_task(s, fn, ...)
   active = s
-  watch_changes(true)
   local ok, err = pcall(loop, s)
-  watch_changes(false)
   active = nil
+  if s.nwide > 0 then
+    s.port:wide(false)
+  end
   if not ok then
     error(err, 0)
   end
@@ -560,14 +744,14 @@ local function install(type_name, makers)
 end
 
 -- Wait in the calling task until poll() is true or the timeout passes.
-local function await_poll(poll, timeout)
+local function await_poll(poll, timeout, watch)
   if poll() then
     return true
   end
   if timeout == 0 then
     return false
   end
-  return (block(poll, timeout))
+  return (block(poll, timeout, watch))
 end
 
 -- ([blocking[, timeout]]) or (timeout), as lock.c and queue.c read them:
@@ -596,7 +780,7 @@ local function make_acquire(c_acquire, fname)
     end
     return await_poll(function()
       return c_acquire(self, false)
-    end, t)
+    end, t, self)
   end
 end
 
@@ -619,7 +803,7 @@ local function owned_take(self, c_acquire, t)
   end
   local got = await_poll(function()
     return owners[self] == nil and c_acquire(self, false)
-  end, t)
+  end, t, self)
   if got then
     owners[self] = { task = me, depth = 1 }
   end
@@ -701,7 +885,7 @@ do -- Condition
     end
     local ok, err = async.pcall(await_poll, function()
       return ticket:notified()
-    end, t)
+    end, t, self)
     local notified = ticket:leave(not ok)
     for _ = 1, depth do
       owned_take(self, c_acquire, nil)
@@ -778,7 +962,7 @@ do -- Event
         local sets = c_sets(self)
         return await_poll(function()
           return c_is_set(self) or c_sets(self) ~= sets
-        end, t)
+        end, t, self)
       end
     end,
   })
@@ -801,7 +985,7 @@ local queue_makers = {
       end
       local r = pack(c_pass(fname, true, poll))
       if not r[1] then
-        r = pack(block(poll, t))
+        r = pack(block(poll, t, self))
         if not r[1] then
           return nil, "empty"
         end
@@ -824,7 +1008,7 @@ local queue_makers = {
       end
       local r = pack(c_pass(fname, true, poll))
       if not r[1] then
-        r = pack(block(poll, t))
+        r = pack(block(poll, t, self))
         if not r[1] then
           return nil, "full"
         end
@@ -840,7 +1024,7 @@ local queue_makers = {
       end
       if await_poll(function()
         return c_join(self, 0) == true
-      end, t) then
+      end, t, self) then
         return true
       end
       return nil, "timeout"
@@ -875,7 +1059,7 @@ do -- Future
       end
       if not await_poll(function()
         return c_done(self)
-      end, t) then
+      end, t, self) then
         return nil, "timeout"
       end
       return c_pass(fname, true, c_fn, self)
@@ -902,7 +1086,7 @@ do -- Thread
       end
       if not await_poll(function()
         return not c_is_alive(self)
-      end, t) then
+      end, t, self) then
         return nil, "timeout"
       end
       return c_pass(fname, true, c_join, self)
@@ -951,7 +1135,7 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
           await_poll(function()
             tk, default = c_arrive(self)
             return not (tk == nil and default == "busy")
-          end, nil)
+          end, nil, self)
         end
         if type(tk) == "number" then
           return tk -- the last arrival: released at once
@@ -963,7 +1147,7 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
         end
         local pok, err = async.pcall(await_poll, function()
           return tk:outcome() ~= "waiting"
-        end, t)
+        end, t, self)
         if not pok then
           tk:leave(true) -- a cancelled task breaks the barrier
           error(err, 0)
@@ -975,7 +1159,7 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
           if state == "releasing" then
             await_poll(function()
               return tk:outcome() ~= "waiting"
-            end, nil)
+            end, nil, self)
             state, index = tk:outcome()
           end
         end

@@ -1,0 +1,324 @@
+/*
+** port.c: a coroutine scheduler's port, and the watches that post to it.
+**
+** A scheduler (threading.async) owns one port. A task that must wait on an
+** object (a lock, a queue, an event, a future...) watches it: the port's
+** node for that task is linked into the object's list of watches, and the
+** object's next state change (every point that calls wait_notify_change)
+** posts the task's token to the port and unlinks the node. The scheduler
+** sleeps in port:wait until a token arrives (or its nearest timeout), then
+** retries only the tasks whose tokens came: nothing else is woken, and a
+** change to an object no task watches costs one atomic load. A watch is
+** armed before the task retries its call one last time, so a change made
+** between the retry and the sleep is never missed.
+**
+** A task whose wait has no single object (threading.wait on many futures,
+** as_completed, Pool:map) asks the port for every change in the process
+** instead: while such tasks exist the port is `wide`, and each change
+** posts token 0 to every wide port.
+**
+** Who owns what: a watch node belongs to its port, one per task token, and
+** only the scheduler's thread links or unlinks it, except that a change
+** unlinks the nodes it fires. The object lists, each node's links, the
+** list of all ports and their `wide` flags are guarded by watch_mu; a
+** linked node holds a reference to its object. The tokens posted are
+** guarded by the port's mu.
+**
+** fork(): watch_mu and every port's mu are taken around it, so that none is
+** held by a thread left behind; a port whose scheduler stayed behind stays
+** on the lists, and a change in the child posts to it harmlessly.
+**
+** Lock order: an object's own mutex (some changes are announced under it),
+** then watch_mu, then a port's mu. Nothing is pushed onto a Lua stack,
+** allocated through Lua or raised, and no Lua runs, while watch_mu or a
+** port's mu is held; an object's reference is released only after
+** watch_mu is.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "object.h"
+#include "types.h"
+#include "wait.h"
+
+#define PORT_MT "threading.Port"
+
+typedef struct port port_t;
+
+struct watch {
+  port_t *port;
+  long token;
+  object_t *obj;                /* (watch_mu) what it watches; NULL if idle */
+  struct watch *prev, *next;    /* (watch_mu) in obj->watches */
+};
+
+struct port {
+  object_t obj;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  long *ready;                  /* (mu) tokens posted, in order */
+  size_t nready, capready;      /* (mu) */
+  int everything;               /* (mu) a token was lost (no memory): retry all */
+  struct watch **nodes;         /* the scheduler's: nodes[token], or NULL */
+  size_t nnodes;
+  int wide;                     /* (watch_mu) hears of every change */
+  port_t *prev, *next;          /* (watch_mu) the list of all ports */
+};
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static port_t *all_ports;       /* (watch_mu) */
+atomic_int port_nwide;          /* wide ports (written under watch_mu) */
+
+/* Post a token (mu held by no one here). */
+static void port_post(port_t *p, long token) {
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  if (p->nready == p->capready) {
+    size_t cap = p->capready ? p->capready * 2 : 16;
+    long *r = (long *)realloc(p->ready, cap * sizeof *r);
+    if (r == NULL) {
+      p->everything = 1;
+    } else {
+      p->ready = r;
+      p->capready = cap;
+    }
+  }
+  if (p->nready < p->capready) p->ready[p->nready++] = token;
+  WAIT_CHECK(pthread_cond_signal(&p->cv));
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+}
+
+void port_fire(object_t *o) {
+  struct watch *w, *next;
+  long n = 0;
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  w = atomic_load(&o->watches);
+  atomic_store(&o->watches, NULL);
+  for (; w != NULL; w = next) {
+    next = w->next;
+    w->obj = NULL;
+    w->prev = w->next = NULL;
+    port_post(w->port, w->token);
+    n++;
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  while (n-- > 0) object_release(o);
+}
+
+void port_fire_wide(void) {
+  port_t *p;
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  for (p = all_ports; p != NULL; p = p->next)
+    if (p->wide) port_post(p, 0);
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+}
+
+static void set_wide(port_t *p, int on) {
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  if (on != p->wide) {
+    p->wide = on;
+    atomic_fetch_add(&port_nwide, on ? 1 : -1);  /* before the caller's retry */
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+}
+
+/* Unlink w (watch_mu held); returns the object it watched, or NULL. */
+static object_t *unlink_watch(struct watch *w) {
+  object_t *o = w->obj;
+  if (o == NULL) return NULL;
+  if (w->prev != NULL) w->prev->next = w->next;
+  else atomic_store(&o->watches, w->next);
+  if (w->next != NULL) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+  w->obj = NULL;
+  return o;
+}
+
+static void port_close(port_t *p) {
+  size_t i;
+  set_wide(p, 0);
+  for (i = 0; i < p->nnodes; i++) {
+    object_t *o = NULL;
+    if (p->nodes[i] == NULL) continue;
+    WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+    o = unlink_watch(p->nodes[i]);
+    WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+    if (o != NULL) object_release(o);
+    free(p->nodes[i]);
+    p->nodes[i] = NULL;
+  }
+  free(p->nodes);
+  p->nodes = NULL;
+  p->nnodes = 0;
+}
+
+static void port_destroy(object_t *o) {
+  port_t *p = (port_t *)o;
+  port_close(p);
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  if (p->prev != NULL) p->prev->next = p->next;
+  else all_ports = p->next;
+  if (p->next != NULL) p->next->prev = p->prev;
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  free(p->ready);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p);
+}
+
+static const object_type_t port_type = { PORT_MT, port_destroy, NULL };
+
+static port_t *check_port(lua_State *L) {
+  return (port_t *)object_check(L, 1, &port_type);
+}
+
+/* threading._port() -> a new port */
+static int port_new(lua_State *L) {
+  handle_t *h = object_newhandle(L, &port_type);
+  port_t *p = (port_t *)calloc(1, sizeof *p);
+  if (p == NULL) return luaL_error(L, "not enough memory");
+  object_init(&p->obj, &port_type);
+  wait_mutex_init(&p->mu);
+  wait_cond_init(&p->cv);
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  p->next = all_ports;
+  if (all_ports != NULL) all_ports->prev = p;
+  all_ports = p;
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  object_sethandle(L, h, &p->obj);
+  return 1;
+}
+
+static long check_token(lua_State *L, int idx) {
+  lua_Integer t = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, t >= 1 && t <= 0x3fffffff, idx, "token out of range");
+  return (long)t;
+}
+
+/* port:watch(handle, token) -> true, or false if handle is no object of
+** the module: the next change of the object posts token */
+static int port_watch(lua_State *L) {
+  port_t *p = check_port(L);
+  object_t *o = object_test(L, 2), *old;
+  long token = check_token(L, 3);
+  struct watch *w;
+  if (o == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (o->type->watch_target != NULL) o = o->type->watch_target(o);
+  if ((size_t)token >= p->nnodes) {
+    size_t n = (size_t)token * 2, i;
+    struct watch **nodes = (struct watch **)realloc(p->nodes, n * sizeof *nodes);
+    if (nodes == NULL) return luaL_error(L, "not enough memory");
+    for (i = p->nnodes; i < n; i++) nodes[i] = NULL;
+    p->nodes = nodes;
+    p->nnodes = n;
+  }
+  if ((w = p->nodes[token]) == NULL) {
+    w = (struct watch *)calloc(1, sizeof *w);
+    if (w == NULL) return luaL_error(L, "not enough memory");
+    w->port = p;
+    w->token = token;
+    p->nodes[token] = w;
+  }
+  object_retain(o);
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  old = unlink_watch(w);
+  w->obj = o;
+  w->prev = NULL;
+  w->next = atomic_load(&o->watches);
+  if (w->next != NULL) w->next->prev = w;
+  atomic_store(&o->watches, w);        /* before the caller's last retry */
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  if (old != NULL) object_release(old);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* port:unwatch(token): the task no longer waits on what it watched */
+static int port_unwatch(lua_State *L) {
+  port_t *p = check_port(L);
+  long token = check_token(L, 2);
+  object_t *o = NULL;
+  if ((size_t)token < p->nnodes && p->nodes[token] != NULL) {
+    WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+    o = unlink_watch(p->nodes[token]);
+    WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  }
+  if (o != NULL) object_release(o);
+  return 0;
+}
+
+/* port:wide(on): hear of every change in the process (token 0), or stop */
+static int port_wide(lua_State *L) {
+  port_t *p = check_port(L);
+  set_wide(p, lua_toboolean(L, 2));
+  return 0;
+}
+
+/* port:wait([timeout]) -> { tokens... } (empty on timeout), everything:
+** blocks until a token is posted; raises the thread's cancellation. With
+** everything true, some tokens were lost: retry every waiting task. */
+static int port_wait(lua_State *L) {
+  port_t *p = check_port(L);
+  deadline_t dl = wait_deadline_arg(L, 2);
+  long **copy;
+  size_t n = 0, i;
+  int r = WAIT_OK, everything;
+  wait_check_cancel(L);
+  lua_settop(L, 2);
+  copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  while (p->nready == 0 && !p->everything && r == WAIT_OK && !wait_expired(&dl))
+    r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
+  if (p->nready > 0) {
+    *copy = (long *)malloc(p->nready * sizeof **copy);
+    if (*copy != NULL) {
+      n = p->nready;
+      memcpy(*copy, p->ready, n * sizeof **copy);
+    } else {
+      p->everything = 1;
+    }
+    p->nready = 0;
+  }
+  everything = p->everything;
+  p->everything = 0;
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    lua_pushinteger(L, (*copy)[i]);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  object_box_free(L, 3);
+  lua_pushboolean(L, everything);
+  return 2;
+}
+
+static const luaL_Reg port_methods[] = {
+  {"watch", port_watch},
+  {"unwatch", port_unwatch},
+  {"wide", port_wide},
+  {"wait", port_wait},
+  {NULL, NULL}
+};
+
+void port_atfork(int phase) {
+  port_t *p;
+  if (phase == FORK_PREPARE) {
+    WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+    for (p = all_ports; p != NULL; p = p->next) WAIT_CHECK(pthread_mutex_lock(&p->mu));
+    return;
+  }
+  for (p = all_ports; p != NULL; p = p->next) {
+    if (phase == FORK_CHILD) wait_cond_init(&p->cv);
+    WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  }
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+}
+
+void port_open(lua_State *L) {
+  object_newmetatable(L, &port_type, port_methods, NULL);
+  lua_pushcfunction(L, port_new);
+  lua_setfield(L, -2, "_port");
+}
