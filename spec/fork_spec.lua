@@ -198,6 +198,27 @@ describe("fork()", function()
     assert.equal("children that ran it: 60\n", out, err)
   end)
 
+  it("runs a scheduler in a child forked while another thread's scheduler waits on its port", function()
+    local code, out, err = forked([[
+      local async = require("threading.async")
+      local r = async.run(function()
+        local e = threading.Event()
+        async.spawn(function() e:set() end)
+        return e:wait(10)
+      end)
+      io.write("child async ", tostring(r), "\n")
+    ]], [[
+      local gate = threading.Event()
+      sched = threading.Thread{ daemon = true, args = { gate }, target = function(g)
+        local async = require("threading.async")
+        async.run(function() g:wait() end)
+      end }:start()
+      release = gate
+    ]], "release:set() sched:join(10)")
+    assert.equal(0, code, err)
+    assert.equal("child async true\nchild status 0\n", out)
+  end)
+
   it("keeps the module's locks usable in a child forked while other threads use them", function()
     if sanitized then
       pending(busy_reason)
