@@ -100,6 +100,7 @@ build = {
       ["threading.sync"] = "lua/threading/sync.lua",
       ["threading.timer"] = "lua/threading/timer.lua",
       ["threading.pool"] = "lua/threading/pool.lua",
+      ["threading.select"] = "lua/threading/select.lua",
       ["threading.async"] = "lua/threading/async.lua",
     },
   },

@@ -152,6 +152,21 @@ describe("Ctrl-C (SIGINT)", function()
     assert.equal("released\n", out)
   end)
 
+  it("interrupts threading.select, and the queue it watched loses no item", function()
+    local code, out, err = interrupted([[
+      local q = threading.Queue()
+      interrupt_when("Port", function(qq)
+        qq:put("item")
+        return "left in the queue: " .. tostring(qq:get(false))
+      end, q)
+      threading.select({ q, threading.Event() })
+      print("not reached")
+    ]])
+    assert.equal(1, code)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    assert.equal("left in the queue: item\n", out)
+  end)
+
   it("interrupts async.run while all its tasks wait", function()
     local code, out, err = interrupted([[
       local async = require("threading.async")

@@ -295,7 +295,14 @@ static int port_wait(lua_State *L) {
   return 2;
 }
 
+/* port:close(): drop every watch (and the references they hold) */
+static int port_close_m(lua_State *L) {
+  port_close(check_port(L));
+  return 0;
+}
+
 static const luaL_Reg port_methods[] = {
+  {"close", port_close_m},
   {"watch", port_watch},
   {"unwatch", port_unwatch},
   {"wide", port_wide},

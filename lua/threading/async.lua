@@ -1222,6 +1222,31 @@ do -- module functions
     return c_wait(futures, 0, how)
   end
   threading.sleep = async.sleep
+  --- threading.select: inside a task, suspends only the task (it is retried
+  -- on every change, as threading.wait is: it waits on many objects)
+  local c_select, select_check, select_try =
+    threading.select, threading._select_check, threading._select_try
+  threading.select = function(list, timeout)
+    if current_task() == nil then
+      return c_select(list, timeout)
+    end
+    local take, n = select_check(list, timeout, 3)
+    local r = select_try(list, take, n)
+    if r == nil and timeout ~= 0 then
+      local ok, got = block(function()
+        local x = select_try(list, take, n)
+        if x then
+          return true, x
+        end
+        return false
+      end, timeout, nil)
+      r = ok and got or nil
+    end
+    if r == nil then
+      return nil, "timeout"
+    end
+    return unpack(r, 1, r.n)
+  end
 end
 
 async.Task = Task

@@ -1,0 +1,129 @@
+local threading = require("threading")
+local async = require("threading.async")
+
+-- Start fn(...) in a thread once the calling (main) thread is blocked in
+-- select, so that the spec goes through the waiting path.
+local function when_selecting(fn, ...)
+  return threading.start(function(f, ...)
+    local th = require("threading")
+    local deadline = th.monotonic() + 30
+    local function blocked()
+      for _, w in ipairs(th.waits()) do
+        if w.name == "MainThread" and (w.blocked_on or ""):find("Port", 1, true) then
+          return true
+        end
+      end
+      return false
+    end
+    while not blocked() and th.monotonic() < deadline do th.sleep(0.001) end
+    return f(...)
+  end, fn, ...)
+end
+
+describe("threading.select", function()
+  it("returns the index and the item of a queue that has one", function()
+    local a, b = threading.Queue(), threading.Queue()
+    b:put("x")
+    assert.same({ 2, "x" }, { threading.select({ a, b }, 0) })
+  end)
+
+  it("takes from the first ready waitable only, in the order given", function()
+    local a, b = threading.Queue(), threading.Queue()
+    a:put(1)
+    b:put(2)
+    assert.same({ 1, 1 }, { threading.select({ a, b }) })
+    assert.equal(0, a:qsize())
+    assert.equal(1, b:qsize())
+  end)
+
+  it("waits until another thread puts an item", function()
+    local a, b = threading.Queue(), threading.Queue()
+    local t = when_selecting(function(q) q:put("late") end, b)
+    assert.same({ 2, "late" }, { threading.select({ a, b }, 30) })
+    assert.is_true(t:join(10))
+  end)
+
+  it("waits for an Event to be set", function()
+    local q, e = threading.Queue(), threading.Event()
+    local t = when_selecting(function(ev) ev:set() end, e)
+    assert.same({ 2, true }, { threading.select({ q, e }, 30) })
+    assert.is_true(t:join(10))
+  end)
+
+  it("acquires a Lock once it is released, for the calling thread", function()
+    local q, l = threading.Queue(), threading.Lock()
+    local held = threading.Event()
+    local holder = threading.start(function(lk, h) lk:acquire() h:set() end, l, held)
+    assert.is_true(held:wait(10))
+    assert.is_true(holder:join(10))
+    local t = when_selecting(function(lk) lk:release() end, l)
+    assert.same({ 2, true }, { threading.select({ q, l }, 30) })
+    assert.is_true(l:locked())
+    l:release()
+    assert.is_true(t:join(10))
+  end)
+
+  it("takes a permit from a Semaphore", function()
+    local s = threading.Semaphore(0)
+    local t = when_selecting(function(sem) sem:release() end, s)
+    assert.same({ 1, true }, { threading.select({ s }, 30) })
+    assert.is_false(s:acquire(false))
+    assert.is_true(t:join(10))
+  end)
+
+  it("returns a Future's result once it is done", function()
+    local pool = threading.Pool(1)
+    local gate = threading.Event()
+    local f = pool:submit(function(g) g:wait(10) return 42, "x" end, gate)
+    local t = when_selecting(function(g) g:set() end, gate)
+    assert.same({ 2, true, 42, "x" }, { threading.select({ threading.Queue(), f }, 30) })
+    assert.is_true(t:join(10))
+    pool:shutdown()
+  end)
+
+  it("returns a Thread's join once it has ended", function()
+    local gate = threading.Event()
+    local worker = threading.start(function(g) g:wait(10) return "done" end, gate)
+    local t = when_selecting(function(g) g:set() end, gate)
+    assert.same({ 1, true, "done" }, { threading.select({ worker }, 30) })
+    assert.is_true(t:join(10))
+  end)
+
+  it("counts a shut-down queue as ready, with nil, \"shutdown\"", function()
+    local q = threading.Queue()
+    q:shutdown()
+    assert.same({ 1, nil, "shutdown" }, { threading.select({ q }, 1) })
+  end)
+
+  it("returns nil, \"timeout\" when nothing is ready in time", function()
+    assert.same({ nil, "timeout" }, { threading.select({ threading.Queue(), threading.Event() }, 0.05) })
+  end)
+
+  it("does not wait with a timeout of 0", function()
+    assert.same({ nil, "timeout" }, { threading.select({ threading.Queue() }, 0) })
+  end)
+
+  it("refuses what it cannot wait on, naming where it was", function()
+    assert.has_error(function() threading.select({ threading.Queue(), {} }) end,
+      "bad argument #1 to 'select' (waitables[2]: queue, event, future, thread, lock or"
+        .. " semaphore expected, got table)")
+  end)
+
+  it("refuses a bad list and a bad timeout with standard errors", function()
+    assert.has_error(function() threading.select(42) end,
+      "bad argument #1 to 'select' (table expected, got number)")
+    assert.has_error(function() threading.select({}) end,
+      "bad argument #1 to 'select' (no waitables given)")
+    assert.has_error(function() threading.select({ threading.Queue() }, -1) end,
+      "bad argument #2 to 'select' (timeout must be a non-negative number)")
+  end)
+
+  it("suspends only the calling task inside threading.async", function()
+    local r = async.run(function()
+      local q = threading.Queue()
+      async.spawn(function() q:put("from a task") end)
+      return { threading.select({ threading.Event(), q }, 10) }
+    end)
+    assert.same({ 2, "from a task" }, r)
+  end)
+end)
