@@ -233,8 +233,10 @@ typedef struct bticket {
 
 static const char *const node_states[] = {"waiting", "released", "broken"};
 
+static const char ticket_key = 't';    /* registry: the tickets' metatable */
+
 static bticket_t *check_bticket(lua_State *L) {
-  return (bticket_t *)luaL_checkudata(L, 1, TICKET_MT);
+  return (bticket_t *)object_checkgcmt(L, 1, &ticket_key, TICKET_MT);
 }
 
 /* ticket:outcome() -> "waiting" | "released", index | "broken" */
@@ -299,6 +301,12 @@ static int bticket_gc(lua_State *L) {
   return 0;
 }
 
+static const luaL_Reg bticket_methods[] = {
+  {"outcome", bticket_outcome},
+  {"leave", bticket_leave},
+  {NULL, NULL}
+};
+
 /* Barrier:_arrive() -> a ticket and the barrier's default timeout (or
 ** nil) | index (the last arrival, released at once) | nil, "broken" |
 ** nil, "busy" (the previous generation's action runs: arrive later) */
@@ -306,18 +314,9 @@ static int barrier_arrive(lua_State *L) {
   barrier_t *b = check_barrier(L, 1);
   bticket_t *tk;
   wait_check_cancel(L);
-  tk = (bticket_t *)lua_newuserdata(L, sizeof *tk);
+  tk = (bticket_t *)compat_newuserdata(L, sizeof *tk);
   memset(tk, 0, sizeof *tk);
-  if (luaL_newmetatable(L, TICKET_MT)) {
-    lua_pushcfunction(L, bticket_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, bticket_outcome);
-    lua_setfield(L, -2, "outcome");
-    lua_pushcfunction(L, bticket_leave);
-    lua_setfield(L, -2, "leave");
-    lua_setfield(L, -2, "__index");
-  }
+  object_pushgcmt(L, &ticket_key, bticket_gc, bticket_methods);
   lua_setmetatable(L, -2);
   WAIT_CHECK(pthread_mutex_lock(&b->mu));
   if (b->releasing || b->broken) {

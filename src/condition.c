@@ -362,8 +362,10 @@ static int ticket_leave(ticket_t *tk, int pass_on) {
   return notified;
 }
 
+static const char ticket_key = 't';    /* registry: the tickets' metatable */
+
 static ticket_t *check_ticket(lua_State *L) {
-  return (ticket_t *)luaL_checkudata(L, 1, TICKET_MT);
+  return (ticket_t *)object_checkgcmt(L, 1, &ticket_key, TICKET_MT);
 }
 
 /* ticket:notified() -> whether a notify picked this wait */
@@ -385,6 +387,12 @@ static int ticket_gc(lua_State *L) {
   return 0;
 }
 
+static const luaL_Reg ticket_methods[] = {
+  {"notified", ticket_notified},
+  {"leave", ticket_leave_m},
+  {NULL, NULL}
+};
+
 /* Condition:_enlist() -> a ticket: queue a task's wait (the lock held) */
 static int cond_enlist(lua_State *L) {
   cond_t *c = check_cond(L, 1);
@@ -392,19 +400,10 @@ static int cond_enlist(lua_State *L) {
   cnode_t *n;
   if (!cond_owned(c, thread_current()))
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
-  tk = (ticket_t *)lua_newuserdata(L, sizeof *tk);
+  tk = (ticket_t *)compat_newuserdata(L, sizeof *tk);
   tk->c = NULL;
   tk->n = NULL;
-  if (luaL_newmetatable(L, TICKET_MT)) {
-    lua_pushcfunction(L, ticket_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, ticket_notified);
-    lua_setfield(L, -2, "notified");
-    lua_pushcfunction(L, ticket_leave_m);
-    lua_setfield(L, -2, "leave");
-    lua_setfield(L, -2, "__index");
-  }
+  object_pushgcmt(L, &ticket_key, ticket_gc, ticket_methods);
   lua_setmetatable(L, -2);
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   n = cnode_get(c);

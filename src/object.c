@@ -349,23 +349,44 @@ static int box_gc(lua_State *L) {
   return 0;
 }
 
-void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc) {
+void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc,
+                     const luaL_Reg *methods) {
   compat_rawgetp(L, LUA_REGISTRYINDEX, key);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
+    if (methods != NULL) {
+      lua_newtable(L);
+      for (; methods->name != NULL; methods++) {
+        lua_pushcfunction(L, methods->func);
+        lua_setfield(L, -2, methods->name);
+      }
+      lua_setfield(L, -2, "__index");
+    }
     lua_pushvalue(L, -1);
     compat_rawsetp(L, LUA_REGISTRYINDEX, key);
   }
+}
+
+void *object_checkgcmt(lua_State *L, int idx, const void *key, const char *name) {
+  void *p = lua_touserdata(L, idx);
+  int ok = p != NULL && lua_getmetatable(L, idx);
+  if (ok) {
+    compat_rawgetp(L, LUA_REGISTRYINDEX, key);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!ok) object_typeerror(L, idx, name);
+  return p;
 }
 
 void **object_newbox(lua_State *L, void (*fn)(void *)) {
   box_t *b = (box_t *)compat_newuserdata(L, sizeof *b);
   b->p = NULL;
   b->fn = fn;
-  object_pushgcmt(L, &box_key, box_gc);
+  object_pushgcmt(L, &box_key, box_gc, NULL);
   lua_setmetatable(L, -2);
   return &b->p;
 }

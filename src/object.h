@@ -118,8 +118,13 @@ TH_HIDDEN void object_pushguarded(lua_State *L, pthread_mutex_t *mu,
 TH_HIDDEN void **object_newbox(lua_State *L, void (*fn)(void *));
 TH_HIDDEN void object_box_free(lua_State *L, int idx);
 /* Push this state's metatable for a C-owned userdata kind: a table with
-** only __gc = gc, made on first use and kept in the registry at `key`. */
-TH_HIDDEN void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc);
+** __gc = gc and, unless `methods` is NULL, __index = a table of them; made
+** on first use and kept in the registry at `key`. */
+TH_HIDDEN void object_pushgcmt(lua_State *L, const void *key, lua_CFunction gc,
+                               const luaL_Reg *methods);
+/* The userdata at idx, whose metatable must be the one object_pushgcmt made
+** at `key`; raises a standard bad-argument error naming `name` otherwise. */
+TH_HIDDEN void *object_checkgcmt(lua_State *L, int idx, const void *key, const char *name);
 /* A malloc'd copy of s, or NULL. */
 TH_HIDDEN char *object_strdup(const char *s);
 

@@ -871,7 +871,7 @@ static fnbox_t *push_fnbox(lua_State *L, transfer_t *buf) {
   b = (fnbox_t *)compat_newuserdata(L, sizeof *b);
   b->buf = NULL;
   b->id = atomic_fetch_add(&fn_next_id, 1) + 1;
-  object_pushgcmt(L, &fnbox_mt_key, fnbox_gc);
+  object_pushgcmt(L, &fnbox_mt_key, fnbox_gc, NULL);
   lua_setmetatable(L, -2);
   b->buf = buf;                 /* the fnbox owns it from here */
   *slot = NULL;
