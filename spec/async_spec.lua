@@ -750,6 +750,26 @@ describe("the scheduler's watches", function()
     for i = 1, 200 do assert.is_true(all[i]) end
   end)
 
+  it("gives an ended task's token to the next task, and wakes each one right", function()
+    local n = async.run(function()
+      local q, acks = threading.Queue(), threading.Queue()
+      local feeder = threading.start(function(qq, aa)
+        for i = 1, 2000 do qq:put(i) assert(aa:get(10) == i) end
+      end, q, acks)
+      local count = 0
+      for i = 1, 2000 do
+        -- one task at a time: each reuses the token of the one before
+        local t = async.spawn(function() return q:get(10) end)
+        local _, v = t:await(10)
+        if v == i then count = count + 1 end
+        acks:put(i)
+      end
+      feeder:await(10)
+      return count
+    end)
+    assert.equal(2000, n)
+  end)
+
   it("wakes tasks that wait on many futures at once (threading.wait) as each completes", function()
     local pool = new_pool(2)
     local done = async.run(function()

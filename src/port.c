@@ -15,7 +15,7 @@
 ** A task whose wait has no single object (threading.wait on many futures,
 ** as_completed, Pool:map) asks the port for every change in the process
 ** instead: while such tasks exist the port is `wide`, and each change
-** posts token 0 to every wide port.
+** raises every wide port's flag, which port:wait hands out as token 0.
 **
 ** Who owns what: a watch node belongs to its port, one per task token, and
 ** only the scheduler's thread links or unlinks it, except that a change
@@ -59,6 +59,7 @@ struct port {
   long *ready;                  /* (mu) tokens posted, in order */
   size_t nready, capready;      /* (mu) */
   int everything;               /* (mu) a token was lost (no memory): retry all */
+  int wide_hit;                 /* (mu) a change came for the wide tasks */
   struct watch **nodes;         /* the scheduler's: nodes[token], or NULL */
   size_t nnodes;
   int wide;                     /* (watch_mu) hears of every change */
@@ -104,11 +105,18 @@ void port_fire(object_t *o) {
   while (n-- > 0) object_release(o);
 }
 
+/* Changes for the wide tasks are one flag, not a token each: a busy
+** process makes millions while a scheduler runs its tasks. */
 void port_fire_wide(void) {
   port_t *p;
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
-  for (p = all_ports; p != NULL; p = p->next)
-    if (p->wide) port_post(p, 0);
+  for (p = all_ports; p != NULL; p = p->next) {
+    if (!p->wide) continue;
+    WAIT_CHECK(pthread_mutex_lock(&p->mu));
+    p->wide_hit = 1;
+    WAIT_CHECK(pthread_cond_signal(&p->cv));
+    WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  }
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
 }
 
@@ -264,12 +272,13 @@ static int port_wait(lua_State *L) {
   deadline_t dl = wait_deadline_arg(L, 2);
   long **copy;
   size_t n = 0, i;
-  int r = WAIT_OK, everything;
+  int r = WAIT_OK, everything, wide;
   wait_check_cancel(L);
   lua_settop(L, 2);
   copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
-  while (p->nready == 0 && !p->everything && r == WAIT_OK && !wait_expired(&dl))
+  while (p->nready == 0 && !p->everything && !p->wide_hit && r == WAIT_OK &&
+         !wait_expired(&dl))
     r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
   if (p->nready > 0) {
     *copy = (long *)malloc(p->nready * sizeof **copy);
@@ -282,13 +291,18 @@ static int port_wait(lua_State *L) {
     p->nready = 0;
   }
   everything = p->everything;
-  p->everything = 0;
+  wide = p->wide_hit;
+  p->everything = p->wide_hit = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
-  lua_createtable(L, (int)n, 0);
+  lua_createtable(L, (int)n + wide, 0);
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, (*copy)[i]);
     lua_rawseti(L, -2, (int)i + 1);
+  }
+  if (wide) {
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, (int)n + 1);
   }
   object_box_free(L, 3);
   lua_pushboolean(L, everything);

@@ -265,7 +265,16 @@ local next_id = 0
 
 local function new_task(s, fn, ...)
   next_id = next_id + 1
-  s.ntok = s.ntok + 1
+  -- a token names the task to the port while it lives; an ended task's is
+  -- used again, so the port keeps one watch node per live task, not one
+  -- per task ever run (a token posted late only retries its next owner)
+  local token = s.free[#s.free]
+  if token then
+    s.free[#s.free] = nil
+  else
+    s.ntok = s.ntok + 1
+    token = s.ntok
+  end
   local body = fn
   if type(fn) ~= "function" then
     body = function(...)
@@ -273,7 +282,7 @@ local function new_task(s, fn, ...)
     end
   end
   local task = setmetatable({
-    id = next_id, token = s.ntok, sched = s, co = create(body), state = "ready",
+    id = next_id, token = token, sched = s, co = create(body), state = "ready",
     started = false,
   }, Task)
   task_of[task.co] = task
@@ -285,6 +294,7 @@ end
 
 local function finish(s, task, state, r)
   s.ntasks = s.ntasks - 1
+  s.free[#s.free + 1] = task.token
   task.state = state
   task.poll, task.deadline, task.resume_args = nil, nil, nil
   if state == "done" then
@@ -549,7 +559,7 @@ function async.run(fn, ...)
     error("async.run cannot be called while a scheduler runs in this state", 2)
   end
   local s = {
-    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0,
+    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {},
     blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
     port = new_port(),
   }
