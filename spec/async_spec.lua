@@ -770,6 +770,152 @@ describe("the scheduler's watches", function()
     assert.equal(2000, n)
   end)
 
+  -- async._polls() counts the retries of blocked tasks' calls: a change
+  -- that lets one task proceed must not make every waiting task retry.
+  -- Two rounds of the scheduler: the tasks spawned run to their waits,
+  -- then it makes their last tries; so the count starts with all parked.
+  local function settle()
+    async.sleep(0)
+    async.sleep(0)
+  end
+  it("wakes one task per item put on a queue that many tasks wait on (each put woke them all)", function()
+    local n, polls = 200, nil
+    local got = async.run(function()
+      local q, acks = threading.Queue(), threading.Queue()
+      for _ = 1, n do
+        async.spawn(function() acks:put(q:get(10)) end)
+      end
+      settle()
+      local before = async._polls()
+      local feeder = threading.start(function(qq, aa, count)
+        local sum = 0
+        for i = 1, count do qq:put(i) sum = sum + aa:get(10) end
+        return sum
+      end, q, acks, n)
+      local _, sum = feeder:await(30)
+      polls = async._polls() - before
+      return sum
+    end)
+    assert.equal(n * (n + 1) / 2, got)
+    assert.is_true(polls <= 3 * n, "retries: " .. tostring(polls))
+  end)
+
+  it("wakes one task per slot freed in a full queue that many tasks put to", function()
+    local n, polls = 100, nil
+    local sum = async.run(function()
+      local q, acks = threading.Queue(1), threading.Queue()
+      q:put(0)
+      for i = 1, n do
+        async.spawn(function() q:put(i, 10) acks:put(i) end)
+      end
+      settle()
+      local before = async._polls()
+      -- one slot at a time: each get waits for the put it let in
+      local drain = threading.start(function(qq, aa, count)
+        local s = 0
+        for k = 1, count + 1 do
+          s = s + qq:get(10)
+          if k <= count then aa:get(10) end
+        end
+        return s
+      end, q, acks, n)
+      local _, s = drain:await(30)
+      polls = async._polls() - before
+      return s
+    end)
+    assert.equal(n * (n + 1) / 2, sum)
+    assert.is_true(polls <= 3 * n, "retries: " .. tostring(polls))
+  end)
+
+  it("wakes one task per release of a Lock that many tasks wait for", function()
+    local n, polls = 100, nil
+    local count = async.run(function()
+      local lock, done, total = threading.Lock(), threading.Queue(), 0
+      lock:acquire()
+      for _ = 1, n do
+        async.spawn(function()
+          lock:acquire()
+          total = total + 1
+          lock:release()
+          done:put(1)
+        end)
+      end
+      settle()
+      local before = async._polls()
+      lock:release()
+      for _ = 1, n do done:get(10) end
+      polls = async._polls() - before
+      return total
+    end)
+    assert.equal(n, count)
+    assert.is_true(polls <= 4 * n, "retries: " .. tostring(polls))
+  end)
+
+  it("wakes as many tasks as Semaphore:release(n) frees units for", function()
+    local polls
+    local r = async.run(function()
+      local sem, done = threading.Semaphore(0), threading.Queue()
+      for i = 1, 100 do
+        async.spawn(function() sem:acquire(10) done:put(i) end)
+      end
+      settle()
+      local before = async._polls()
+      sem:release(3)
+      local got = { done:get(10), done:get(10), done:get(10) }
+      polls = async._polls() - before
+      local left = done:get(0.05)
+      sem:release(97)
+      for _ = 1, 97 do done:get(10) end
+      table.sort(got)
+      return { got, left }
+    end)
+    assert.same({ { 1, 2, 3 }, nil }, { r[1], r[2] })
+    assert.is_true(polls <= 12, "retries: " .. tostring(polls))
+  end)
+
+  it("wakes only the task that Condition:notify(1) picks of many waiting (it woke every one)", function()
+    local polls
+    local r = async.run(function()
+      local cond, woke = threading.Condition(), threading.Queue()
+      for i = 1, 100 do
+        async.spawn(function()
+          cond:acquire()
+          cond:wait(10)
+          cond:release()
+          woke:put(i)
+        end)
+      end
+      settle()
+      local before = async._polls()
+      cond:acquire()
+      cond:notify(1)
+      cond:release()
+      local first = woke:get(10)
+      polls = async._polls() - before
+      cond:acquire()
+      cond:notify_all()
+      cond:release()
+      for _ = 1, 99 do woke:get(10) end
+      return first
+    end)
+    assert.equal(1, r)
+    assert.is_true(polls <= 6, "retries: " .. tostring(polls))
+  end)
+
+  it("passes an item's wake-up on when the task it woke is cancelled before it ran", function()
+    local r = async.run(function()
+      local q = threading.Queue()
+      local a = async.spawn(function() return q:get(10) end)
+      local b = async.spawn(function() return q:get(10) end)
+      settle()              -- both wait; a, the older, is woken first
+      q:put("x")
+      a:cancel()
+      local _, v = b:await(5)
+      return { a:cancelled(), v }
+    end)
+    assert.same({ true, "x" }, r)
+  end)
+
   it("wakes tasks that wait on many futures at once (threading.wait) as each completes", function()
     local pool = new_pool(2)
     local done = async.run(function()

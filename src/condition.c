@@ -13,14 +13,17 @@
 ** worst a spurious wake-up for the node's next user.
 **
 ** A coroutine task's wait (threading.async) queues a node the same way,
-** held by a ticket (see cond_enlist), and its scheduler watches the node.
+** held by a ticket (see cond_enlist), with its scheduler's port and its
+** token: notify posts the token to the port itself (port_post_to), so it
+** wakes exactly the tasks it picked, as it does threads.
 **
 ** wait queues its node before it releases the user lock (all recursion
 ** levels of an RLock): a notifier must hold that lock, so it cannot slip in
 ** between. wait takes the lock back, at the same depth, before it returns,
 ** also when it is about to raise the cancellation.
 **
-** Lock order: c->mu, then a waiter's mu (inside wait_on). The user lock is
+** Lock order: c->mu, then a waiter's mu (inside wait_on) or a port's mu
+** (port_post_to). The user lock is
 ** neither taken nor released while c->mu is held. Nothing is pushed onto a
 ** Lua stack, allocated through Lua or raised, and no Lua runs, while c->mu
 ** is held.
@@ -47,6 +50,8 @@ typedef struct cnode {
   pthread_cond_t cv;           /* used with c->mu; lives as long as c */
   struct cnode *prev, *next;   /* (c->mu) in the queue or in c->spare */
   atomic_int notified;         /* written under c->mu */
+  object_t *port;              /* (c->mu) a task's: its scheduler's port, */
+  long token;                  /* a reference, and its token; else NULL */
 } cnode_t;
 
 struct cond {
@@ -99,6 +104,7 @@ static cnode_t *cnode_get(cond_t *c) {
     wait_cond_init(&n->cv);
   }
   n->prev = n->next = NULL;
+  n->port = NULL;
   atomic_store(&n->notified, 0);
   return n;
 }
@@ -125,7 +131,8 @@ static void cond_wake(cond_t *c, long count) {
     cnode_t *n = c->head;
     queue_unlink(c, n);
     atomic_store(&n->notified, 1);
-    WAIT_CHECK(pthread_cond_signal(&n->cv));
+    if (n->port != NULL) port_post_to(n->port, n->token);
+    else WAIT_CHECK(pthread_cond_signal(&n->cv));
   }
 }
 
@@ -309,7 +316,6 @@ static int cond_notify(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, n >= (lua_Number)LONG_MAX ? LONG_MAX : (long)n);
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
-  wait_notify_change(&c->lock->obj);
   return 0;
 }
 
@@ -321,7 +327,6 @@ static int cond_notify_all(lua_State *L) {
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, LONG_MAX);
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
-  wait_notify_change(&c->lock->obj);
   return 0;
 }
 
@@ -329,8 +334,8 @@ static int cond_notify_all(lua_State *L) {
 ** Coroutine tasks (threading.async) wait in the same queue as threads: a
 ** task's wait enlists a node before it releases the lock, as cond_block
 ** does, and gets a ticket, a plain userdata that holds the node and a
-** reference to c. The scheduler watches the ticket's node (notify wakes it
-** through wait_notify_change); the task leaves with ticket:leave(), which
+** reference to c. The node names the task's port and token, which notify
+** posts (cond_wake); the task leaves with ticket:leave(), which
 ** unlinks a node that was not notified, or passes a notify on to the next
 ** waiter if asked to (a task that was cancelled). A ticket collected
 ** before it left leaves then, passing its notify on.
@@ -346,18 +351,21 @@ typedef struct ticket {
 static int ticket_leave(ticket_t *tk, int pass_on) {
   cond_t *c = tk->c;
   cnode_t *n = tk->n;
+  object_t *port;
   int notified;
   if (c == NULL) return 0;
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   notified = atomic_load(&n->notified);
   if (!notified) queue_unlink(c, n);
   else if (pass_on) cond_wake(c, 1);
+  port = n->port;
+  n->port = NULL;
   n->next = c->spare;
   c->spare = n;
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
   tk->c = NULL;
   tk->n = NULL;
-  if (notified && pass_on) wait_notify_change(&c->lock->obj);
+  if (port != NULL) object_release(port);
   object_release(&c->obj);
   return notified;
 }
@@ -393,9 +401,12 @@ static const luaL_Reg ticket_methods[] = {
   {NULL, NULL}
 };
 
-/* Condition:_enlist() -> a ticket: queue a task's wait (the lock held) */
+/* Condition:_enlist(port, token) -> a ticket: queue a task's wait (the
+** lock held); a notify that picks it posts token to port */
 static int cond_enlist(lua_State *L) {
   cond_t *c = check_cond(L, 1);
+  object_t *port = port_check(L, 2);
+  lua_Integer token = luaL_checkinteger(L, 3);
   ticket_t *tk;
   cnode_t *n;
   if (!cond_owned(c, thread_current()))
@@ -407,7 +418,11 @@ static int cond_enlist(lua_State *L) {
   lua_setmetatable(L, -2);
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   n = cnode_get(c);
-  if (n != NULL) queue_push(c, n);
+  if (n != NULL) {
+    n->port = object_retain(port);
+    n->token = (long)token;
+    queue_push(c, n);
+  }
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
   if (n == NULL) return luaL_error(L, "not enough memory");
   tk->c = (cond_t *)object_retain(&c->obj);

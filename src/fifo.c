@@ -196,7 +196,7 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
   atomic_store(&q->puts, atomic_load_explicit(&q->puts, memory_order_relaxed) + 1);
   WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
   wake_one(q, &q->get_sleepers, &q->get_signals, &q->get_cv);
-  wait_notify_change(&q->obj);
+  wait_notify_some(&q->obj, WATCH_TAKE, 1);
   return QR_OK;
 }
 
@@ -260,7 +260,7 @@ static int fifo_take(fifo_t *q, tslot_t *out) {
   WAIT_CHECK(pthread_mutex_unlock(&q->head_mu));
   free(done);          /* every slot of it was taken; producers left it */
   if (q->maxsize > 0) wake_one(q, &q->put_sleepers, &q->put_signals, &q->put_cv);
-  wait_notify_change(&q->obj);
+  wait_notify_some(&q->obj, WATCH_ROOM, 1);
   return 1;
 }
 

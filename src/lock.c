@@ -80,7 +80,7 @@ int lock_give(lock_t *lk) {
     WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
     WAIT_CHECK(pthread_cond_signal(&lk->cv));
   }
-  wait_notify_change(&lk->obj);
+  wait_notify_some(&lk->obj, WATCH_TAKE, 1);
   return 1;
 }
 

@@ -49,9 +49,10 @@ void object_atfork(int phase) {
 }
 
 void object_init(object_t *o, const object_type_t *type) {
+  int k;
   atomic_init(&o->refs, 1);
   o->type = type;
-  atomic_init(&o->watches, NULL);
+  for (k = 0; k < WATCH_KINDS; k++) atomic_init(&o->watches[k], NULL);
 }
 
 object_t *object_retain(object_t *o) {

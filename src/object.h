@@ -32,10 +32,16 @@ typedef struct object_type {
 
 struct watch;
 
+/* What a task waits for on an object (port.c): WATCH_ANY hears of every
+** change; the others only of the changes that can let it proceed, and of
+** those only as many as can (one item put wakes one getter). */
+enum { WATCH_ANY, WATCH_TAKE, WATCH_ROOM, WATCH_DONE, WATCH_KINDS };
+
 struct object {
   atomic_long refs;
   const object_type_t *type;
-  _Atomic(struct watch *) watches;  /* tasks waiting on it (port.c) */
+  /* tasks waiting on it, per kind, oldest first (port.c) */
+  _Atomic(struct watch *) watches[WATCH_KINDS];
 };
 
 /* The userdata that a Lua handle is; obj is NULL until complete and after __gc. */

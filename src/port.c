@@ -3,14 +3,28 @@
 **
 ** A scheduler (threading.async) owns one port. A task that must wait on an
 ** object (a lock, a queue, an event, a future...) watches it: the port's
-** node for that task is linked into the object's list of watches, and the
-** object's next state change (every point that calls wait_notify_change)
-** posts the task's token to the port and unlinks the node. The scheduler
-** sleeps in port:wait until a token arrives (or its nearest timeout), then
+** node for that task is linked into the object's list of watches of the
+** task's kind (object.h), and the object's next change of that kind posts
+** the task's token to the port and unlinks the node. The scheduler sleeps
+** in port:wait until a token arrives (or its nearest timeout), then
 ** retries only the tasks whose tokens came: nothing else is woken, and a
-** change to an object no task watches costs one atomic load. A watch is
+** change to an object no task watches costs a few atomic loads. A watch is
 ** armed before the task retries its call one last time, so a change made
 ** between the retry and the sleep is never missed.
+**
+** Kinds: a WATCH_ANY watch hears of every change of its object. A change
+** that lets only some waiters proceed (an item put lets one getter take
+** it) posts only that many of the oldest watches of its kind
+** (wait_notify_some), and records on each node what it was posted for
+** (`fired`). The task then either takes it (port:unwatch(token, true)),
+** finds it gone to someone else and watches again (at the front, keeping
+** its turn), or leaves without it (cancelled, timed out, its scheduler
+** closed): then the node passes it on to the next watch of that kind, so
+** a wake-up meant for a task that left is never lost.
+**
+** A Condition's notify posts the notified task's token itself
+** (port_post_to), from the node the task enlisted with its port and
+** token: a notify wakes exactly the tasks it picked.
 **
 ** A task whose wait has no single object (threading.wait on many futures,
 ** as_completed, Pool:map) asks the port for every change in the process
@@ -48,8 +62,13 @@ typedef struct port port_t;
 struct watch {
   port_t *port;
   long token;
+  int kind;                     /* (watch_mu) which of obj's lists */
   object_t *obj;                /* (watch_mu) what it watches; NULL if idle */
-  struct watch *prev, *next;    /* (watch_mu) in obj->watches */
+  object_t *fired;              /* (watch_mu) posted for a WATCH_TAKE/ROOM
+                                   change of it, not yet taken; a reference */
+  /* (watch_mu) in obj->watches[kind]: next is NULL at the tail, and the
+  ** head's prev is the tail */
+  struct watch *prev, *next;
 };
 
 struct port {
@@ -88,12 +107,55 @@ static void port_post(port_t *p, long token) {
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
 }
 
-void port_fire(object_t *o) {
-  struct watch *w, *next;
+/* Unlink w (watch_mu held); returns the object it watched, or NULL. */
+static object_t *unlink_watch(struct watch *w) {
+  object_t *o = w->obj;
+  _Atomic(struct watch *) *headp;
+  struct watch *head;
+  if (o == NULL) return NULL;
+  headp = &o->watches[w->kind];
+  head = atomic_load(headp);
+  if (w == head) {
+    if (w->next != NULL) w->next->prev = w->prev;   /* the tail */
+    atomic_store(headp, w->next);
+  } else {
+    w->prev->next = w->next;
+    if (w->next != NULL) w->next->prev = w->prev;
+    else head->prev = w->prev;                       /* w was the tail */
+  }
+  w->prev = w->next = NULL;
+  w->obj = NULL;
+  return o;
+}
+
+/* Link w into o's list of its kind, at the tail or the front (watch_mu
+** held). The store of the head goes before the caller's last retry. */
+static void link_watch(struct watch *w, object_t *o, int front) {
+  _Atomic(struct watch *) *headp = &o->watches[w->kind];
+  struct watch *head = atomic_load(headp);
+  w->obj = o;
+  if (head == NULL) {
+    w->prev = w;
+    w->next = NULL;
+    atomic_store(headp, w);
+  } else if (front) {
+    w->next = head;
+    w->prev = head->prev;
+    head->prev = w;
+    atomic_store(headp, w);
+  } else {
+    w->next = NULL;
+    w->prev = head->prev;
+    head->prev->next = w;
+    head->prev = w;
+  }
+}
+
+/* Post every watch of one list (watch_mu held); returns how many. */
+static long fire_all(object_t *o, int kind) {
+  struct watch *w = atomic_load(&o->watches[kind]), *next;
   long n = 0;
-  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
-  w = atomic_load(&o->watches);
-  atomic_store(&o->watches, NULL);
+  atomic_store(&o->watches[kind], NULL);
   for (; w != NULL; w = next) {
     next = w->next;
     w->obj = NULL;
@@ -101,8 +163,33 @@ void port_fire(object_t *o) {
     port_post(w->port, w->token);
     n++;
   }
+  return n;
+}
+
+void port_fire(object_t *o, int kind, long n) {
+  long drop = 0;
+  int k;
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  if (kind < 0) {
+    for (k = 0; k < WATCH_KINDS; k++) drop += fire_all(o, k);
+  } else {
+    drop += fire_all(o, WATCH_ANY);
+    while (n-- > 0) {
+      struct watch *w = atomic_load(&o->watches[kind]);
+      if (w == NULL) break;
+      unlink_watch(w);
+      /* its reference to o stays, as what it was posted for (a linked
+      ** node has none: watching clears it) */
+      w->fired = o;
+      port_post(w->port, w->token);
+    }
+  }
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
-  while (n-- > 0) object_release(o);
+  while (drop-- > 0) object_release(o);
+}
+
+void port_post_to(object_t *port, long token) {
+  port_post((port_t *)port, token);
 }
 
 /* Changes for the wide tasks are one flag, not a token each: a busy
@@ -129,28 +216,34 @@ static void set_wide(port_t *p, int on) {
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
 }
 
-/* Unlink w (watch_mu held); returns the object it watched, or NULL. */
-static object_t *unlink_watch(struct watch *w) {
-  object_t *o = w->obj;
-  if (o == NULL) return NULL;
-  if (w->prev != NULL) w->prev->next = w->next;
-  else atomic_store(&o->watches, w->next);
-  if (w->next != NULL) w->next->prev = w->prev;
-  w->prev = w->next = NULL;
-  w->obj = NULL;
-  return o;
+/* Forget what w was posted for (watch_mu held): the caller releases the
+** object returned, after passing the wake-up on unless the task took it. */
+static object_t *take_fired(struct watch *w) {
+  object_t *f = w->fired;
+  w->fired = NULL;
+  return f;
+}
+
+/* Drop the reference that `fired` held, passing its wake-up on first when
+** the task leaves without what it was posted for. */
+static void settle_fired(object_t *f, int kind, int pass_on) {
+  if (f == NULL) return;
+  if (pass_on) wait_notify_some(f, kind, 1);
+  object_release(f);
 }
 
 static void port_close(port_t *p) {
   size_t i;
   set_wide(p, 0);
   for (i = 0; i < p->nnodes; i++) {
-    object_t *o = NULL;
+    object_t *o = NULL, *f;
     if (p->nodes[i] == NULL) continue;
     WAIT_CHECK(pthread_mutex_lock(&watch_mu));
     o = unlink_watch(p->nodes[i]);
+    f = take_fired(p->nodes[i]);
     WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
     if (o != NULL) object_release(o);
+    settle_fired(f, p->nodes[i]->kind, 1);
     free(p->nodes[i]);
     p->nodes[i] = NULL;
   }
@@ -179,6 +272,10 @@ static port_t *check_port(lua_State *L) {
   return (port_t *)object_check(L, 1, &port_type);
 }
 
+object_t *port_check(lua_State *L, int idx) {
+  return object_check(L, idx, &port_type);
+}
+
 /* threading._port() -> a new port */
 static int port_new(lua_State *L) {
   handle_t *h = object_newhandle(L, &port_type);
@@ -202,12 +299,21 @@ static long check_token(lua_State *L, int idx) {
   return (long)t;
 }
 
-/* port:watch(handle, token) -> true, or false if handle is no object of
-** the module: the next change of the object posts token */
+static int check_kind(lua_State *L, int idx) {
+  lua_Integer k = luaL_optinteger(L, idx, WATCH_ANY);
+  luaL_argcheck(L, k >= 0 && k < WATCH_KINDS, idx, "watch kind out of range");
+  return (int)k;
+}
+
+/* port:watch(handle, token[, kind[, front]]) -> true, or false if handle is
+** no object of the module: the object's next change of that kind (kinds:
+** object.h) posts token. front: the task was posted, found what it came
+** for taken by someone else, and keeps its turn. */
 static int port_watch(lua_State *L) {
   port_t *p = check_port(L);
-  object_t *o = object_test(L, 2), *old;
+  object_t *o = object_test(L, 2), *old, *fired;
   long token = check_token(L, 3);
+  int kind = check_kind(L, 4), front = lua_toboolean(L, 5), fired_kind;
   struct watch *w;
   if (o == NULL) {
     lua_pushboolean(L, 0);
@@ -232,28 +338,35 @@ static int port_watch(lua_State *L) {
   object_retain(o);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   old = unlink_watch(w);
-  w->obj = o;
-  w->prev = NULL;
-  w->next = atomic_load(&o->watches);
-  if (w->next != NULL) w->next->prev = w;
-  atomic_store(&o->watches, w);        /* before the caller's last retry */
+  /* watching again: what it was posted for went to someone else */
+  fired = take_fired(w);
+  fired_kind = w->kind;
+  w->kind = kind;
+  link_watch(w, o, front);
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
   if (old != NULL) object_release(old);
+  settle_fired(fired, fired_kind, 0);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* port:unwatch(token): the task no longer waits on what it watched */
+/* port:unwatch(token[, took]): the task no longer waits on what it
+** watched. Unless took, a wake-up it was posted for passes on. */
 static int port_unwatch(lua_State *L) {
   port_t *p = check_port(L);
   long token = check_token(L, 2);
-  object_t *o = NULL;
+  int took = lua_toboolean(L, 3);
+  object_t *o = NULL, *fired = NULL;
+  int kind = WATCH_ANY;
   if ((size_t)token < p->nnodes && p->nodes[token] != NULL) {
     WAIT_CHECK(pthread_mutex_lock(&watch_mu));
     o = unlink_watch(p->nodes[token]);
+    fired = take_fired(p->nodes[token]);
+    kind = p->nodes[token]->kind;
     WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
   }
   if (o != NULL) object_release(o);
+  settle_fired(fired, kind, !took);
   return 0;
 }
 

@@ -381,7 +381,7 @@ static int queue_put_entry(queue_t *q, pentry_t *e, int block, double tmo) {
   q->unfinished++;
   wake_getter(q);
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
-  wait_notify_change(&q->obj);
+  wait_notify_some(&q->obj, WATCH_TAKE, 1);
   return QR_OK;
 full:
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
@@ -439,7 +439,7 @@ static int queue_get_item(queue_t *q, int block, double tmo, tslot_t *out,
   if (q->kind != Q_PRIO) ring_maybe_shrink(q);
   wake_putter(q);
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));
-  wait_notify_change(&q->obj);
+  wait_notify_some(&q->obj, WATCH_ROOM, 1);
   return QR_OK;
 empty:
   WAIT_CHECK(pthread_mutex_unlock(&q->mu));

@@ -11,6 +11,7 @@
 ** mu (inside wait_on). Nothing is pushed onto a Lua stack, allocated
 ** through Lua or raised, and no Lua runs, while s->mu is held.
 */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -131,7 +132,7 @@ static int sem_release(lua_State *L) {
     }
   }
   WAIT_CHECK(pthread_mutex_unlock(&s->mu));
-  if (!over) wait_notify_change(&s->obj);
+  if (!over) wait_notify_some(&s->obj, WATCH_TAKE, n > LONG_MAX ? LONG_MAX : (long)n);
   if (over)
     return luaL_argerror(L, 1, s->bound >= 0 ? "semaphore released too many times"
                                              : "semaphore value too large");

@@ -185,9 +185,24 @@ void wait_check_cancel(lua_State *L) {
 /* ---------------------------------------------------- change notices */
 
 /* A state change that could let a waiter of `changed` proceed: the tasks
-** watching it, and every wide port, are posted to (port.c). One atomic
-** load each while nobody watches. */
+** watching it, and every wide port, are posted to (port.c). A few atomic
+** loads while nobody watches. */
+static int watched(object_t *o, int kind) {
+  if (kind >= 0) {
+    return atomic_load(&o->watches[WATCH_ANY]) != NULL ||
+           atomic_load(&o->watches[kind]) != NULL;
+  }
+  for (kind = 0; kind < WATCH_KINDS; kind++)
+    if (atomic_load(&o->watches[kind]) != NULL) return 1;
+  return 0;
+}
+
 void wait_notify_change(object_t *changed) {
-  if (changed != NULL && atomic_load(&changed->watches) != NULL) port_fire(changed);
+  if (changed != NULL && watched(changed, -1)) port_fire(changed, -1, 0);
+  if (atomic_load(&port_nwide) > 0) port_fire_wide();
+}
+
+void wait_notify_some(object_t *changed, int kind, long n) {
+  if (changed != NULL && watched(changed, kind)) port_fire(changed, kind, n);
   if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }

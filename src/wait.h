@@ -84,20 +84,31 @@ TH_HIDDEN void wait_check_cancel(lua_State *L);
 /*
 ** Change notices, for coroutine schedulers (threading.async). Every state
 ** change that could let a waiter proceed (a lock released, a thread or
-** future finished, an item queued or taken, an event set, a condition
-** notified, a semaphore or barrier released) calls
-** wait_notify_change(changed), which posts the tasks watching `changed`
-** to their schedulers' ports, and the wide ports too (port.c).
+** future finished, an item queued or taken, an event set, a semaphore or
+** barrier released) tells the tasks watching the object (port.c), and the
+** wide ports too. wait_notify_change(changed) posts every task watching
+** `changed`. wait_notify_some(changed, kind, n) is for a change that lets
+** at most n waiters of one kind proceed (an item put: one WATCH_TAKE
+** waiter of the queue; a slot freed: one WATCH_ROOM waiter): it posts the
+** n oldest of that kind and every WATCH_ANY one. A task posted so that
+** leaves without taking what it was posted for passes it on (port.c).
 */
 TH_HIDDEN void wait_notify_change(object_t *changed);
+TH_HIDDEN void wait_notify_some(object_t *changed, int kind, long n);
 
 /*
-** Ports (port.c): port_fire posts the tasks watching o (when its list of
-** watches is not empty), port_fire_wide every wide port (while port_nwide
-** > 0); port_atfork takes their locks around fork().
+** Ports (port.c): port_fire posts the tasks watching o (kind < 0: all of
+** them; else the n oldest of that kind and every WATCH_ANY one),
+** port_fire_wide every wide port (while port_nwide > 0); port_post_to
+** posts a token to a port directly (a Condition's notify, to the task a
+** node belongs to; any lock may be held but a port's); port_atfork takes
+** their locks around fork().
 */
-TH_HIDDEN void port_fire(object_t *o);
+TH_HIDDEN void port_fire(object_t *o, int kind, long n);
 TH_HIDDEN void port_fire_wide(void);
+TH_HIDDEN void port_post_to(object_t *port, long token);
+/* The port at idx (raises if it is none); threading._port made it. */
+TH_HIDDEN object_t *port_check(lua_State *L, int idx);
 TH_HIDDEN extern atomic_int port_nwide;
 TH_HIDDEN void port_atfork(int phase);
 TH_HIDDEN void port_open(lua_State *L);

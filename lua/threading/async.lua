@@ -33,6 +33,14 @@ end
 -- What a wrapper yields, and what the scheduler resumes it with.
 local REQUEST = {}
 local OK, TIMEOUT, FAIL, CANCEL = {}, {}, {}, {}
+-- What a task waits for on an object (object.h): ANY hears of every change;
+-- TAKE (an item, a lock, a unit) and ROOM (a free slot) only of the changes
+-- that let one more waiter proceed, one task per change; DONE (a queue's
+-- join) only of the end of its work.
+local TAKE, ROOM, DONE = 1, 2, 3 -- ANY is 0, the default
+-- The watch of a wait whose wake-up is posted straight to the port (a
+-- Condition's notify posts the task it picked): nothing to arm.
+local DIRECT = {}
 
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
@@ -50,10 +58,12 @@ end
 -- poll's other values) or the timeout passes (then return false). poll runs
 -- in the scheduler; an error it raises is raised here. `watch` is what
 -- poll depends on: an object of the module (the scheduler retries poll
--- when it changes), a Task (when it ends), or nil (any change at all).
-local function block(poll, timeout, watch)
+-- when it changes; `kind` says which changes, ANY if nil), a Task (when it
+-- ends), DIRECT (its wake-up comes to the port by itself), or nil (any
+-- change at all).
+local function block(poll, timeout, watch, kind)
   local deadline = timeout and monotonic() + timeout
-  local r = pack(yield(REQUEST, poll, deadline, watch))
+  local r = pack(yield(REQUEST, poll, deadline, watch, kind))
   local tag = r[1]
   if tag == OK then
     return true, unpack(r, 2, r.n)
@@ -311,13 +321,14 @@ local function finish(s, task, state, r)
   end
 end
 
--- Disarm what a blocked task watched; it is no longer blocked.
-local function unblock(s, task)
+-- Disarm what a blocked task watched; it is no longer blocked. took: its
+-- poll succeeded (else a wake-up it was posted for passes on).
+local function unblock(s, task, took)
   s.blocked[task.token] = nil
   local how = task.watching
   task.watching = nil
   if how == "object" then
-    s.port:unwatch(task.token)
+    s.port:unwatch(task.token, took)
   elseif how == "wide" then
     s.wide[task.token] = nil
     s.nwide = s.nwide - 1
@@ -325,11 +336,11 @@ local function unblock(s, task)
       s.port:wide(false)
     end
   end
-  task.poll, task.deadline, task.watch_obj = nil, nil, nil
+  task.poll, task.deadline, task.watch_obj, task.watch_kind = nil, nil, nil, nil
 end
 
 -- File a task that yielded a request as blocked, and arm its watch.
-local function park(s, task, poll, deadline, watch)
+local function park(s, task, poll, deadline, watch, kind)
   task.poll, task.deadline = poll, deadline
   task.state = "blocked"
   s.blocked[task.token] = task
@@ -338,9 +349,11 @@ local function park(s, task, poll, deadline, watch)
     watch.awaiters = a
     a[#a + 1] = task
     task.watching = "task"
-  elseif watch ~= nil and s.port:watch(watch, task.token) then
+  elseif watch == DIRECT then
+    task.watching = "direct"
+  elseif watch ~= nil and s.port:watch(watch, task.token, kind) then
     task.watching = "object"
-    task.watch_obj = watch
+    task.watch_obj, task.watch_kind = watch, kind
   elseif poll ~= nil then
     task.watching = "wide"
     s.wide[task.token] = task
@@ -386,7 +399,7 @@ local function step(s, task)
     make_ready(s, task, CANCEL)
     return
   end
-  park(s, task, r[3], r[4], r[5])
+  park(s, task, r[3], r[4], r[5], r[6])
 end
 
 -- Retry one blocked task: wake it if its request completed, failed, timed
@@ -403,6 +416,7 @@ local function retry(s, task, now)
     return now
   end
   if task.poll then
+    s.polls = s.polls + 1
     local r = pack(pcall(task.poll))
     if not r[1] then
       unblock(s, task)
@@ -410,7 +424,7 @@ local function retry(s, task, now)
       s.check_cancel = true
       return now
     elseif r[2] then
-      unblock(s, task)
+      unblock(s, task, true)
       make_ready(s, task, OK, unpack(r, 3, r.n))
       return now
     end
@@ -454,9 +468,10 @@ local function retry_woken(s, tokens, everything)
       if task then
         now = retry(s, task, now)
         if s.blocked[tok] == task and task.watching == "object" then
-          -- still waiting: the watch fired (it is one-shot), so arm it
-          -- again, and try once more
-          s.port:watch(task.watch_obj, tok)
+          -- still waiting: the watch fired (it is one-shot) and someone
+          -- else took what it came for, so arm it again, keeping the
+          -- task's turn, and try once more
+          s.port:watch(task.watch_obj, tok, task.watch_kind, true)
           now = retry(s, task, now)
         end
       end
@@ -561,15 +576,15 @@ function async.run(fn, ...)
   local s = {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {},
     blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
-    port = new_port(),
+    port = new_port(), polls = 0,
   }
   local main = new_task(s, fn, ...)
   active = s
   local ok, err = pcall(loop, s)
   active = nil
-  if s.nwide > 0 then
-    s.port:wide(false)
-  end
+  -- drops every watch; a wake-up posted to a task that will not run now
+  -- passes on to the next waiter
+  s.port:close()
   if not ok then
     error(err, 0)
   end
@@ -601,6 +616,12 @@ end
 --- async.current() -> the calling task, or nil
 function async.current()
   return current_task()
+end
+
+-- async._polls() -> how many times the running scheduler has retried a
+-- blocked task's call (for the specs: a change must not wake every task).
+function async._polls()
+  return active and active.polls
 end
 
 -- ------------------------------------------------------------ C calls
@@ -754,14 +775,14 @@ local function install(type_name, makers)
 end
 
 -- Wait in the calling task until poll() is true or the timeout passes.
-local function await_poll(poll, timeout, watch)
+local function await_poll(poll, timeout, watch, kind)
   if poll() then
     return true
   end
   if timeout == 0 then
     return false
   end
-  return (block(poll, timeout, watch))
+  return (block(poll, timeout, watch, kind))
 end
 
 -- ([blocking[, timeout]]) or (timeout), as lock.c and queue.c read them:
@@ -790,7 +811,7 @@ local function make_acquire(c_acquire, fname)
     end
     return await_poll(function()
       return c_acquire(self, false)
-    end, t, self)
+    end, t, self, TAKE)
   end
 end
 
@@ -889,13 +910,14 @@ do -- Condition
   -- task cancelled after a notify picked it passes that notify on.
   local function task_wait(self, t, c_acquire, c_release)
     local depth = owned_by_me(self, "wait").depth
-    local ticket = c_pass("wait", true, c_enlist, self)
+    local me = current_task()
+    local ticket = c_pass("wait", true, c_enlist, self, me.sched.port, me.token)
     for _ = 1, depth do
       owned_give(self, c_release)
     end
     local ok, err = async.pcall(await_poll, function()
       return ticket:notified()
-    end, t, self)
+    end, t, DIRECT)
     local notified = ticket:leave(not ok)
     for _ = 1, depth do
       owned_take(self, c_acquire, nil)
@@ -995,7 +1017,7 @@ local queue_makers = {
       end
       local r = pack(c_pass(fname, true, poll))
       if not r[1] then
-        r = pack(block(poll, t, self))
+        r = pack(block(poll, t, self, TAKE))
         if not r[1] then
           return nil, "empty"
         end
@@ -1018,7 +1040,7 @@ local queue_makers = {
       end
       local r = pack(c_pass(fname, true, poll))
       if not r[1] then
-        r = pack(block(poll, t, self))
+        r = pack(block(poll, t, self, ROOM))
         if not r[1] then
           return nil, "full"
         end
@@ -1034,7 +1056,7 @@ local queue_makers = {
       end
       if await_poll(function()
         return c_join(self, 0) == true
-      end, t, self) then
+      end, t, self, DONE) then
         return true
       end
       return nil, "timeout"
