@@ -60,6 +60,7 @@ local core_sources = {
   "src/queue.c",
   "src/fifo.c",
   "src/table.c",
+  "src/future.c",
   "src/pool.c",
 }
 -- a rockspec runs without the standard library: no table.concat

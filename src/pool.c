@@ -1,5 +1,7 @@
 /*
-** pool.c: threading.Pool, threading.Future and threading.wait.
+** pool.c: threading.Pool, its queue of tasks and its workers. The futures
+** that stand for the tasks, and threading.wait, are in future.c; the two
+** share future.h.
 **
 ** A Pool is two objects. The Pool that users hold is a thin owner of a
 ** work_t (the task queue and the workers' bookkeeping); the workers hold
@@ -28,12 +30,16 @@
 ** of Pool:map carries a chunk of items as transfer slots instead of
 ** arguments, and its results come back as slots (Future:_into); its
 ** function is encoded once per map (_map_fn) and kept apart by workers.
+** The queue holds one reference to each queued future, which moves to the
+** worker that takes it (its slot's current task) and is dropped when the
+** worker is done with it.
 **
-** Lock order: work->mu, then a future's mu, then a waiter's mu (inside
-** wait_on, or a FutureWaiter's mu when a future completes). Nothing is
-** pushed onto a Lua stack, allocated through Lua or raised, and no Lua runs,
-** while any of them is held; nor is a buffer freed (that may release objects
-** and take their locks).
+** Lock order: work->mu, then a future's mu (fork() locks them all, in that
+** order), then a waiter's mu (inside wait_on). A future is finished (which
+** takes its mu, then the mu of the FutureWaiters on it: see future.c) with
+** no work->mu held. Nothing is pushed onto a Lua stack, allocated through
+** Lua or raised, and no Lua runs, while any of them is held; nor is a
+** buffer freed (that may release objects and take their locks).
 */
 #include <errno.h>
 #include <limits.h>
@@ -45,6 +51,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "future.h"
 #include "object.h"
 #include "options.h"
 #include "thread.h"
@@ -53,9 +60,7 @@
 #include "wait.h"
 
 #define POOL_MT "threading.Pool"
-#define FUTURE_MT "threading.Future"
 #define WORK_MT "threading.PoolQueue"       /* a pool's queue, as workers see it */
-#define FWAITER_MT "threading.FutureWaiter" /* what threading.wait blocks on */
 
 #if !defined(POOL_IDLE_GC_SECONDS)
 #define POOL_IDLE_GC_SECONDS 1.0   /* an idle worker collects its garbage after this */
@@ -64,48 +69,7 @@
 #define POOL_FNCACHE_MAX 256       /* functions a worker keeps loaded */
 #endif
 
-enum { F_PENDING, F_RUNNING, F_DONE, F_FAILED, F_CANCELLED };
-static const char *const state_names[] = {
-  "pending", "running", "done", "failed", "cancelled"
-};
-#define F_FINAL(s) ((s) >= F_DONE)
-
 /* ------------------------------------------------------------- types */
-
-typedef struct fwaiter {
-  object_t obj;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int ndone, nfailed;        /* (mu) registered futures that completed */
-} fwaiter_t;
-
-/* One registration of a threading.wait call on one future. */
-typedef struct fnode {
-  fwaiter_t *w;
-  struct fnode *prev, *next;  /* (the future's mu) */
-} fnode_t;
-
-typedef struct future {
-  object_t obj;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;          /* completion, for result() */
-  int state;                  /* (mu) */
-  int sleepers;               /* (mu) threads in result()/exception() */
-  fnode_t *waiters;           /* (mu) threading.wait registrations */
-  transfer_t *output;         /* (mu) results or the error, set with a final state */
-  const char *reason;         /* (mu) F_FAILED without output: a static message */
-  /* The task, owned by the future until a worker moves it to RUNNING or a
-  ** cancel drops it (both under mu). */
-  transfer_t *fnbuf;          /* a cached function, or NULL */
-  uint64_t fnid;              /* its id (0: the function is in input) */
-  int fnmap;                  /* fnbuf is a map's function (kept apart by workers) */
-  transfer_t *input;          /* [function,] arguments; NULL when none */
-  tslot_t *items;             /* a map chunk: the items, one call each */
-  int nitems;
-  tslot_t *outs;              /* a map chunk's results, published with F_DONE */
-  int nouts;
-  struct future *next;        /* (work->mu) queue link */
-} future_t;
 
 typedef struct wslot {
   object_t *thread;           /* the worker's Thread (retained), NULL until started */
@@ -141,15 +105,11 @@ typedef struct pool {
   work_t *work;
 } pool_t;
 
-static void future_destroy(object_t *o);
 static void work_destroy(object_t *o);
 static void pool_destroy(object_t *o);
-static void fwaiter_destroy(object_t *o);
 
-static const object_type_t future_type = { FUTURE_MT, future_destroy, NULL };
 static const object_type_t work_type = { WORK_MT, work_destroy, NULL };
 static const object_type_t pool_type = { POOL_MT, pool_destroy, NULL };
-static const object_type_t fwaiter_type = { FWAITER_MT, fwaiter_destroy, NULL };
 
 static atomic_long pool_count;        /* for "Pool-N" */
 static atomic_ullong fn_next_id;      /* ids of cached functions */
@@ -159,111 +119,6 @@ static deadline_t forever(void) {
   memset(&dl, 0, sizeof dl);
   dl.forever = 1;
   return dl;
-}
-
-/* ----------------------------------------------------------- futures */
-
-static future_t *future_alloc(void) {
-  future_t *f = (future_t *)calloc(1, sizeof *f);
-  if (f == NULL) return NULL;
-  object_init(&f->obj, &future_type);
-  wait_mutex_init(&f->mu);
-  wait_cond_init(&f->cv);
-  f->state = F_PENDING;
-  return f;
-}
-
-/* Clear and free an array of n slots. */
-static void slots_free(tslot_t *s, int n) {
-  int i;
-  if (s == NULL) return;
-  for (i = 0; i < n; i++) transfer_slot_clear(&s[i]);
-  free(s);
-}
-
-static void future_destroy(object_t *o) {
-  future_t *f = (future_t *)o;
-  slots_free(f->items, f->nitems);
-  slots_free(f->outs, f->nouts);
-  transfer_free(f->output);
-  transfer_free(f->fnbuf);
-  transfer_free(f->input);
-  pthread_mutex_destroy(&f->mu);
-  pthread_cond_destroy(&f->cv);
-  free(f);
-}
-
-/* Give f its final state and output (owned by f from now on); wake whoever
-** waits on it. Returns 0 (and frees output) if f had ended already. */
-static int future_finish(future_t *f, int state, transfer_t *output) {
-  fnode_t *n;
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  if (F_FINAL(f->state)) {
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-    transfer_free(output);
-    return 0;
-  }
-  f->state = state;
-  f->output = output;
-  if (f->sleepers > 0) WAIT_CHECK(pthread_cond_broadcast(&f->cv));
-  for (n = f->waiters; n != NULL; n = n->next) {
-    WAIT_CHECK(pthread_mutex_lock(&n->w->mu));
-    n->w->ndone++;
-    if (state == F_FAILED) n->w->nfailed++;
-    WAIT_CHECK(pthread_cond_signal(&n->w->cv));
-    WAIT_CHECK(pthread_mutex_unlock(&n->w->mu));
-  }
-  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  wait_notify_change(&f->obj);
-  return 1;
-}
-
-/* Fail f with a static message (no Lua state needed); 0 if it had ended. */
-static int future_fail_static(future_t *f, const char *reason) {
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  if (!F_FINAL(f->state)) f->reason = reason;
-  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  return future_finish(f, F_FAILED, NULL);
-}
-
-/* Cancel f if it is still pending. Returns 1 if f is cancelled (now or
-** before). The task's buffers are freed outside the lock. */
-static int future_cancel(future_t *f) {
-  transfer_t *fnbuf = NULL, *input = NULL;
-  tslot_t *items = NULL;
-  int state, nitems = 0;
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  state = f->state;
-  if (state == F_PENDING) {
-    fnbuf = f->fnbuf;
-    input = f->input;
-    items = f->items;
-    nitems = f->nitems;
-    f->fnbuf = f->input = NULL;
-    f->items = NULL;
-    f->nitems = 0;
-  }
-  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  if (state == F_PENDING) {
-    transfer_free(fnbuf);
-    transfer_free(input);
-    slots_free(items, nitems);
-    future_finish(f, F_CANCELLED, NULL);
-    return 1;
-  }
-  return state == F_CANCELLED;
-}
-
-/* Fail f with a string message (used for broken pools). */
-static void future_fail_text(lua_State *L, future_t *f, const char *msg);
-
-/* ------------------------------------------------------------ waiters */
-
-static void fwaiter_destroy(object_t *o) {
-  fwaiter_t *w = (fwaiter_t *)o;
-  pthread_mutex_destroy(&w->mu);
-  pthread_cond_destroy(&w->cv);
-  free(w);
 }
 
 /* ---------------------------------------------------------- work queue */
@@ -497,6 +352,7 @@ static transfer_t *encode_error(lua_State *L) {
   return out;
 }
 
+/* Fail f with a string message (used for broken pools). */
 static void future_fail_text(lua_State *L, future_t *f, const char *msg) {
   transfer_t *out;
   lua_pushstring(L, msg);
@@ -831,10 +687,6 @@ static void worker_ended(object_t *arg, lua_Integer iarg) {
 }
 
 /* ----------------------------------------------------------- Lua API */
-
-static future_t *check_future(lua_State *L, int idx) {
-  return (future_t *)object_self(L, idx, &future_type);
-}
 
 static pool_t *check_pool(lua_State *L, int idx) {
   return (pool_t *)object_self(L, idx, &pool_type);
@@ -1405,279 +1257,7 @@ static int pool_new(lua_State *L) {
   return 1;
 }
 
-/* --------------------------------------------------------- Future API */
-
-/* Wait for f until the deadline; returns its state (non-final on timeout).
-** Raises the cancellation of the calling thread. */
-static int future_wait(lua_State *L, future_t *f, const deadline_t *dl) {
-  int r = WAIT_OK, state;
-  wait_check_cancel(L);
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  if (!F_FINAL(f->state) && !(!dl->forever && wait_expired(dl))) {
-    f->sleepers++;
-    while (!F_FINAL(f->state) && r == WAIT_OK)
-      r = wait_on(&f->obj, &f->mu, &f->cv, dl);
-    f->sleepers--;
-  }
-  state = f->state;
-  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  if (r == WAIT_CANCELLED) wait_raise_cancel(L);
-  return state;
-}
-
-static int push_timeout(lua_State *L) {
-  lua_pushnil(L);
-  lua_pushliteral(L, "timeout");
-  return 2;
-}
-
-/* Push f's error (f has failed or was cancelled). */
-static void push_error(lua_State *L, future_t *f, int state) {
-  if (state == F_CANCELLED) lua_pushliteral(L, "cancelled");
-  else if (f->output == NULL || transfer_decode(L, f->output) == 0)
-    lua_pushstring(L, f->reason != NULL ? f->reason : "unknown error");
-}
-
-/* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
-static int future_result(lua_State *L) {
-  future_t *f = check_future(L, 1);
-  deadline_t dl = wait_deadline_arg(L, 2);
-  int state = future_wait(L, f, &dl);
-  lua_settop(L, 1);
-  if (!F_FINAL(state)) return push_timeout(L);
-  if (state == F_DONE) {
-    lua_pushboolean(L, 1);
-    return 1 + (f->output != NULL ? transfer_decode(L, f->output) : 0);
-  }
-  lua_pushboolean(L, 0);
-  push_error(L, f, state);
-  return 2;
-}
-
-/* Future:exception([timeout]) -> nil (it succeeded) | err | nil, "timeout" */
-static int future_exception(lua_State *L) {
-  future_t *f = check_future(L, 1);
-  deadline_t dl = wait_deadline_arg(L, 2);
-  int state = future_wait(L, f, &dl);
-  lua_settop(L, 1);
-  if (!F_FINAL(state)) return push_timeout(L);
-  if (state == F_DONE) {
-    lua_pushnil(L);
-    return 1;
-  }
-  push_error(L, f, state);
-  return 1;
-}
-
-static int future_state(future_t *f);
-
-/* Future:_into(results, offset[, size]) -> n, results: copy a finished map
-** chunk's results to results[offset + 1 .. offset + n]. With results nil,
-** make the table, sized for `size` items (a table grown item by item
-** rehashes some twenty times on the way to a million). */
-static int future_into(lua_State *L) {
-  future_t *f = check_future(L, 1);
-  lua_Integer off = luaL_checkinteger(L, 3);
-  int i;
-  if (lua_isnil(L, 2)) {
-    lua_Integer size = luaL_optinteger(L, 4, 0);
-    luaL_argcheck(L, size >= 0 && size < INT_MAX, 3, "invalid size");
-    lua_createtable(L, (int)size, 1);
-    lua_replace(L, 2);
-  }
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (future_state(f) != F_DONE) return luaL_argerror(L, 1, "the chunk has not succeeded");
-  for (i = 0; i < f->nouts; i++) {
-    transfer_slot_push(L, &f->outs[i]);
-    lua_rawseti(L, 2, (int)(off + i + 1));
-  }
-  lua_pushinteger(L, f->nouts);
-  lua_pushvalue(L, 2);
-  return 2;
-}
-
-static int future_state(future_t *f) {
-  int s;
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  s = f->state;
-  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  return s;
-}
-
-static int future_done(lua_State *L) {
-  lua_pushboolean(L, F_FINAL(future_state(check_future(L, 1))));
-  return 1;
-}
-
-static int future_running(lua_State *L) {
-  lua_pushboolean(L, future_state(check_future(L, 1)) == F_RUNNING);
-  return 1;
-}
-
-static int future_cancelled(lua_State *L) {
-  lua_pushboolean(L, future_state(check_future(L, 1)) == F_CANCELLED);
-  return 1;
-}
-
-/* Future:cancel() -> true if the future is cancelled (it was pending) */
-static int future_cancel_m(lua_State *L) {
-  lua_pushboolean(L, future_cancel(check_future(L, 1)));
-  return 1;
-}
-
-static int future__tostring(lua_State *L) {
-  future_t *f = check_future(L, 1);
-  lua_pushfstring(L, "threading.Future: %p (%s)", (void *)f,
-                  state_names[future_state(f)]);
-  return 1;
-}
-
-/* -------------------------------------------------------- threading.wait */
-
-enum { RW_ALL, RW_FIRST, RW_EXCEPTION };
-static const char *const rw_names[] = {
-  "all_completed", "first_completed", "first_exception", NULL
-};
-
-typedef struct wentry {
-  future_t *f;
-  int idx;                    /* position in the caller's list */
-  int linked;                 /* node is on f->waiters */
-  fnode_t node;
-} wentry_t;
-
-static int rw_satisfied(int how, int ndone, int nfailed, int npending) {
-  if (ndone >= npending) return 1;
-  if (how == RW_FIRST) return ndone > 0;
-  if (how == RW_EXCEPTION) return nfailed > 0;
-  return 0;
-}
-
-static void push_lists(lua_State *L, int list, wentry_t *e, int n) {
-  int i, nd = 0, nn = 0;
-  lua_newtable(L);
-  lua_newtable(L);
-  for (i = 0; i < n; i++) {
-    int done = F_FINAL(future_state(e[i].f));
-    lua_rawgeti(L, list, e[i].idx);
-    lua_rawseti(L, done ? -3 : -2, done ? ++nd : ++nn);
-  }
-}
-
-/* threading.wait(futures[, timeout[, return_when]]) -> done, not_done */
-static int pool_wait(lua_State *L) {
-  deadline_t dl;
-  int how, n, len, i, ndone = 0, nfailed = 0, npending, r = WAIT_OK;
-  wentry_t *e;
-  fwaiter_t *w;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  dl = wait_deadline_arg(L, 2);
-  how = luaL_checkoption(L, 3, "all_completed", rw_names);
-  lua_settop(L, 1);
-  len = (int)compat_rawlen(L, 1);
-  e = (wentry_t *)compat_newuserdata(L, (size_t)(len > 0 ? len : 1) * sizeof *e);
-  lua_newtable(L);                              /* seen: dedupe, at 3 */
-  for (i = 1, n = 0; i <= len; i++) {
-    object_t *o;
-    lua_rawgeti(L, 1, i);
-    o = object_test(L, -1);
-    if (o == NULL || o->type != &future_type) {
-      handle_t *h = (handle_t *)lua_touserdata(L, -1);
-      const char *got = o != NULL ? o->type->name : luaL_typename(L, -1);
-      if (o == NULL && h != NULL && lua_type(L, -1) == LUA_TUSERDATA &&
-          luaL_getmetafield(L, -1, "__name")) {
-        lua_pop(L, 1);
-        if (h->obj == NULL) got = "released handle";
-      }
-      return luaL_argerror(L, 1, lua_pushfstring(L,
-          "list of threading.Future expected, item %d is a %s", i, got));
-    }
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, o);
-    lua_rawget(L, 3);
-    if (lua_isnil(L, -1)) {
-      lua_pushlightuserdata(L, o);
-      lua_pushboolean(L, 1);
-      lua_rawset(L, 3);
-      e[n].f = (future_t *)o;
-      e[n].idx = i;
-      e[n].linked = 0;
-      n++;
-    }
-    lua_pop(L, 1);
-  }
-  wait_check_cancel(L);
-  for (i = 0; i < n; i++) {
-    int s = future_state(e[i].f);
-    if (F_FINAL(s)) ndone++;
-    if (s == F_FAILED) nfailed++;
-  }
-  if (rw_satisfied(how, ndone, nfailed, n) || (!dl.forever && wait_expired(&dl))) {
-    push_lists(L, 1, e, n);
-    return 2;
-  }
-  w = (fwaiter_t *)calloc(1, sizeof *w);
-  if (w == NULL) return luaL_error(L, "not enough memory");
-  object_init(&w->obj, &fwaiter_type);
-  wait_mutex_init(&w->mu);
-  wait_cond_init(&w->cv);
-  /* count the futures that are done now; register on the others */
-  npending = n;
-  for (i = 0; i < n; i++) {
-    future_t *f = e[i].f;
-    WAIT_CHECK(pthread_mutex_lock(&f->mu));
-    if (F_FINAL(f->state)) {
-      WAIT_CHECK(pthread_mutex_lock(&w->mu));
-      w->ndone++;
-      if (f->state == F_FAILED) w->nfailed++;
-      WAIT_CHECK(pthread_mutex_unlock(&w->mu));
-    } else {
-      e[i].node.w = w;
-      e[i].node.prev = NULL;
-      e[i].node.next = f->waiters;
-      if (f->waiters != NULL) f->waiters->prev = &e[i].node;
-      f->waiters = &e[i].node;
-      e[i].linked = 1;
-    }
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  }
-  WAIT_CHECK(pthread_mutex_lock(&w->mu));
-  while (!rw_satisfied(how, w->ndone, w->nfailed, npending) && r == WAIT_OK)
-    r = wait_on(&w->obj, &w->mu, &w->cv, &dl);
-  WAIT_CHECK(pthread_mutex_unlock(&w->mu));
-  for (i = 0; i < n; i++) {
-    future_t *f = e[i].f;
-    if (!e[i].linked) continue;
-    WAIT_CHECK(pthread_mutex_lock(&f->mu));
-    if (e[i].node.prev != NULL) e[i].node.prev->next = e[i].node.next;
-    else f->waiters = e[i].node.next;
-    if (e[i].node.next != NULL) e[i].node.next->prev = e[i].node.prev;
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-    e[i].linked = 0;
-  }
-  object_release(&w->obj);
-  if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
-  push_lists(L, 1, e, n);
-  return 2;
-}
-
 /* ----------------------------------------------------------- tables */
-
-static const luaL_Reg future_methods[] = {
-  {"result", future_result},
-  {"exception", future_exception},
-  {"done", future_done},
-  {"running", future_running},
-  {"cancel", future_cancel_m},
-  {"cancelled", future_cancelled},
-  {"_into", future_into},
-  {NULL, NULL}
-};
-
-static const luaL_Reg future_meta[] = {
-  {"__tostring", future__tostring},
-  {NULL, NULL}
-};
 
 static const luaL_Reg pool_methods[] = {
   {"submit", pool_submit},
@@ -1696,7 +1276,6 @@ static const luaL_Reg pool_meta[] = {
 
 static const luaL_Reg pool_funcs[] = {
   {"Pool", pool_new},
-  {"wait", pool_wait},
   {NULL, NULL}
 };
 
@@ -1711,9 +1290,7 @@ void pool_open(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  object_newmetatable(L, &future_type, future_methods, future_meta);
   object_newmetatable(L, &pool_type, pool_methods, pool_meta);
   object_newmetatable(L, &work_type, NULL, NULL);
-  object_newmetatable(L, &fwaiter_type, NULL, NULL);
   luaL_setfuncs(L, pool_funcs, 0);
 }

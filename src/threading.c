@@ -76,6 +76,7 @@ int luaopen_threading_core(lua_State *L) {
   queue_open(L);
   table_open(L);
   fifo_open(L);
+  future_open(L);
   pool_open(L);
   port_open(L);
   lua_pushliteral(L, THREADING_VERSION);
