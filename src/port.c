@@ -168,9 +168,9 @@ static long fire_all(object_t *o, int kind) {
 
 void port_fire(object_t *o, int kind, long n) {
   long drop = 0;
-  int k;
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   if (kind < 0) {
+    int k;
     for (k = 0; k < WATCH_KINDS; k++) drop += fire_all(o, k);
   } else {
     drop += fire_all(o, WATCH_ANY);
