@@ -1,4 +1,4 @@
--- bench: A6 | shared queue: 1,000 tasks wait on one Queue, a thread feeds it item by item | <= 1/2 of Python's time
+-- bench: A6 | shared queue: 1,000 tasks on one Queue, fed item by item | <= 1/2 of Python's time
 -- Inside async.run, 1,000 tasks loop on get from one Queue and put each
 -- item on an acknowledgement Queue; a thread puts 5,000 items one at a
 -- time, waiting for each acknowledgement. The figure is the best round's
