@@ -313,7 +313,7 @@ static int port_watch(lua_State *L) {
   port_t *p = check_port(L);
   object_t *o = object_test(L, 2), *old, *fired;
   long token = check_token(L, 3);
-  int kind = check_kind(L, 4), front = lua_toboolean(L, 5), fired_kind;
+  int kind = check_kind(L, 4), front = lua_toboolean(L, 5);
   struct watch *w;
   if (o == NULL) {
     lua_pushboolean(L, 0);
@@ -340,12 +340,11 @@ static int port_watch(lua_State *L) {
   old = unlink_watch(w);
   /* watching again: what it was posted for went to someone else */
   fired = take_fired(w);
-  fired_kind = w->kind;
   w->kind = kind;
   link_watch(w, o, front);
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
   if (old != NULL) object_release(old);
-  settle_fired(fired, fired_kind, 0);
+  if (fired != NULL) object_release(fired);
   lua_pushboolean(L, 1);
   return 1;
 }
