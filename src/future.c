@@ -429,6 +429,64 @@ static int pool_wait(lua_State *L) {
 
 /* ----------------------------------------------------------- tables */
 
+/* ------------------------------------------------ standalone futures */
+
+/* threading.Future() -> a pending future that its maker completes */
+static int future_new(lua_State *L) {
+  handle_t *h = object_newhandle(L, &future_type);
+  future_t *f = future_alloc();
+  if (f == NULL) return luaL_error(L, "not enough memory");
+  f->standalone = 1;
+  object_sethandle(L, h, &f->obj);
+  return 1;
+}
+
+static future_t *check_standalone(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  if (!f->standalone) luaL_argerror(L, 1, "a pool's future is completed by its pool");
+  return f;
+}
+
+/* Give a standalone future its outcome; raises if it had one already. */
+static int future_settle(lua_State *L, future_t *f, int state, transfer_t *out) {
+  if (!future_finish(f, state, out)) return luaL_argerror(L, 1, "future already done");
+  return 0;
+}
+
+/* Future:set_result(...): done, with these results */
+static int future_set_result(lua_State *L) {
+  future_t *f = check_standalone(L);
+  int n = lua_gettop(L) - 1;
+  if (F_FINAL(future_state(f))) return luaL_argerror(L, 1, "future already done");
+  return future_settle(L, f, F_DONE, n > 0 ? transfer_encode(L, 2, n, "result", 1) : NULL);
+}
+
+/* Future:set_exception(err): failed with err */
+static int future_set_exception(lua_State *L) {
+  future_t *f = check_standalone(L);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  if (F_FINAL(future_state(f))) return luaL_argerror(L, 1, "future already done");
+  return future_settle(L, f, F_FAILED, transfer_encode(L, 2, 1, "exception", 0));
+}
+
+/* Future:set_running_or_notify_cancel() -> true (now running), or false
+** (it was cancelled); raises if it was running or done already */
+static int future_set_running(lua_State *L) {
+  future_t *f = check_standalone(L);
+  int state;
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  state = f->state;
+  if (state == F_PENDING) f->state = F_RUNNING;
+  WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+  if (state == F_PENDING) wait_notify_change(&f->obj);
+  else if (state != F_CANCELLED)
+    return luaL_argerror(L, 1, state == F_RUNNING ? "future already running"
+                                                  : "future already done");
+  lua_pushboolean(L, state == F_PENDING);
+  return 1;
+}
+
 static const luaL_Reg future_methods[] = {
   {"result", future_result},
   {"exception", future_exception},
@@ -437,6 +495,9 @@ static const luaL_Reg future_methods[] = {
   {"cancel", future_cancel_m},
   {"cancelled", future_cancelled},
   {"_into", future_into},
+  {"set_result", future_set_result},
+  {"set_exception", future_set_exception},
+  {"set_running_or_notify_cancel", future_set_running},
   {NULL, NULL}
 };
 
@@ -446,6 +507,7 @@ static const luaL_Reg future_meta[] = {
 };
 
 static const luaL_Reg future_funcs[] = {
+  {"Future", future_new},
   {"wait", pool_wait},
   {NULL, NULL}
 };

@@ -53,6 +53,8 @@ typedef struct future {
   tslot_t *outs;              /* a map chunk's results, published with F_DONE */
   int nouts;
   struct future *next;        /* (work->mu) queue link */
+  int standalone;             /* made by threading.Future(): its owner
+                                 completes it, no pool does */
 } future_t;
 
 TH_HIDDEN extern const object_type_t future_type;
