@@ -103,6 +103,13 @@ describe("threading.Future()", function()
     assert.equal(2, n)
   end)
 
+  it("is taken by threading.select when a thread sets it", function()
+    local f, q = threading.Future(), threading.Queue()
+    local t = threading.start(function(x) x:set_result("v") end, f)
+    assert.same({ 2, true, "v" }, { threading.select({ q, f }, 10) })
+    t:join(10)
+  end)
+
   it("wakes a task awaiting it when a thread sets it, while other tasks run", function()
     local r = async.run(function()
       local f, go = threading.Future(), threading.Event()
