@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "capi.h"
 #include "future.h"
 #include "object.h"
 #include "transfer.h"
@@ -97,16 +98,10 @@ static void future_destroy(object_t *o) {
   free(f);
 }
 
-/* Give f its final state and output (owned by f from now on); wake whoever
-** waits on it. Returns 0 (and frees output) if f had ended already. */
-int future_finish(future_t *f, int state, transfer_t *output) {
+/* With f->mu held and f not final: give f its final state and output,
+** and wake the threads and threading.wait calls waiting on it. */
+static void finish_locked(future_t *f, int state, transfer_t *output) {
   fnode_t *n;
-  WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  if (F_FINAL(f->state)) {
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-    transfer_free(output);
-    return 0;
-  }
   f->state = state;
   f->output = output;
   if (f->sleepers > 0) WAIT_CHECK(pthread_cond_broadcast(&f->cv));
@@ -117,6 +112,18 @@ int future_finish(future_t *f, int state, transfer_t *output) {
     WAIT_CHECK(pthread_cond_signal(&n->w->cv));
     WAIT_CHECK(pthread_mutex_unlock(&n->w->mu));
   }
+}
+
+/* Give f its final state and output (owned by f from now on); wake whoever
+** waits on it. Returns 0 (and frees output) if f had ended already. */
+int future_finish(future_t *f, int state, transfer_t *output) {
+  WAIT_CHECK(pthread_mutex_lock(&f->mu));
+  if (F_FINAL(f->state)) {
+    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
+    transfer_free(output);
+    return 0;
+  }
+  finish_locked(f, state, output);
   WAIT_CHECK(pthread_mutex_unlock(&f->mu));
   wait_notify_change(&f->obj);
   return 1;
@@ -124,14 +131,23 @@ int future_finish(future_t *f, int state, transfer_t *output) {
 
 /* Fail f with a static message (no Lua state needed); 0 if it had ended. */
 int future_fail_static(future_t *f, const char *reason) {
+  int ended;
   WAIT_CHECK(pthread_mutex_lock(&f->mu));
-  if (!F_FINAL(f->state)) f->reason = reason;
+  ended = F_FINAL(f->state);
+  if (!ended) {
+    f->reason = reason;
+    finish_locked(f, F_FAILED, NULL);
+  }
   WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-  return future_finish(f, F_FAILED, NULL);
+  if (ended) return 0;
+  wait_notify_change(&f->obj);
+  return 1;
 }
 
 /* Cancel f if it is still pending. Returns 1 if f is cancelled (now or
-** before). The task's buffers are freed outside the lock. */
+** before). The state changes in the same hold of mu that sees it pending,
+** so a worker can never pick up a task that a cancel has taken. The
+** task's buffers are freed outside the lock. */
 int future_cancel(future_t *f) {
   transfer_t *fnbuf = NULL, *input = NULL;
   tslot_t *items = NULL;
@@ -146,13 +162,15 @@ int future_cancel(future_t *f) {
     f->fnbuf = f->input = NULL;
     f->items = NULL;
     f->nitems = 0;
+    finish_locked(f, F_CANCELLED, NULL);
   }
   WAIT_CHECK(pthread_mutex_unlock(&f->mu));
   if (state == F_PENDING) {
+    wait_notify_change(&f->obj);
     transfer_free(fnbuf);
     transfer_free(input);
     slots_free(items, nitems);
-    future_finish(f, F_CANCELLED, NULL);
+    if (f->on_cancel != NULL) f->on_cancel(f);
     return 1;
   }
   return state == F_CANCELLED;
@@ -443,7 +461,9 @@ static int future_new(lua_State *L) {
 
 static future_t *check_standalone(lua_State *L) {
   future_t *f = check_future(L, 1);
-  if (!f->standalone) luaL_argerror(L, 1, "a pool's future is completed by its pool");
+  if (!f->standalone)
+    luaL_argerror(L, 1, f->completer != NULL ? f->completer
+                                             : "a pool's future is completed by its pool");
   return f;
 }
 
@@ -487,6 +507,64 @@ static int future_set_running(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------ futures made in C */
+
+static void *capi_future_new(const char *completer, void (*on_cancel)(void *)) {
+  future_t *f = future_alloc();
+  if (f == NULL) return NULL;
+  f->completer = completer != NULL ? completer : "this future is completed by its maker";
+  f->on_cancel = on_cancel;
+  return f;
+}
+
+static void capi_future_push(lua_State *L, void *f) {
+  object_push(L, &((future_t *)f)->obj);
+}
+
+static int capi_future_set(lua_State *L, void *fv, int n) {
+  future_t *f = (future_t *)fv;
+  transfer_t *out = n > 0 ? transfer_encode(L, lua_gettop(L) - n + 1, n, "result", 1) : NULL;
+  lua_pop(L, n);
+  return future_finish(f, F_DONE, out);
+}
+
+static int capi_future_fail(void *f, const char *reason) {
+  return future_fail_static((future_t *)f, reason);
+}
+
+static int capi_future_cancel(void *f) {
+  return future_cancel((future_t *)f);
+}
+
+static int capi_future_pending(void *f) {
+  return !F_FINAL(future_state((future_t *)f));
+}
+
+static void **capi_future_slot(void *f) {
+  return &((future_t *)f)->slot;
+}
+
+static void capi_future_retain(void *f) {
+  object_retain(&((future_t *)f)->obj);
+}
+
+static void capi_future_release(void *f) {
+  object_release(&((future_t *)f)->obj);
+}
+
+static const threading_capi_t capi = {
+  THREADING_CAPI_VERSION,
+  capi_future_new,
+  capi_future_push,
+  capi_future_set,
+  capi_future_fail,
+  capi_future_cancel,
+  capi_future_pending,
+  capi_future_slot,
+  capi_future_retain,
+  capi_future_release
+};
+
 static const luaL_Reg future_methods[] = {
   {"result", future_result},
   {"exception", future_exception},
@@ -516,4 +594,6 @@ void future_open(lua_State *L) {
   object_newmetatable(L, &future_type, future_methods, future_meta);
   object_newmetatable(L, &fwaiter_type, NULL, NULL);
   luaL_setfuncs(L, future_funcs, 0);
+  lua_pushlightuserdata(L, (void *)&capi);
+  lua_setfield(L, -2, "_capi");
 }

@@ -55,6 +55,10 @@ typedef struct future {
   struct future *next;        /* (work->mu) queue link */
   int standalone;             /* made by threading.Future(): its owner
                                  completes it, no pool does */
+  /* A future made through capi.h: completed in C by its maker. */
+  const char *completer;      /* why set_result refuses (static), or NULL */
+  void (*on_cancel)(void *f); /* told of a cancel while pending, or NULL */
+  void *slot;                 /* the maker's (capi.h) */
 } future_t;
 
 TH_HIDDEN extern const object_type_t future_type;
