@@ -43,8 +43,9 @@ CFLAGS_ALL := -std=c99 -D_GNU_SOURCE $(OPT) -g -fPIC -fvisibility=hidden \
 LDFLAGS_ALL := -shared -pthread $(SAN_FLAGS) $(LDFLAGS)
 LIBS := -ldl
 
-# every C file but the HTTP binding goes into threading/core.so
-CORE_SRC := $(filter-out src/http.c,$(wildcard src/*.c))
+# every C file but the HTTP binding (HTTP_SRC) goes into threading/core.so
+HTTP_SRC := src/http.c src/http_io.c
+CORE_SRC := $(filter-out $(HTTP_SRC),$(wildcard src/*.c))
 CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 CORE_SO := $(BUILD)/threading/core.so
 HEADERS := $(wildcard src/*.h)
@@ -78,9 +79,9 @@ HTTP_SO := $(BUILD)/threading/http.so
 HTTP_SERVER := build/tools/http_server
 build: $(HTTP_SO) $(HTTP_SERVER)
 
-$(HTTP_SO): $(BUILD)/obj/http.o
+$(HTTP_SO): $(patsubst src/%.c,$(BUILD)/obj/%.o,$(HTTP_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< -lcurl $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl $(LIBS)
 
 $(HTTP_SERVER): spec/support/http_server.c
 	@mkdir -p $(dir $@)

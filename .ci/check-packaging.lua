@@ -7,7 +7,7 @@
 --   * rockspec/ holds threading-scm-1 and the release rockspec of that
 --     version, each named after its version field; the release's source
 --     tag is v<version>, and the two are otherwise the same rockspec.
---   * The rockspecs list every C source (src/http.c is threading.http, the
+--   * The rockspecs list every C source (src/http*.c is threading.http, the
 --     rest threading.core) and every Lua file of lua/threading, and nothing
 --     that does not exist.
 --   * CHANGELOG.md's latest release heading and every release rock that
@@ -190,7 +190,7 @@ if spec then
   end
   for _, name in ipairs(list("src", "%.c$")) do
     local file = "src/" .. name
-    local want = name == "http.c" and "HTTP_SOURCES" or "CORE_SOURCES"
+    local want = name:match("^http") and "HTTP_SOURCES" or "CORE_SOURCES"
     if listed[file] ~= want then
       problem("rockspec: %s is missing from build_variables.%s", file, want)
     end

@@ -40,7 +40,7 @@ external_dependencies = {
 }
 
 -- The C files of threading.core, one per line: add a new src/*.c here
--- (`make lint` fails when one is missing). src/http.c is threading.http.
+-- (`make lint` fails when one is missing). src/http.c and src/http_io.c are threading.http.
 local core_sources = {
   "src/threading.c",
   "src/object.c",
@@ -89,7 +89,7 @@ build = {
     CURL_INCDIR = "$(CURL_INCDIR)",
     CURL_LIBDIR = "$(CURL_LIBDIR)",
     CORE_SOURCES = words(core_sources),
-    HTTP_SOURCES = "src/http.c",
+    HTTP_SOURCES = "src/http.c src/http_io.c",
   },
   install_variables = {
     INST_LIBDIR = "$(LIBDIR)",

@@ -37,53 +37,13 @@
 #include <curl/curl.h>
 
 #include "compat.h"
+#include "http.h"
 #include "options.h"
 
 #define SESSION_MT "threading.http.Session"
 #if !defined(HTTP_TICK_MS)
 #define HTTP_TICK_MS 100                      /* cancellation latency bound */
 #endif
-#define HTTP_DEFAULT_TIMEOUT 30.0             /* seconds, whole request */
-#define HTTP_DEFAULT_REDIRECTS 10L
-#define HTTP_DEFAULT_MAX_BODY (64.0 * 1024 * 1024)
-#define HTTP_KEEP_BUFFER (1024 * 1024)        /* larger buffers are freed after use */
-#define HTTP_METHOD_MAX 32
-
-typedef struct hbuf {
-  char *p;
-  size_t len, cap;
-} hbuf_t;
-
-typedef struct session {
-  CURLM *multi;                /* owns the connection and DNS caches */
-  CURL *easy;                  /* reused by every request of the state */
-  int attached;                /* easy is in multi */
-  struct curl_slist *headers;  /* the current request's header list */
-  hbuf_t body, head, line;     /* response body, raw headers, scratch */
-  size_t max_body;
-  int too_large, no_memory;    /* why a callback stopped the transfer */
-  char errbuf[CURL_ERROR_SIZE];
-} session_t;
-
-/* One request's settings, read from Lua before any curl call. Strings point
-** into values that stay on the Lua stack for the whole request. */
-typedef struct request {
-  const char *url;
-  size_t url_len;
-  char method[HTTP_METHOD_MAX];    /* upper case; "" means GET (or POST with a body) */
-  const char *body;
-  size_t body_len;
-  int has_body;
-  int headers;                     /* stack index of the headers table, or 0 */
-  long timeout_ms, connect_ms;     /* 0: no limit */
-  long max_redirects;              /* -1: do not follow */
-  size_t max_body;
-  int verify;
-  const char *cainfo, *capath;     /* NULL: libcurl's default CA store */
-  const char *user_agent;          /* NULL: send none */
-  size_t user_agent_len;
-  const char *proxy;               /* NULL: libcurl's default; "": none */
-} request_t;
 
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
 
@@ -110,7 +70,7 @@ static void global_init(void) {
            v != NULL ? v->version : "?");
 }
 
-static double now_s(void) {
+double http_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -118,7 +78,7 @@ static double now_s(void) {
 
 /* ---------------------------------------------------------------- buffers */
 
-static int hbuf_add(hbuf_t *b, const char *s, size_t n) {
+int hbuf_add(hbuf_t *b, const char *s, size_t n) {
   if (n > b->cap - b->len) {
     size_t cap = b->cap ? b->cap : 4096;
     char *p;
@@ -136,14 +96,14 @@ static int hbuf_add(hbuf_t *b, const char *s, size_t n) {
   return 1;
 }
 
-static void hbuf_free(hbuf_t *b) {
+void hbuf_free(hbuf_t *b) {
   free(b->p);
   b->p = NULL;
   b->len = b->cap = 0;
 }
 
 /* Keep small buffers for the next request, give big ones back. */
-static void hbuf_trim(hbuf_t *b) {
+void hbuf_trim(hbuf_t *b) {
   if (b->cap > HTTP_KEEP_BUFFER) hbuf_free(b);
   b->len = 0;
 }
@@ -436,7 +396,7 @@ static const char *error_kind(CURLcode rc) {
 }
 
 /* nil, message, kind */
-static int push_fail(lua_State *L, const char *msg, const char *kind) {
+int http_push_fail(lua_State *L, const char *msg, const char *kind) {
   lua_pushnil(L);
   lua_pushstring(L, msg);
   lua_pushstring(L, kind);
@@ -445,7 +405,7 @@ static int push_fail(lua_State *L, const char *msg, const char *kind) {
 
 /* Check the URL before curl sees it: a clear message for malformed ones and
 ** for schemes other than http and https. Returns NULL or the failure kind. */
-static const char *check_url(const request_t *r, char *msg, size_t msgsize) {
+const char *http_check_url(const request_t *r, char *msg, size_t msgsize) {
   CURLU *u;
   CURLUcode uc;
   char *scheme = NULL;
@@ -483,7 +443,7 @@ static int add_header(session_t *s, const char *line) {
 
 /* Build the header list into s->headers, where a raise cannot leak it.
 ** Returns 0 with a message in msg for a header that cannot be sent. */
-static int build_headers(lua_State *L, session_t *s, const request_t *r,
+int http_build_headers(lua_State *L, session_t *s, const request_t *r,
                          char *msg, size_t msgsize) {
   int has_type = 0, has_expect = 0;
   curl_slist_free_all(s->headers);
@@ -548,7 +508,7 @@ static void set_string(CURL *e, CURLoption opt, const char *v, CURLcode *rc) {
 
 /* Set up the easy handle for r. Returns CURLE_OK, or why libcurl refused a
 ** setting. */
-static CURLcode configure(session_t *s, const request_t *r) {
+CURLcode http_configure(session_t *s, const request_t *r) {
   CURL *e = s->easy;
   CURLcode rc = CURLE_OK;
   curl_easy_reset(e);
@@ -688,7 +648,7 @@ static void push_headers(lua_State *L, const char *p, size_t n) {
 }
 
 /* The response table of the finished transfer. */
-static void push_response(lua_State *L, session_t *s, double elapsed) {
+void http_push_response(lua_State *L, session_t *s, double elapsed) {
   long status = 0;
   char *url = NULL;
   curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -706,85 +666,103 @@ static void push_response(lua_State *L, session_t *s, double elapsed) {
   lua_setfield(L, -2, "elapsed");
 }
 
+/* Why the transfer of s failed with rc: the message in msg, the kind
+** returned. */
+const char *http_failure(const session_t *s, int rc, char *msg, size_t msgsize) {
+  if (s->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    snprintf(msg, msgsize, "response body exceeds max_body_bytes (%.0f)",
+             (double)s->max_body);
+    return "too_large";
+  }
+  if (s->no_memory) {
+    snprintf(msg, msgsize, "not enough memory for the response");
+    return "memory";
+  }
+  snprintf(msg, msgsize, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror((CURLcode)rc));
+  return error_kind((CURLcode)rc);
+}
+
 /* Perform request r (its values on the stack). */
 static int perform(lua_State *L, request_t *r) {
-  char msg[400];
+  char msg[HTTP_MSG_MAX];
   const char *kind;
   session_t *s;
   int box, rc;
   double t0;
   luaL_checkstack(L, 24, "no room for the response");
   if (probe_cancel(L)) return lua_error(L);         /* a cancellation point */
-  kind = check_url(r, msg, sizeof msg);
-  if (kind != NULL) return push_fail(L, msg, kind);
+  kind = http_check_url(r, msg, sizeof msg);
+  if (kind != NULL) return http_push_fail(L, msg, kind);
   s = session_take(L);
   box = lua_gettop(L);
-  if (s == NULL) return push_fail(L, "not enough memory", "memory");
-  if (!build_headers(L, s, r, msg, sizeof msg)) {
+  if (s == NULL) return http_push_fail(L, "not enough memory", "memory");
+  if (!http_build_headers(L, s, r, msg, sizeof msg)) {
     lua_settop(L, box);
     session_put(L, box);
-    return push_fail(L, msg, "header");
+    return http_push_fail(L, msg, "header");
   }
-  rc = (int)configure(s, r);
-  t0 = now_s();
+  rc = (int)http_configure(s, r);
+  t0 = http_now();
   if (rc == CURLE_OK) rc = transfer(L, s);
   if (rc < 0) {                                     /* cancelled: raise it again */
     session_put(L, box);
     return lua_error(L);
   }
   if (rc != CURLE_OK) {
-    if (s->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-      snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%.0f)",
-               (double)r->max_body);
-      kind = "too_large";
-    } else if (s->no_memory) {
-      snprintf(msg, sizeof msg, "not enough memory for the response");
-      kind = "memory";
-    } else {
-      snprintf(msg, sizeof msg, "%s", s->errbuf[0] ? s->errbuf
-                                                   : curl_easy_strerror((CURLcode)rc));
-      kind = error_kind((CURLcode)rc);
-    }
+    kind = http_failure(s, rc, msg, sizeof msg);
     hbuf_trim(&s->body);
     hbuf_trim(&s->head);
     session_put(L, box);
-    return push_fail(L, msg, kind);
+    return http_push_fail(L, msg, kind);
   }
-  push_response(L, s, now_s() - t0);
+  http_push_response(L, s, http_now() - t0);
   hbuf_trim(&s->body);
   hbuf_trim(&s->head);
   session_put(L, box);
   return 1;
 }
 
+/* Read the arguments of get (url[, opts]) or of request ({url=, ...}) into
+** r; their values stay on the stack. */
+void http_args(lua_State *L, request_t *r, int is_get) {
+  memset(r, 0, sizeof *r);
+  if (is_get) {
+    r->url = luaL_checklstring(L, 1, &r->url_len);
+    if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+      luaL_argerror(L, 2, lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 2)));
+    lua_settop(L, 2);
+    read_options(L, r, lua_istable(L, 2) ? 2 : 0, 2, 0);
+    return;
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "url");
+  if (lua_type(L, -1) != LUA_TSTRING) opt_error(L, 1, "url", "a string");
+  r->url = lua_tolstring(L, -1, &r->url_len);
+  read_options(L, r, 1, 1, 1);
+}
+
 /* http.get(url[, opts]) -> response | nil, message, kind */
 static int http_get(lua_State *L) {
   request_t r;
-  memset(&r, 0, sizeof r);
-  r.url = luaL_checklstring(L, 1, &r.url_len);
-  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
-    luaL_argerror(L, 2, lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 2)));
-  lua_settop(L, 2);
-  read_options(L, &r, lua_istable(L, 2) ? 2 : 0, 2, 0);
+  http_args(L, &r, 1);
   return perform(L, &r);
 }
 
 /* http.request{url=, method=, body=, headers=, ...} -> response | nil, message, kind */
 static int http_request(lua_State *L) {
   request_t r;
-  memset(&r, 0, sizeof r);
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_getfield(L, 1, "url");
-  if (lua_type(L, -1) != LUA_TSTRING) opt_error(L, 1, "url", "a string");
-  r.url = lua_tolstring(L, -1, &r.url_len);
-  read_options(L, &r, 1, 1, 1);
+  http_args(L, &r, 0);
   return perform(L, &r);
 }
 
 static const luaL_Reg http_funcs[] = {
   {"get", http_get},
   {"request", http_request},
+  {"get_async", http_get_async},
+  {"request_async", http_request_async},
+  {"_inflight", http_inflight},
+  {"_guard", http_guard},
   {NULL, NULL}
 };
 
@@ -816,6 +794,25 @@ static void push_probe(lua_State *L) {
   atomic_store(&probe_fn, f);
 }
 
+/* If this state has loaded threading.async, let it wrap get and request of
+** the module table at the top (inside a task they wait on a future; see
+** async.lua). async.lua does the same when it is loaded second. */
+static void adopt_by_async(lua_State *L) {
+  int m = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "threading.async");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "_adopt_http");
+      if (lua_isfunction(L, -1)) {
+        lua_pushvalue(L, m);
+        (void)lua_pcall(L, 1, 0, 0);      /* the blocking functions stay if it fails */
+      }
+    }
+  }
+  lua_settop(L, m);
+}
+
 __attribute__((visibility("default"))) int luaopen_threading_http(lua_State *L);
 
 int luaopen_threading_http(lua_State *L) {
@@ -832,11 +829,13 @@ int luaopen_threading_http(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
+  http_io_open(L);
   lua_newtable(L);
   push_probe(L);
   luaL_setfuncs(L, http_funcs, 1);
   v = curl_version_info(CURLVERSION_NOW);
   lua_pushstring(L, v != NULL ? v->version : "?");
   lua_setfield(L, -2, "curl_version");
+  adopt_by_async(L);
   return 1;
 }
