@@ -585,6 +585,14 @@ function async.run(fn, ...)
   -- drops every watch; a wake-up posted to a task that will not run now
   -- passes on to the next waiter
   s.port:close()
+  -- a request of a task that will not run again is cancelled: its
+  -- connection is released now, not when the server answers
+  for _, task in ipairs(s.all) do
+    if task.request ~= nil then
+      task.request:cancel()
+      task.request = nil
+    end
+  end
   if not ok then
     error(err, 0)
   end
@@ -1278,6 +1286,63 @@ do -- module functions
       return nil, "timeout"
     end
     return unpack(r, 1, r.n)
+  end
+end
+
+do -- threading.http: a task's request suspends only the task
+  -- The request runs on the HTTP module's I/O thread (src/http_io.c) and
+  -- completes a future, which the task awaits; a task that leaves the wait
+  -- early (cancelled, or its scheduler ends) cancels the request, which
+  -- frees its handle and connection at once.
+  local guard
+  local function await_request(task, fut)
+    -- the guard cancels the request if this state closes first (a
+    -- cancelled thread runs no more Lua, but its finalizers run)
+    task.request, task.request_guard = fut, guard(fut)
+    local r = pack(async.pcall(fut.await, fut))
+    task.request, task.request_guard = nil, nil
+    if not r[1] then
+      fut:cancel()
+      error(r[2], 0)
+    end
+    if not r[2] then
+      return nil, "request cancelled", "cancelled"
+    end
+    return unpack(r, 3, r.n)
+  end
+
+  local function adopt(http)
+    if rawget(http, "_async") then
+      return
+    end
+    -- called as fields of raw, the C functions name themselves in their
+    -- argument errors exactly as when called directly
+    local raw = { get = http.get, request = http.request }
+    local get_async, request_async = http.get_async, http.request_async
+    guard = http._guard
+    http._async = true
+    --- http.get: inside a task, suspends only the task
+    http.get = function(...)
+      local me = current_task()
+      if me == nil then
+        return raw.get(...)
+      end
+      return await_request(me, c_pass("get", false, get_async, ...))
+    end
+    --- http.request: inside a task, suspends only the task
+    http.request = function(...)
+      local me = current_task()
+      if me == nil then
+        return raw.request(...)
+      end
+      return await_request(me, c_pass("request", false, request_async, ...))
+    end
+  end
+  -- whichever of the two modules a state loads first, the other adopts it
+  async._adopt_http = adopt
+  local loaded = package.loaded["threading.http"]
+  if type(loaded) == "table" then
+    adopt(loaded)
   end
 end
 
