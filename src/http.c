@@ -80,7 +80,7 @@ double http_now(void) {
 
 int hbuf_add(hbuf_t *b, const char *s, size_t n) {
   if (n > b->cap - b->len) {
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : 512;   /* small: thousands may be in flight */
     char *p;
     while (cap - b->len < n) {
       if (cap > ((size_t)-1) / 2) return 0;
