@@ -157,7 +157,8 @@ demo: deps build
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua
 	$(RUN) $(LUA_BIN) examples/02_lock_counter.lua --no-lock
 	$(RUN) $(LUA_BIN) examples/03_io_bound.lua --compare
-	@set -e; for f in examples/0[4-9]_*.lua; do echo "== $$f"; $(RUN) $(LUA_BIN) $$f; done
+	@set -e; for f in examples/0[4-9]_*.lua examples/1[0-9]_*.lua; do \
+	  echo "== $$f"; $(RUN) $(LUA_BIN) $$f; done
 
 # Long checks that prove nothing is lost; STRESS_SCALE=10 for a longer run.
 STRESS_SCALE ?= 1
