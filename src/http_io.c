@@ -68,7 +68,6 @@
 #define HTTP_SPARE_JOBS 64           /* finished jobs kept for the next requests */
 #define HTTP_IDLE_MS 1000            /* the I/O thread's longest sleep */
 #define HTTP_FD_RESERVE 64           /* descriptors left to the rest of the process */
-#define HTTP_IO_BUFFER 4096L         /* a transfer's receive buffer */
 
 /* A pthread call that cannot fail in a correct program: abort if it does. */
 #define IO_CHECK(call) do { int e_ = (call); if (e_ != 0) io_fatal(#call, e_); } while (0)
@@ -424,9 +423,6 @@ static int submit(lua_State *L, int is_get) {
     if (rc == CURLE_OK && r.has_body)
       rc = curl_easy_setopt(j->s.easy, CURLOPT_COPYPOSTFIELDS, r.body);
     if (rc == CURLE_OK) rc = curl_easy_setopt(j->s.easy, CURLOPT_PRIVATE, (void *)j);
-    /* thousands may be in flight: a smaller receive buffer than curl's
-    ** 16 KiB (a body still arrives whole, in more pieces) */
-    if (rc == CURLE_OK) rc = curl_easy_setopt(j->s.easy, CURLOPT_BUFFERSIZE, HTTP_IO_BUFFER);
     if (rc != CURLE_OK) kind = http_failure(&j->s, rc, msg, sizeof msg);
   }
   if (kind == NULL) {
