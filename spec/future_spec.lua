@@ -1,6 +1,7 @@
 -- threading.Future(): futures that their maker completes, in threads and tasks.
 local threading = require("threading")
 local async = require("threading.async")
+local helpers = require("helpers")
 
 describe("threading.Future()", function()
   it("gives result() in another thread the values set_result set", function()
@@ -125,5 +126,133 @@ describe("threading.Future()", function()
       return { ok, v }
     end)
     assert.same({ true, 42 }, r)
+  end)
+  describe("add_done_callback", function()
+    it("calls the callback at once, with the future, when the future is done", function()
+      local f, got = threading.Future(), nil
+      f:set_result(1)
+      f:add_done_callback(function(x) got = x end)
+      assert.equal(f, got)
+    end)
+
+    it("calls the callback once a thread completes the future, in the task's state", function()
+      local me = threading.get_ident()
+      local calls, where = 0, nil
+      async.run(function()
+        local f = threading.Future()
+        f:add_done_callback(function()
+          calls = calls + 1
+          where = threading.get_ident()
+        end)
+        threading.start(function(x) x:set_result("v") end, f)
+        f:await(10)
+      end)
+      assert.equal(1, calls)
+      assert.equal(me, where)
+    end)
+
+    it("calls the callbacks in the order they were added", function()
+      local order = {}
+      async.run(function()
+        local f = threading.Future()
+        for i = 1, 5 do
+          f:add_done_callback(function() order[#order + 1] = i end)
+        end
+        threading.start(function(x) x:set_result() end, f)
+        f:await(10)
+      end)
+      assert.same({ 1, 2, 3, 4, 5 }, order)
+    end)
+
+    it("runs the callbacks of a future the last task awaited before async.run returns (bug)", function()
+      -- regression: the scheduler returned as soon as its last task ended,
+      -- while the wake-up of the task running the callbacks was still on its
+      -- way to the port
+      local missed = 0
+      for _ = 1, 200 do
+        local ran = false
+        async.run(function()
+          local f = threading.Future()
+          f:add_done_callback(function() ran = true end)
+          threading.start(function(x) x:set_result() end, f)
+          f:await(10)
+        end)
+        if not ran then
+          missed = missed + 1
+        end
+      end
+      assert.equal(0, missed)
+    end)
+
+    it("calls the callback of a pool's future in the state that added it", function()
+      local pool = threading.Pool(2)
+      local me, where = threading.get_ident(), nil
+      async.run(function()
+        local f = pool:submit(function() return threading.get_ident() end)
+        f:add_done_callback(function(x)
+          where = threading.get_ident()
+          assert.not_equal(where, select(2, x:result()))
+        end)
+        f:await(10)
+      end)
+      pool:shutdown()
+      assert.equal(me, where)
+    end)
+
+    it("reports a callback's error on stderr and still calls the others", function()
+      local code, out, err = helpers.run_script([[
+        local threading = require("threading")
+        local async = require("threading.async")
+        async.run(function()
+          local f = threading.Future()
+          f:add_done_callback(function() error("boom") end)
+          f:add_done_callback(function() io.write("second ran\n") end)
+          f:set_result()
+        end)
+      ]])
+      assert.equal(0, code, err)
+      assert.equal("second ran\n", out)
+      assert.truthy(err:find("error in a done callback", 1, true), err)
+      assert.truthy(err:find("boom", 1, true), err)
+    end)
+
+    it("refuses a pending future outside a task: its callbacks need a scheduler", function()
+      local f = threading.Future()
+      local ok, err = pcall(f.add_done_callback, f, function() end)
+      assert.is_false(ok)
+      assert.truthy(err:find("outside a threading.async task", 1, true), err)
+    end)
+
+    it("raises a bad-argument error for a callback that is not callable", function()
+      local f = threading.Future()
+      f:set_result()
+      assert.has_error(function()
+        f:add_done_callback(5)
+      end, "bad argument #1 to 'add_done_callback' (function expected, got number)")
+    end)
+
+    it("remove_done_callback removes every registration of a callback and counts them", function()
+      local calls = 0
+      local removed
+      async.run(function()
+        local f = threading.Future()
+        local function cb() calls = calls + 1 end
+        f:add_done_callback(cb)
+        f:add_done_callback(cb)
+        removed = f:remove_done_callback(cb)
+        f:set_result()
+        f:await()
+      end)
+      assert.equal(2, removed)
+      assert.equal(0, calls)
+    end)
+
+    it("drops the callbacks of a future still pending when async.run returns", function()
+      local ran = false
+      async.run(function()
+        threading.Future():add_done_callback(function() ran = true end)
+      end)
+      assert.is_false(ran)
+    end)
   end)
 end)

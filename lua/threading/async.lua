@@ -303,7 +303,9 @@ local function new_task(s, fn, ...)
 end
 
 local function finish(s, task, state, r)
-  s.ntasks = s.ntasks - 1
+  if not task.daemon then
+    s.ntasks = s.ntasks - 1
+  end
   s.free[#s.free + 1] = task.token
   task.state = state
   task.poll, task.deadline, task.resume_args = nil, nil, nil
@@ -502,8 +504,23 @@ local port_wait = function(port, timeout)
 end
 local testcancel = threading.testcancel
 
+-- Once only daemons are left: retry those blocked on what has happened
+-- already (their wake-up may still be on its way to the port). True if one
+-- became ready.
+local function daemons_ready(s)
+  local now
+  for _, task in pairs(s.blocked) do
+    if task.daemon then
+      now = retry(s, task, now)
+    end
+  end
+  return s.head < s.tail
+end
+
 local function loop(s)
-  while s.ntasks > 0 do
+  -- a daemon that is ready still runs: the callbacks of a future that the
+  -- last task awaited run before async.run returns
+  while s.ntasks > 0 or s.head < s.tail do
     -- one round: the tasks ready now (not those they make ready), so that
     -- a task that only yields cannot starve the blocked ones
     local stop = s.tail
@@ -513,7 +530,7 @@ local function loop(s)
       s.head = s.head + 1
       step(s, task)
     end
-    if s.ntasks == 0 then
+    if s.ntasks == 0 and s.head == s.tail and not daemons_ready(s) then
       break
     end
     local timeout = 0
@@ -619,6 +636,21 @@ function async.spawn(fn, ...)
     error("async.spawn must be called from a task (inside async.run)", 2)
   end
   return new_task(me.sched, fn, ...)
+end
+
+-- async._daemon(fn, ...) -> Task: a task of the running scheduler that does
+-- not keep async.run waiting: run returns once every other task has ended,
+-- and a daemon still blocked then never runs again (Future callbacks run in
+-- one, see pool.lua). nil outside a task.
+function async._daemon(fn, ...)
+  local me = current_task()
+  if me == nil then
+    return nil
+  end
+  local task = new_task(me.sched, fn, ...)
+  task.daemon = true
+  me.sched.ntasks = me.sched.ntasks - 1
+  return task
 end
 
 --- async.current() -> the calling task, or nil

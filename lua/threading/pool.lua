@@ -80,6 +80,89 @@ return function(threading)
 
   threading._extend("threading.Pool", { map = map })
 
+  -- ------------------------------------------------------ done callbacks
+
+  --[[
+  A callback is a Lua function of this state, and no Lua runs in a state
+  but on its own thread: a future completed by a pool worker, the HTTP I/O
+  thread or another thread cannot call it there. So a callback runs in the
+  state that added it: at once if the future is done already, else in the
+  threading.async scheduler running in this state, from a daemon task that
+  waits for the future and then calls the future's callbacks in the order
+  they were added (asyncio runs them in the loop's thread the same way).
+  ]]
+  local callbacks = setmetatable({}, { __mode = "k" }) -- future -> its callbacks
+  local stderr = io.stderr
+
+  local function report(fut, err)
+    stderr:write(("threading: error in a done callback of %s:\n%s\n")
+      :format(tostring(fut), tostring(err)))
+  end
+
+  local function call(fut, fn)
+    local ok, err = pcall(fn, fut)
+    if not ok then
+      report(fut, err)
+    end
+  end
+
+  --- fut:add_done_callback(fn): call fn(fut) once fut is done (at once if
+  -- it is); an error of fn is reported on stderr and stops no other
+  -- callback. A pending future's callbacks run in this state's
+  -- threading.async scheduler: add them from a task.
+  local function add_done_callback(fut, fn)
+    if fut:done() then -- checks self
+      if not callable(fn) then
+        argerror(1, "add_done_callback", "function expected, got " .. type(fn))
+      end
+      call(fut, fn)
+      return
+    end
+    if not callable(fn) then
+      argerror(1, "add_done_callback", "function expected, got " .. type(fn))
+    end
+    local list = callbacks[fut]
+    if list ~= nil then
+      list[#list + 1] = fn
+      return
+    end
+    local async = package.loaded["threading.async"]
+    list = { fn }
+    local task = async and async._daemon(function()
+      fut:exception() -- suspends this task until fut is done (no results decoded)
+      callbacks[fut] = nil
+      for i = 1, #list do
+        call(fut, list[i])
+      end
+    end)
+    if task == nil then
+      error("calling 'add_done_callback' on a pending future outside a threading.async task "
+        .. "(its callbacks run in this state's scheduler)", 2)
+    end
+    callbacks[fut] = list
+  end
+
+  --- fut:remove_done_callback(fn) -> how many were removed (callbacks not
+  -- run yet that are fn)
+  local function remove_done_callback(fut, fn)
+    fut:done() -- checks self
+    local list, removed = callbacks[fut], 0
+    if list ~= nil then
+      for i = #list, 1, -1 do
+        if list[i] == fn then
+          table.remove(list, i)
+          removed = removed + 1
+        end
+      end
+    end
+    return removed
+  end
+
+  threading._extend("threading.Future", {
+    add_done_callback = add_done_callback,
+    remove_done_callback = remove_done_callback,
+  })
+
   --- threading.as_completed(futures[, timeout]) -> iterator over futures
   -- Yields each future of the list once, as it completes (those already done
   -- first). If the timeout (seconds, counted from the call) passes before all
