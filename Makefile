@@ -91,7 +91,7 @@ $(HTTP_SERVER): spec/support/http_server.c
 DEB_PKGS := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
             lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted \
             lua-check cppcheck valgrind gcc make python3 libcurl4-openssl-dev \
-            openssl ca-certificates
+            openssl ca-certificates lua-luv
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \

@@ -208,12 +208,14 @@ if spec then
     end
     lua_files[file] = true
   end
-  for _, name in ipairs(list("lua/threading", "%.lua$")) do
-    local file = "lua/threading/" .. name
-    if not lua_files[file] then
-      problem("rockspec: %s is missing from build.install.lua", file)
+  for _, dir in ipairs({ "lua/threading", "lua/threading/async" }) do
+    for _, name in ipairs(list(dir, "%.lua$")) do
+      local file = dir .. "/" .. name
+      if not lua_files[file] then
+        problem("rockspec: %s is missing from build.install.lua", file)
+      end
+      lua_files[file] = nil
     end
-    lua_files[file] = nil
   end
   for file in pairs(lua_files) do
     problem("rockspec: %s is listed but does not exist", file)

@@ -104,6 +104,7 @@ build = {
       ["threading.pool"] = "lua/threading/pool.lua",
       ["threading.select"] = "lua/threading/select.lua",
       ["threading.async"] = "lua/threading/async.lua",
+      ["threading.async.luv"] = "lua/threading/async/luv.lua",
     },
   },
 }

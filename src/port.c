@@ -38,6 +38,11 @@
 ** linked node holds a reference to its object. The tokens posted are
 ** guarded by the port's mu.
 **
+** An event loop that drives a scheduler (async.scheduler, async/luv.lua)
+** polls the port's fd instead of sleeping in port:wait: an eventfd written
+** under mu when the first thing is posted after a wait, and read empty by
+** the next wait.
+**
 ** fork(): watch_mu and every port's mu are taken around it, so that none is
 ** held by a thread left behind; a port whose scheduler stayed behind stays
 ** on the lists, and a change in the child posts to it harmlessly.
@@ -48,8 +53,12 @@
 ** port's mu is held; an object's reference is released only after
 ** watch_mu is.
 */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "object.h"
 #include "types.h"
@@ -79,6 +88,10 @@ struct port {
   size_t nready, capready;      /* (mu) */
   int everything;               /* (mu) a token was lost (no memory): retry all */
   int wide_hit;                 /* (mu) a change came for the wide tasks */
+  int poked;                    /* (mu) port:poke(): wake with nothing posted */
+  int efd;                      /* an eventfd made by port:fd(), or -1; set
+                                   under mu, closed when the port is freed */
+  int efd_set;                  /* (mu) efd was written since the last wait */
   struct watch **nodes;         /* the scheduler's: nodes[token], or NULL */
   size_t nnodes;
   int wide;                     /* (watch_mu) hears of every change */
@@ -88,6 +101,18 @@ struct port {
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
 static port_t *all_ports;       /* (watch_mu) */
 atomic_int port_nwide;          /* wide ports (written under watch_mu) */
+
+/* Wake whoever waits on p (mu held): its thread, and the event loop that
+** polls its fd, which becomes readable until the next port:wait. */
+static void port_signal(port_t *p) {
+  WAIT_CHECK(pthread_cond_signal(&p->cv));
+  if (p->efd >= 0 && !p->efd_set) {
+    uint64_t one = 1;
+    ssize_t n;
+    do n = write(p->efd, &one, sizeof one); while (n < 0 && errno == EINTR);
+    p->efd_set = 1;
+  }
+}
 
 /* Post a token (mu held by no one here). */
 static void port_post(port_t *p, long token) {
@@ -103,7 +128,7 @@ static void port_post(port_t *p, long token) {
     }
   }
   if (p->nready < p->capready) p->ready[p->nready++] = token;
-  WAIT_CHECK(pthread_cond_signal(&p->cv));
+  port_signal(p);
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
 }
 
@@ -201,7 +226,7 @@ void port_fire_wide(void) {
     if (!p->wide) continue;
     WAIT_CHECK(pthread_mutex_lock(&p->mu));
     p->wide_hit = 1;
-    WAIT_CHECK(pthread_cond_signal(&p->cv));
+    port_signal(p);
     WAIT_CHECK(pthread_mutex_unlock(&p->mu));
   }
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
@@ -261,6 +286,7 @@ static void port_destroy(object_t *o) {
   if (p->next != NULL) p->next->prev = p->prev;
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
   free(p->ready);
+  if (p->efd >= 0) close(p->efd);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);
@@ -282,6 +308,7 @@ static int port_new(lua_State *L) {
   port_t *p = (port_t *)calloc(1, sizeof *p);
   if (p == NULL) return luaL_error(L, "not enough memory");
   object_init(&p->obj, &port_type);
+  p->efd = -1;
   wait_mutex_init(&p->mu);
   wait_cond_init(&p->cv);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
@@ -389,9 +416,16 @@ static int port_wait(lua_State *L) {
   lua_settop(L, 2);
   copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
-  while (p->nready == 0 && !p->everything && !p->wide_hit && r == WAIT_OK &&
+  while (p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && r == WAIT_OK &&
          !wait_expired(&dl))
     r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
+  p->poked = 0;
+  if (p->efd_set) {                   /* readable no more until the next post */
+    uint64_t v;
+    ssize_t got;
+    do got = read(p->efd, &v, sizeof v); while (got < 0 && errno == EINTR);
+    p->efd_set = 0;
+  }
   if (p->nready > 0) {
     *copy = (long *)malloc(p->nready * sizeof **copy);
     if (*copy != NULL) {
@@ -421,6 +455,36 @@ static int port_wait(lua_State *L) {
   return 2;
 }
 
+/* port:fd() -> a file descriptor that is readable while something is
+** posted and not yet taken by port:wait (an eventfd, made at the first
+** call): an event loop polls it, then calls port:wait(0). */
+static int port_fd(lua_State *L) {
+  port_t *p = check_port(L);
+  int fd, err = 0;
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  if (p->efd < 0) {
+    p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->efd < 0) err = errno;
+    else if (p->nready > 0 || p->everything || p->wide_hit || p->poked) port_signal(p);
+  }
+  fd = p->efd;
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  if (fd < 0) return luaL_error(L, "cannot make the port's file descriptor: %s", strerror(err));
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* port:poke(): the next port:wait returns at once, with nothing posted (a
+** task was made ready from outside the scheduler's loop) */
+static int port_poke(lua_State *L) {
+  port_t *p = check_port(L);
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  p->poked = 1;
+  port_signal(p);
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  return 0;
+}
+
 /* port:close(): drop every watch (and the references they hold) */
 static int port_close_m(lua_State *L) {
   port_close(check_port(L));
@@ -433,6 +497,8 @@ static const luaL_Reg port_methods[] = {
   {"unwatch", port_unwatch},
   {"wide", port_wide},
   {"wait", port_wait},
+  {"fd", port_fd},
+  {"poke", port_poke},
   {NULL, NULL}
 };
 

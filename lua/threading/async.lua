@@ -579,6 +579,28 @@ local function report_lost(s, main)
   end
 end
 
+local function new_scheduler()
+  return {
+    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {},
+    blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
+    port = new_port(), polls = 0,
+  }
+end
+
+-- The end of a scheduler: drop its watches (a wake-up posted to a task that
+-- will not run now passes on to the next waiter) and cancel the requests of
+-- tasks that will not run again (their connections are released now, not
+-- when the server answers).
+local function close_scheduler(s)
+  s.port:close()
+  for _, task in ipairs(s.all) do
+    if task.request ~= nil then
+      task.request:cancel()
+      task.request = nil
+    end
+  end
+end
+
 --- async.run(fn, ...) -> fn's results
 -- Runs fn(...) as a task under a new scheduler in the calling coroutine and
 -- returns its results when every task spawned under the scheduler has
@@ -590,26 +612,14 @@ function async.run(fn, ...)
   if active ~= nil then
     error("async.run cannot be called while a scheduler runs in this state", 2)
   end
-  local s = {
-    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {},
-    blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
-    port = new_port(), polls = 0,
-  }
+  local s = new_scheduler()
   local main = new_task(s, fn, ...)
   active = s
   local ok, err = pcall(loop, s)
   active = nil
   -- drops every watch; a wake-up posted to a task that will not run now
   -- passes on to the next waiter
-  s.port:close()
-  -- a request of a task that will not run again is cancelled: its
-  -- connection is released now, not when the server answers
-  for _, task in ipairs(s.all) do
-    if task.request ~= nil then
-      task.request:cancel()
-      task.request = nil
-    end
-  end
+  close_scheduler(s)
   if not ok then
     error(err, 0)
   end
@@ -636,6 +646,117 @@ function async.spawn(fn, ...)
     error("async.spawn must be called from a task (inside async.run)", 2)
   end
   return new_task(me.sched, fn, ...)
+end
+
+-- ------------------------------------------------- schedulers driven from outside
+
+--[[
+A scheduler that an event loop drives (luv, cqueues, copas...): instead of
+sleeping in its port, it is stepped when its file descriptor is readable
+or its next deadline comes. One pass runs what is ready and takes what was
+posted, never waiting.
+]]
+local Scheduler = {}
+Scheduler.__index = Scheduler
+Scheduler.__name = "threading.async.Scheduler"
+threading._register_class(Scheduler, "threading.async.Scheduler", false)
+
+-- Run until no task is ready, without blocking.
+local function drive(s)
+  repeat
+    local stop = s.tail
+    while s.head < stop do
+      local task = s.ready[s.head]
+      s.ready[s.head] = nil
+      s.head = s.head + 1
+      step(s, task)
+    end
+    local ok, tokens, everything = pcall(port_wait, s.port, 0)
+    if not ok then
+      s.cancelled = true
+      s.cancel_error = tokens
+      tokens, everything = {}, true
+    end
+    retry_woken(s, tokens, everything)
+  until s.head == s.tail and #s.dirty == 0
+end
+
+local function check_scheduler(self, fname)
+  if getmetatable(self) ~= Scheduler then
+    error(("calling '%s' on bad self (threading.async.Scheduler expected)"):format(fname), 3)
+  end
+  if self.closed then
+    error(("calling '%s' on bad self (scheduler closed)"):format(fname), 3)
+  end
+  return self.sched
+end
+
+--- async.scheduler() -> a scheduler for an outside event loop to drive:
+-- s:spawn(fn, ...), s:fd(), s:step(), s:close()
+function async.scheduler()
+  return setmetatable({ sched = new_scheduler(), closed = false }, Scheduler)
+end
+
+--- s:spawn(fn, ...) -> Task: a new task, run at the next step
+function Scheduler:spawn(fn, ...)
+  local s = check_scheduler(self, "spawn")
+  if not callable(fn) then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local task = new_task(s, fn, ...)
+  s.port:poke() -- its fd becomes readable: the loop steps
+  return task
+end
+
+--- s:fd() -> a file descriptor, readable while the scheduler has work for
+-- step (a task posted, spawned or woken); poll it for reading
+function Scheduler:fd()
+  return check_scheduler(self, "fd").port:fd()
+end
+
+--- s:step() -> seconds until the next timer (nil: none), tasks left:
+-- runs every task that can run now and returns without waiting
+function Scheduler:step()
+  local s = check_scheduler(self, "step")
+  if active ~= nil then
+    error("step cannot be called while a scheduler runs in this state", 2)
+  end
+  active = s
+  local ok, err = pcall(drive, s)
+  active = nil
+  if not ok then
+    error(err, 0)
+  end
+  local d = next_deadline(s)
+  if d ~= nil then
+    d = d - monotonic()
+    if d < 0 then
+      d = 0
+    end
+  end
+  return d, s.ntasks
+end
+
+--- s:tasks() -> how many tasks have not ended
+function Scheduler:tasks()
+  return check_scheduler(self, "tasks").ntasks
+end
+
+--- s:close(): end the scheduler; its tasks that have not ended never run
+-- again, and their HTTP requests are cancelled
+function Scheduler:close()
+  if getmetatable(self) ~= Scheduler then
+    error("calling 'close' on bad self (threading.async.Scheduler expected)", 2)
+  end
+  if not self.closed then
+    self.closed = true
+    close_scheduler(self.sched)
+  end
+end
+
+function Scheduler:__tostring()
+  return ("threading.async.Scheduler (%s)"):format(self.closed and "closed"
+    or (self.sched.ntasks .. " tasks"))
 end
 
 -- async._daemon(fn, ...) -> Task: a task of the running scheduler that does
