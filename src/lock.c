@@ -132,16 +132,24 @@ static lock_t *lock_new(lua_State *L, const object_type_t *type) {
   return lk;
 }
 
-/* Acquire for the thread `self` (an RLock re-enters). */
+/* Acquire for the thread `self` (an RLock re-enters).
+**
+** The owner is stored relaxed, with no fence of its own: the word `locked`
+** orders the section (its CAS acquires, its exchange releases), and the
+** owner is only ever compared with a thread's own token (an RLock's
+** re-entry and release: a thread always sees its own store) or read for
+** the diagnostics of threading.waits and deadlocks, which may see it a
+** moment late. So the uncontended pair costs one atomic operation each way. */
 int lock_acquire_as(lock_t *lk, void *self, int blocking, const deadline_t *dl) {
   int r;
-  if (lk->obj.type == &rlock_type && atomic_load(&lk->owner) == self) {
+  if (lk->obj.type == &rlock_type &&
+      atomic_load_explicit(&lk->owner, memory_order_relaxed) == self) {
     lk->count++;
     return LOCK_TAKEN;
   }
   r = lock_take(lk, blocking, dl);
   if (r == LOCK_TAKEN) {
-    atomic_store(&lk->owner, self);
+    atomic_store_explicit(&lk->owner, self, memory_order_relaxed);
     lk->count = 1;
   }
   return r;
@@ -150,10 +158,10 @@ int lock_acquire_as(lock_t *lk, void *self, int blocking, const deadline_t *dl) 
 /* Release one level; returns 0 if an RLock is not held by self. */
 int lock_release_as(lock_t *lk, const void *self) {
   if (lk->obj.type == &rlock_type) {
-    if (atomic_load(&lk->owner) != self) return 0;
+    if (atomic_load_explicit(&lk->owner, memory_order_relaxed) != self) return 0;
     if (--lk->count > 0) return 1;
   }
-  atomic_store(&lk->owner, NULL);
+  atomic_store_explicit(&lk->owner, NULL, memory_order_relaxed);
   return lock_give(lk);
 }
 
