@@ -778,6 +778,68 @@ describe("the scheduler's watches", function()
     async.sleep(0)
     async.sleep(0)
   end
+  it("does not retry threading.wait and select on changes of other objects (bug: every change)", function()
+    local rounds, polls = 100, nil
+    async.run(function()
+      local f, idle = threading.Future(), threading.Queue()
+      local waiters = {}
+      for i = 1, 20 do
+        waiters[i] = async.spawn(function() return threading.wait({ f }, 30) end)
+        waiters[20 + i] = async.spawn(function() return threading.select({ idle, f }, 30) end)
+      end
+      settle()
+      -- round trips with a thread on queues none of the 40 waits on
+      local qa, qb = threading.Queue(), threading.Queue()
+      local before = async._polls()
+      local t = threading.start(function(a, b, n)
+        for i = 1, n do
+          a:put(i)
+          assert(b:get(10))
+        end
+      end, qa, qb, rounds)
+      for _ = 1, rounds do
+        qa:get(10)
+        qb:put(true)
+      end
+      t:await(30)
+      polls = async._polls() - before
+      f:set_result("done")
+      for i = 1, 40 do
+        assert(waiters[i]:await(30))
+      end
+    end)
+    -- the main task's own gets take about two retries each; each waiter
+    -- retried on every change would add 40 per round trip
+    assert.is_true(polls <= 3 * rounds, "retries: " .. tostring(polls))
+  end)
+
+  it("wakes a task in threading.wait when one of its futures is done", function()
+    local got = async.run(function()
+      local a, b = threading.Future(), threading.Future()
+      local w = async.spawn(function()
+        local done = threading.wait({ a, b }, 30, "first_completed")
+        return #done
+      end)
+      settle()
+      threading.start(function(x) x:set_result(1) end, b):await(10)
+      return select(2, w:await(30))
+    end)
+    assert.equal(1, got)
+  end)
+
+  it("wakes a task in select when a thread puts on one of its queues", function()
+    local got = async.run(function()
+      local q1, q2 = threading.Queue(), threading.Queue()
+      local w = async.spawn(function()
+        return { threading.select({ q1, q2 }, 30) }
+      end)
+      settle()
+      threading.start(function(q) q:put("x") end, q2):await(10)
+      return select(2, w:await(30))
+    end)
+    assert.same({ 2, "x" }, got)
+  end)
+
   it("wakes one task per item put on a queue that many tasks wait on (each put woke them all)", function()
     local n, polls = 200, nil
     local got = async.run(function()

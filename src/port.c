@@ -78,6 +78,9 @@ struct watch {
   /* (watch_mu) in obj->watches[kind]: next is NULL at the tail, and the
   ** head's prev is the tail */
   struct watch *prev, *next;
+  /* the token's further nodes, for a wait on several objects at once
+  ** (port:watch_many); only the scheduler's thread follows or changes it */
+  struct watch *more;
 };
 
 struct port {
@@ -257,6 +260,25 @@ static void settle_fired(object_t *f, int kind, int pass_on) {
   object_release(f);
 }
 
+/* Unlink the further nodes of w (watch_mu not held: taken here), and free
+** them if drop, when a wait on several objects is over. */
+static void unwatch_more(struct watch *w, int drop) {
+  struct watch *m, *next;
+  for (m = w->more; m != NULL; m = m->more) {
+    object_t *o;
+    WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+    o = unlink_watch(m);
+    WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+    if (o != NULL) object_release(o);
+  }
+  if (!drop) return;
+  for (m = w->more; m != NULL; m = next) {
+    next = m->more;
+    free(m);
+  }
+  w->more = NULL;
+}
+
 static void port_close(port_t *p) {
   size_t i;
   set_wide(p, 0);
@@ -269,6 +291,7 @@ static void port_close(port_t *p) {
     WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
     if (o != NULL) object_release(o);
     settle_fired(f, p->nodes[i]->kind, 1);
+    unwatch_more(p->nodes[i], 1);
     free(p->nodes[i]);
     p->nodes[i] = NULL;
   }
@@ -336,6 +359,27 @@ static int check_kind(lua_State *L, int idx) {
 ** no object of the module: the object's next change of that kind (kinds:
 ** object.h) posts token. front: the task was posted, found what it came
 ** for taken by someone else, and keeps its turn. */
+/* The token's node, made if need be; raises without memory. */
+static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
+  struct watch *w;
+  if ((size_t)token >= p->nnodes) {
+    size_t n = (size_t)token * 2, i;
+    struct watch **nodes = (struct watch **)realloc(p->nodes, n * sizeof *nodes);
+    if (nodes == NULL) luaL_error(L, "not enough memory");
+    for (i = p->nnodes; i < n; i++) nodes[i] = NULL;
+    p->nodes = nodes;
+    p->nnodes = n;
+  }
+  if ((w = p->nodes[token]) == NULL) {
+    w = (struct watch *)calloc(1, sizeof *w);
+    if (w == NULL) luaL_error(L, "not enough memory");
+    w->port = p;
+    w->token = token;
+    p->nodes[token] = w;
+  }
+  return w;
+}
+
 static int port_watch(lua_State *L) {
   port_t *p = check_port(L);
   object_t *o = object_test(L, 2), *old, *fired;
@@ -347,21 +391,8 @@ static int port_watch(lua_State *L) {
     return 1;
   }
   if (o->type->watch_target != NULL) o = o->type->watch_target(o);
-  if ((size_t)token >= p->nnodes) {
-    size_t n = (size_t)token * 2, i;
-    struct watch **nodes = (struct watch **)realloc(p->nodes, n * sizeof *nodes);
-    if (nodes == NULL) return luaL_error(L, "not enough memory");
-    for (i = p->nnodes; i < n; i++) nodes[i] = NULL;
-    p->nodes = nodes;
-    p->nnodes = n;
-  }
-  if ((w = p->nodes[token]) == NULL) {
-    w = (struct watch *)calloc(1, sizeof *w);
-    if (w == NULL) return luaL_error(L, "not enough memory");
-    w->port = p;
-    w->token = token;
-    p->nodes[token] = w;
-  }
+  w = ensure_node(L, p, token);
+  if (w->more != NULL) unwatch_more(w, 1);      /* it watched several */
   object_retain(o);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   old = unlink_watch(w);
@@ -393,7 +424,68 @@ static int port_unwatch(lua_State *L) {
   }
   if (o != NULL) object_release(o);
   settle_fired(fired, kind, !took);
+  if ((size_t)token < p->nnodes && p->nodes[token] != NULL) unwatch_more(p->nodes[token], 1);
   return 0;
+}
+
+/* port:watch_many(list, token) -> true, or false if an item is none of the
+** module's objects: watch every object of the list for any change (a wait
+** on several at once: threading.wait, select). Each node posts the same
+** token. Watching again relinks them all. */
+static int port_watch_many(lua_State *L) {
+  port_t *p = check_port(L);
+  long token = check_token(L, 3);
+  int n, i;
+  struct watch *w, **tail;
+  object_t *old, *fired;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (int)compat_rawlen(L, 2);
+  for (i = 1; i <= n; i++) {
+    int ok;
+    lua_rawgeti(L, 2, i);
+    ok = object_test(L, -1) != NULL;
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  if (n == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  w = ensure_node(L, p, token);
+  /* enough further nodes, made before any is linked */
+  for (i = 2, tail = &w->more; i <= n; i++, tail = &(*tail)->more) {
+    if (*tail == NULL) {
+      struct watch *m = (struct watch *)calloc(1, sizeof *m);
+      if (m == NULL) return luaL_error(L, "not enough memory");
+      m->port = p;
+      m->token = token;
+      *tail = m;
+    }
+  }
+  unwatch_more(w, 0);
+  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+  old = unlink_watch(w);
+  fired = take_fired(w);
+  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  if (old != NULL) object_release(old);
+  if (fired != NULL) object_release(fired);
+  for (i = 1; i <= n; i++, w = w->more) {
+    object_t *o;
+    lua_rawgeti(L, 2, i);
+    o = object_test(L, -1);
+    lua_pop(L, 1);
+    if (o->type->watch_target != NULL) o = o->type->watch_target(o);
+    object_retain(o);
+    WAIT_CHECK(pthread_mutex_lock(&watch_mu));
+    w->kind = WATCH_ANY;
+    link_watch(w, o, 0);
+    WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* port:wide(on): hear of every change in the process (token 0), or stop */
@@ -494,6 +586,7 @@ static int port_close_m(lua_State *L) {
 static const luaL_Reg port_methods[] = {
   {"close", port_close_m},
   {"watch", port_watch},
+  {"watch_many", port_watch_many},
   {"unwatch", port_unwatch},
   {"wide", port_wide},
   {"wait", port_wait},

@@ -41,6 +41,12 @@ local TAKE, ROOM, DONE = 1, 2, 3 -- ANY is 0, the default
 -- The watch of a wait whose wake-up is posted straight to the port (a
 -- Condition's notify posts the task it picked): nothing to arm.
 local DIRECT = {}
+-- The watch of a wait on several objects at once (threading.wait, select):
+-- many(list) watches each of them for any change.
+local Many = {}
+local function many(list)
+  return setmetatable({ list = list }, Many)
+end
 
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
@@ -202,9 +208,12 @@ A scheduler resumes the ready tasks one round at a time. A task that must
 wait yields a request: a poll function (its blocking call's non-blocking
 form), a deadline and what the poll depends on. The scheduler files it as
 blocked under its token and arms a watch: on the object, with the port
-(port.c: the object's next change posts the token), on a Task (its end
-marks the waiter dirty), or, for a poll that depends on many objects, on
-every change in the process (the port is "wide" while such tasks exist).
+(port.c: the object's next change posts the token), on each object of a
+list (threading.wait's futures, select's waitables: a change of any of them
+posts the token), on a Task (its end marks the waiter dirty), or, for a
+poll that depends on no object it can name (Pool:shutdown's wait for its
+workers), on every change in the process (the port is "wide" while such
+tasks exist).
 Then it retries the poll once (a change made before the watch was armed
 is not lost). When no task is ready, it sleeps in port:wait until a token
 comes or the nearest deadline (a binary heap) passes, and retries only the
@@ -329,7 +338,7 @@ local function unblock(s, task, took)
   s.blocked[task.token] = nil
   local how = task.watching
   task.watching = nil
-  if how == "object" then
+  if how == "object" or how == "many" then
     s.port:unwatch(task.token, took)
   elseif how == "wide" then
     s.wide[task.token] = nil
@@ -353,6 +362,9 @@ local function park(s, task, poll, deadline, watch, kind)
     task.watching = "task"
   elseif watch == DIRECT then
     task.watching = "direct"
+  elseif getmetatable(watch) == Many and s.port:watch_many(watch.list, task.token) then
+    task.watching = "many"
+    task.watch_obj = watch.list
   elseif watch ~= nil and s.port:watch(watch, task.token, kind) then
     task.watching = "object"
     task.watch_obj, task.watch_kind = watch, kind
@@ -474,6 +486,9 @@ local function retry_woken(s, tokens, everything)
           -- else took what it came for, so arm it again, keeping the
           -- task's turn, and try once more
           s.port:watch(task.watch_obj, tok, task.watch_kind, true)
+          now = retry(s, task, now)
+        elseif s.blocked[tok] == task and task.watching == "many" then
+          s.port:watch_many(task.watch_obj, tok)
           now = retry(s, task, now)
         end
       end
@@ -1411,12 +1426,12 @@ do -- module functions
     await_poll(function()
       done, not_done = c_wait(futures, 0, how)
       return satisfied(done, not_done, how)
-    end, t)
+    end, t, many(not_done))
     return c_wait(futures, 0, how)
   end
   threading.sleep = async.sleep
-  --- threading.select: inside a task, suspends only the task (it is retried
-  -- on every change, as threading.wait is: it waits on many objects)
+  --- threading.select: inside a task, suspends only the task (it watches
+  -- every object of the list, as threading.wait watches its futures)
   local c_select, select_check, select_try =
     threading.select, threading._select_check, threading._select_try
   threading.select = function(list, timeout)
@@ -1432,7 +1447,7 @@ do -- module functions
           return true, x
         end
         return false
-      end, timeout, nil)
+      end, timeout, many(list))
       r = ok and got or nil
     end
     if r == nil then
