@@ -813,6 +813,19 @@ static void adopt_by_async(lua_State *L) {
   lua_settop(L, m);
 }
 
+/* Register the metatable `name` of a private box whose __gc is gc. */
+void http_gc_metatable(lua_State *L, const char *name, lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "private");
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
+}
+
 __attribute__((visibility("default"))) int luaopen_threading_http(lua_State *L);
 
 int luaopen_threading_http(lua_State *L) {
@@ -820,15 +833,7 @@ int luaopen_threading_http(lua_State *L) {
   pthread_once(&global_once, global_init);
   if (global_rc != CURLE_OK)
     return luaL_error(L, "cannot initialise libcurl: %s", curl_easy_strerror(global_rc));
-  if (luaL_newmetatable(L, SESSION_MT)) {
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, SESSION_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "private");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
+  http_gc_metatable(L, SESSION_MT, session_gc);
   http_io_open(L);
   lua_newtable(L);
   push_probe(L);

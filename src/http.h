@@ -78,6 +78,8 @@ TH_HIDDEN CURLcode http_configure(session_t *s, const request_t *r);
 TH_HIDDEN const char *http_failure(const session_t *s, int rc, char *msg, size_t msgsize);
 /* Push the response table of s's finished transfer. */
 TH_HIDDEN void http_push_response(lua_State *L, session_t *s, double elapsed);
+/* Register the metatable `name` of a private box whose __gc is gc. */
+TH_HIDDEN void http_gc_metatable(lua_State *L, const char *name, lua_CFunction gc);
 /* Push nil, msg, kind; returns 3. */
 TH_HIDDEN int http_push_fail(lua_State *L, const char *msg, const char *kind);
 

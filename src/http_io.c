@@ -513,22 +513,6 @@ static int guard_gc(lua_State *L) {
 
 /* The metatables of the job box and the guard, made by luaopen_threading_http. */
 void http_io_open(lua_State *L) {
-  if (luaL_newmetatable(L, GUARD_MT)) {
-    lua_pushcfunction(L, guard_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, GUARD_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "private");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, JOB_MT)) {
-    lua_pushcfunction(L, job_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, JOB_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "private");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
+  http_gc_metatable(L, GUARD_MT, guard_gc);
+  http_gc_metatable(L, JOB_MT, job_gc);
 }

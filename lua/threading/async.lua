@@ -532,19 +532,23 @@ local function daemons_ready(s)
   return s.head < s.tail
 end
 
+-- One round: the tasks ready now (not those they make ready), so that a
+-- task that only yields cannot starve the blocked ones.
+local function run_round(s)
+  local stop = s.tail
+  while s.head < stop do
+    local task = s.ready[s.head]
+    s.ready[s.head] = nil
+    s.head = s.head + 1
+    step(s, task)
+  end
+end
+
 local function loop(s)
   -- a daemon that is ready still runs: the callbacks of a future that the
   -- last task awaited run before async.run returns
   while s.ntasks > 0 or s.head < s.tail do
-    -- one round: the tasks ready now (not those they make ready), so that
-    -- a task that only yields cannot starve the blocked ones
-    local stop = s.tail
-    while s.head < stop do
-      local task = s.ready[s.head]
-      s.ready[s.head] = nil
-      s.head = s.head + 1
-      step(s, task)
-    end
+    run_round(s)
     if s.ntasks == 0 and s.head == s.tail and not daemons_ready(s) then
       break
     end
@@ -679,13 +683,7 @@ threading._register_class(Scheduler, "threading.async.Scheduler", false)
 -- Run until no task is ready, without blocking.
 local function drive(s)
   repeat
-    local stop = s.tail
-    while s.head < stop do
-      local task = s.ready[s.head]
-      s.ready[s.head] = nil
-      s.head = s.head + 1
-      step(s, task)
-    end
+    run_round(s)
     local ok, tokens, everything = pcall(port_wait, s.port, 0)
     if not ok then
       s.cancelled = true
@@ -1483,12 +1481,14 @@ do -- threading.http: a task's request suspends only the task
     if rawget(http, "_async") then
       return
     end
-    -- called as fields of raw, the C functions name themselves in their
-    -- argument errors exactly as when called directly
     local raw = { get = http.get, request = http.request }
     local get_async, request_async = http.get_async, http.request_async
     guard = http._guard
     http._async = true
+    -- Two wrappers written out, not made by one function: outside a task
+    -- each calls raw.get or raw.request, a field with a constant name, from
+    -- which Lua names the C function in its argument errors ('get'); a
+    -- local or a computed key would name it otherwise.
     --- http.get: inside a task, suspends only the task
     http.get = function(...)
       local me = current_task()

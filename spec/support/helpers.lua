@@ -132,33 +132,7 @@ function helpers.same(a, b, seen)
       return false
     end
   end
-  --- get and request of threading.http, each call made inside a task of its
--- own threading.async scheduler: the path on which a request runs on the
--- module's I/O thread and only the task waits. An error is raised again
--- without the position the task's wrapper gave it, so that a spec can
--- compare messages with those of the blocking calls.
-function helpers.in_task_http(async, http)
-  local unpack = table.unpack or unpack
-  local function in_task(name)
-    return function(...)
-      local args = { n = select("#", ...), ... }
-      local r = { pcall(async.run, function()
-        return http[name](unpack(args, 1, args.n))
-      end) }
-      if not r[1] then
-        local err = r[2]
-        if type(err) == "string" then
-          err = err:gsub("^[^:\n]+:%d+: ", "", 1)
-        end
-        error(err, 0)
-      end
-      return unpack(r, 2, table.maxn and table.maxn(r) or #r)
-    end
-  end
-  return { get = in_task("get"), request = in_task("request") }
-end
-
-return helpers.same(getmetatable(a), getmetatable(b), seen)
+  return helpers.same(getmetatable(a), getmetatable(b), seen)
 end
 
 --- get and request of threading.http, each call made inside a task of its
