@@ -26,12 +26,17 @@
 ** (port_post_to), from the node the task enlisted with its port and
 ** token: a notify wakes exactly the tasks it picked.
 **
-** A task whose wait has no single object (threading.wait on many futures,
-** as_completed, Pool:map) asks the port for every change in the process
-** instead: while such tasks exist the port is `wide`, and each change
-** raises every wide port's flag, which port:wait hands out as token 0.
+** A task that waits on several objects at once (threading.wait on its
+** futures, select on its waitables) watches each of them (port:watch_many):
+** the token's further nodes hang from its main one (`more`), one per object,
+** all of kind WATCH_ANY, and any of them posts the token. A wait that names
+** no object (Pool:shutdown's, for its workers) asks the port for every
+** change in the process instead: while such tasks exist the port is
+** `wide`, and each change raises every wide port's flag, which port:wait
+** hands out as token 0.
 **
-** Who owns what: a watch node belongs to its port, one per task token, and
+** Who owns what: a watch node belongs to its port (one per task token, and
+** one more per further object of a wait on several), and
 ** only the scheduler's thread links or unlinks it, except that a change
 ** unlinks the nodes it fires. The object lists, each node's links, the
 ** list of all ports and their `wide` flags are guarded by watch_mu; a
@@ -355,10 +360,6 @@ static int check_kind(lua_State *L, int idx) {
   return (int)k;
 }
 
-/* port:watch(handle, token[, kind[, front]]) -> true, or false if handle is
-** no object of the module: the object's next change of that kind (kinds:
-** object.h) posts token. front: the task was posted, found what it came
-** for taken by someone else, and keeps its turn. */
 /* The token's node, made if need be; raises without memory. */
 static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
   struct watch *w;
@@ -380,6 +381,10 @@ static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
   return w;
 }
 
+/* port:watch(handle, token[, kind[, front]]) -> true, or false if handle is
+** no object of the module: the object's next change of that kind (kinds:
+** object.h) posts token. front: the task was posted, found what it came
+** for taken by someone else, and keeps its turn. */
 static int port_watch(lua_State *L) {
   port_t *p = check_port(L);
   object_t *o = object_test(L, 2), *old, *fired;
