@@ -1,8 +1,12 @@
 /*
 ** http.c: threading.http, HTTP and HTTPS requests over libcurl, safe to use
-** from any thread.
+** from any thread. This file reads and checks a request's options, sets up
+** an easy handle for it, and runs the blocking requests (http.get and
+** http.request outside a threading.async task) in the calling thread;
+** http_io.c runs the asynchronous ones on its I/O thread with the same
+** options, checks and set-up (http.h).
 **
-** Each lua_State keeps one session (a curl multi handle and one easy handle)
+** For the blocking requests, each lua_State keeps one session (a curl multi handle and one easy handle)
 ** in its registry, so repeated requests from one state reuse connections,
 ** DNS answers and TLS sessions, and no two states ever share a curl handle:
 ** nothing here needs a lock, and this file takes none (the pthread_once of

@@ -39,7 +39,9 @@ typedef struct session {
 } session_t;
 
 /* One request's settings, read from Lua before any curl call. Strings point
-** into values that stay on the Lua stack for the whole request. */
+** into values that stay on the Lua stack while the request is set up
+** (libcurl copies them into the easy handle; an asynchronous request has it
+** copy the body too). */
 typedef struct request {
   const char *url;
   size_t url_len;
