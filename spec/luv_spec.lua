@@ -8,7 +8,22 @@ local threading = require("threading")
 local http = require("threading.http")
 local server = require("server")
 
-local describe_luv = has_luv and describe or pending
+-- Under ThreadSanitizer a running libuv loop makes TSan report races that
+-- are not there: libuv is not built with TSan and makes some descriptors
+-- with raw system calls that TSan never sees, so when another thread's
+-- open() reuses such a descriptor number, TSan reports a race on the
+-- number (a bare luv timer run beside spec/thread_spec.lua shows it, with
+-- no threading object in the loop at all). These specs run under ASan and
+-- valgrind; under TSan, spec/scheduler_spec.lua drives the same port and
+-- its descriptor without libuv.
+local skip = (not has_luv and "lua-luv is not installed")
+  or (os.getenv("TSAN_OPTIONS") and "not under ThreadSanitizer, whose view of libuv's descriptors is wrong")
+local describe_luv = describe
+if skip then
+  describe_luv = function(name)
+    pending(name .. ": " .. skip)
+  end
+end
 
 describe_luv("threading.async.luv", function()
   local tl = require("threading.async.luv")

@@ -27,6 +27,7 @@ describe("async.scheduler()", function()
 
   it("runs at the next step a task that a thread woke meanwhile", function()
     local s, got = async.scheduler(), nil
+    s:fd() -- the wake-up also writes the descriptor
     local f = threading.Future()
     s:spawn(function() got = select(2, f:await()) end)
     assert.equal(1, select(2, s:step()))
