@@ -48,6 +48,7 @@ local core_sources = {
   "src/wait.c",
   "src/thread.c",
   "src/runtime.c",
+  "src/libs.c",
   "src/cancel.c",
   "src/interrupt.c",
   "src/port.c",

@@ -149,6 +149,33 @@ static TH_UNUSED void compat_traceback(lua_State *L, lua_State *L1,
 #define compat_traceback(L, L1, msg, level) luaL_traceback(L, L1, msg, level)
 #endif
 
+/* The standard libraries besides base, as luaL_openlibs opens them.
+** compat_openlib opens one into the registry's _LOADED (and a global of
+** its name when glb), pushing nothing. 5.1 and LuaJIT openers register
+** themselves (and their global) by the name they are called with; Lua 5.1
+** keeps coroutine in base. bit32 is 5.2's and, when the Lua was built with
+** 5.2 compatibility, 5.3's (looked up at run time there: it may be
+** absent). Lua 5.4's string library also makes arithmetic on strings work,
+** through metamethods. */
+#if LUA_VERSION_NUM >= 502
+#define COMPAT_COROUTINE_LIB 1
+#define compat_openlib(L, name, f, glb) (luaL_requiref(L, name, f, glb), lua_pop(L, 1))
+#else
+#define COMPAT_COROUTINE_LIB 0
+static TH_UNUSED void compat_openlib(lua_State *L, const char *name, lua_CFunction f, int glb) {
+  (void)glb;
+  lua_pushcfunction(L, f);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 0);
+}
+#endif
+#define COMPAT_UTF8_LIB (LUA_VERSION_NUM >= 503)
+#define COMPAT_BIT32_LINKED (LUA_VERSION_NUM == 502)
+#define COMPAT_BIT32_LOOKUP (LUA_VERSION_NUM == 503)
+#define COMPAT_STRING_ARITH (LUA_VERSION_NUM >= 504)
+#define compat_openbase(L) \
+  compat_openlib(L, LUA_VERSION_NUM >= 502 ? "_G" : "", luaopen_base, 1)
+
 /* Push `name` as a module's value, as require does (errors propagate). */
 static TH_UNUSED void compat_require(lua_State *L, const char *name) {
   lua_getglobal(L, "require");

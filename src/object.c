@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs.h"
 #include "object.h"
 
 /*
@@ -130,7 +131,7 @@ static void record_type(const object_type_t *type, const luaL_Reg *methods,
 /* __index of an on-demand methods table (upvalue 1: the metatable): load
 ** the module, which replaces the metatable's methods, and look there. */
 static int methods_fallback(lua_State *L) {
-  compat_require(L, "threading");
+  libs_require(L, "threading", 9);
   lua_pop(L, 1);
   lua_getfield(L, lua_upvalueindex(1), "methods");
   if (lua_rawequal(L, -1, 1)) return 0;      /* nothing new was added */

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "future.h"
+#include "libs.h"
 #include "object.h"
 #include "options.h"
 #include "thread.h"
@@ -96,6 +97,7 @@ typedef struct work {
   transfer_t *init_args;
   char *prefix;               /* worker name prefix; constant */
   char *path, *cpath;         /* package paths of the creating state; constant */
+  unsigned libs;              /* the workers' standard libraries (libs.h); constant */
   long root;                  /* the main state that shuts it down at exit */
   exit_node_t exit;           /* registered while the work lives */
 } work_t;
@@ -618,6 +620,7 @@ static int spawn_worker(work_t *wk) {
     spec.root = wk->root;
     spec.path = wk->path;
     spec.cpath = wk->cpath;
+    spec.libs = wk->libs;
     spec.main = pool_worker;
     spec.arg = &wk->obj;
     spec.iarg = idx;
@@ -1082,7 +1085,7 @@ static int pool__index(lua_State *L) {
 }
 
 static const char *const pool_options[] = {
-  "workers", "initializer", "initargs", "name", NULL
+  "workers", "initializer", "initargs", "name", "libs", NULL
 };
 
 /* fork(): the child has none of the workers (see runtime.c). It counts
@@ -1150,9 +1153,10 @@ static void work_at_exit(object_t *o) {
 }
 
 /* Pool([workers[, opts]]) or Pool(opts): opts.workers, opts.initializer,
-** opts.initargs, opts.name */
+** opts.initargs, opts.name, opts.libs */
 static int pool_new(lua_State *L) {
   lua_Integer workers;
+  unsigned libs = LIBS_LAZY;
   int opts = 0, nw = 1, hidx;
   handle_t *h;
   pool_t *p;
@@ -1185,6 +1189,11 @@ static int pool_new(lua_State *L) {
     workers = (c > 0 ? c : 1) + 4;
     if (workers > 32) workers = 32;
   }
+  if (opts) {
+    lua_getfield(L, opts, "libs");
+    libs = libs_check(L, -1, opts);
+    lua_pop(L, 1);
+  }
   h = object_newhandle(L, &pool_type);
   hidx = lua_gettop(L);
   p = (pool_t *)calloc(1, sizeof *p);
@@ -1203,18 +1212,13 @@ static int pool_new(lua_State *L) {
   wk->root = thread_root_of(L);
   p->work = wk;
   object_sethandle(L, h, &p->obj);         /* from here the handle owns both */
-  lua_getglobal(L, "package");
-  if (lua_istable(L, -1)) {
-    const char *path;
-    lua_getfield(L, -1, "path");
-    if ((path = lua_tostring(L, -1)) != NULL && (wk->path = object_strdup(path)) == NULL)
-      return luaL_error(L, "not enough memory");
-    lua_getfield(L, -2, "cpath");
-    if ((path = lua_tostring(L, -1)) != NULL && (wk->cpath = object_strdup(path)) == NULL)
-      return luaL_error(L, "not enough memory");
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
+  wk->libs = libs;
+  libs_push_paths(L);
+  if (lua_isstring(L, -2) && (wk->path = object_strdup(lua_tostring(L, -2))) == NULL)
+    return luaL_error(L, "not enough memory");
+  if (lua_isstring(L, -1) && (wk->cpath = object_strdup(lua_tostring(L, -1))) == NULL)
+    return luaL_error(L, "not enough memory");
+  lua_pop(L, 2);
   if (opts) {
     lua_getfield(L, opts, "name");
     if (!lua_isnil(L, -1)) {

@@ -8,8 +8,9 @@
 **   adopted on first use. It owns one reference to each.
 ** - A started thread owns a fresh lua_State of its own, run and closed on a
 **   worker OS thread. Workers are reused: a finished worker parks with a
-**   new, unused state ready for the next Thread. A state that ran user
-**   code is always closed, never reused.
+**   new, unused state ready for the next Thread (the base library open,
+**   the others opening on first use: libs.c). A state that ran user code
+**   is always closed, never reused.
 ** - No other OS thread ever touches a running state: cancel() signals the
 **   worker (under t->mu, while t->L is non-NULL), whose handler sets the
 **   hook on its own state; the worker clears t->L under t->mu, then its
@@ -28,6 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "libs.h"
 #include "runtime.h"
 #include "thread.h"
 
@@ -494,12 +496,12 @@ static int thread_panic(lua_State *L) {
 }
 
 static int open_libs(lua_State *L) {
-  luaL_openlibs(L);
+  libs_prepare(L);
   return 0;
 }
 
-/* A new state with the standard libraries, accounted in *a; NULL if out
-** of memory. */
+/* A new state with the base library, the others ready to open on first
+** use (libs.c), accounted in *a; NULL if out of memory. */
 static lua_State *new_state(alloc_t *a) {
   lua_State *L;
   a->used = 0;
@@ -760,6 +762,7 @@ object_t *thread_spawn(const thread_spec_t *spec, int *err) {
     return NULL;
   }
   t->root = spec->root;
+  t->libs = spec->libs;
   t->cmain = spec->main;
   t->carg = object_retain(spec->arg);
   t->iarg = spec->iarg;

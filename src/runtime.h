@@ -62,6 +62,7 @@ struct thread {
   long root;                /* the main state whose exit joins this thread */
   size_t memory_limit;      /* 0: none */
   size_t stack_size;        /* bytes for the OS thread; 0: the process default */
+  unsigned libs;            /* standard libraries (libs.h): LIBS_LAZY, a list, all */
   alloc_t *alloc;           /* (self) the running state's accounting */
   char *path, *cpath;       /* package.path/cpath of the creating state */
   transfer_t *input;        /* target and args; taken by the thread */

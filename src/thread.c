@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "libs.h"
 #include "options.h"
 #include "runtime.h"
 #include "thread.h"
@@ -211,18 +212,8 @@ static int thread_body(lua_State *L) {
   transfer_t *input = t->input;
   int base, n, rc;
   lua_settop(L, 0);
-  lua_getglobal(L, "package");
-  if (lua_istable(L, -1)) {
-    if (t->path) {
-      lua_pushstring(L, t->path);
-      lua_setfield(L, -2, "path");
-    }
-    if (t->cpath) {
-      lua_pushstring(L, t->cpath);
-      lua_setfield(L, -2, "cpath");
-    }
-  }
-  lua_settop(L, 0);
+  libs_apply(L, t->libs);
+  libs_set_paths(L, t->path, t->cpath);
   lua_pushcfunction(L, thread_msgh);
   base = lua_gettop(L);
   if (t->cmain != NULL) {
@@ -356,11 +347,11 @@ static size_t check_stack_size(lua_State *L, int idx, int arg, const char *what)
 }
 
 static const char *const thread_options[] = {
-  "target", "args", "name", "daemon", "memory_limit", "stack_size", NULL
+  "target", "args", "name", "daemon", "memory_limit", "stack_size", "libs", NULL
 };
 
 /* Thread(fn, ...) or Thread{target=, args=, name=, daemon=, memory_limit=,
-** stack_size=}: pushes a new, unstarted Thread. */
+** stack_size=, libs=}: pushes a new, unstarted Thread. */
 static int thread_new(lua_State *L) {
   thread_t *self = runtime_self();
   thread_t *t;
@@ -370,6 +361,7 @@ static int thread_new(lua_State *L) {
   int daemon = self != NULL && !self->foreign ? self->daemon : 0;
   lua_Number limit = 0;
   size_t stack = 0;
+  unsigned libs = LIBS_LAZY;
   int nargs, top;
   if (lua_type(L, 1) == LUA_TTABLE && !object_callable(L, 1)) {
     int o = 1;
@@ -394,6 +386,9 @@ static int thread_new(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, o, "stack_size");
     if (!lua_isnil(L, -1)) stack = check_stack_size(L, -1, 1, "field 'stack_size'");
+    lua_pop(L, 1);
+    lua_getfield(L, o, "libs");
+    libs = libs_check(L, -1, 1);
     lua_pop(L, 1);
     lua_getfield(L, o, "args");
     if (lua_isnil(L, -1)) {
@@ -421,6 +416,7 @@ static int thread_new(lua_State *L) {
   t->input = transfer_encode(L, top + 1, nargs + 1, "args", -1);
   t->memory_limit = (size_t)limit;
   t->stack_size = stack;
+  t->libs = libs;
   t->daemon = daemon;
   t->root = thread_root_of(L);
   if (name == NULL) {
@@ -428,19 +424,10 @@ static int thread_new(lua_State *L) {
     name = buf;
   }
   t->name = object_strdup(name);
-  lua_getglobal(L, "package");
-  if (lua_istable(L, -1)) {
-    const char *p;
-    lua_getfield(L, -1, "path");
-    p = lua_tostring(L, -1);
-    if (p != NULL) t->path = object_strdup(p);
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "cpath");
-    p = lua_tostring(L, -1);
-    if (p != NULL) t->cpath = object_strdup(p);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  libs_push_paths(L);
+  if (lua_isstring(L, -2)) t->path = object_strdup(lua_tostring(L, -2));
+  if (lua_isstring(L, -1)) t->cpath = object_strdup(lua_tostring(L, -1));
+  lua_pop(L, 2);
   if (t->name == NULL) luaL_error(L, "not enough memory");
   lua_pushvalue(L, top);
   return 1;

@@ -45,6 +45,7 @@ typedef struct thread_spec {
   const char *name;
   long root;
   const char *path, *cpath;
+  unsigned libs;            /* libs.h: LIBS_LAZY, LIBS_ALL or a LIBS_LIST */
   lua_CFunction main;
   object_t *arg;
   lua_Integer iarg;

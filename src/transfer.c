@@ -35,6 +35,7 @@
 
 #include <stdatomic.h>
 
+#include "libs.h"
 #include "object.h"
 #include "transfer.h"
 
@@ -1467,14 +1468,12 @@ static void decode_named(decoder *d) {
   lua_rawget(L, -2);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    lua_pushlstring(L, name, modlen);
-    lua_call(L, 1, 1);
+    libs_require(L, name, modlen);
   }
   lua_remove(L, -2);
   if (nl != NULL) {
     lua_pushlstring(L, nl + 1, len - modlen - 1);
-    lua_rawget(L, -2);
+    lua_gettable(L, -2);       /* not raw: _G opens a library on first use */
     if (lua_isnil(L, -1)) {
       lua_pushlstring(L, name, modlen);
       lua_pushlstring(L, nl + 1, len - modlen - 1);
@@ -1508,9 +1507,8 @@ static void decode_class(decoder *d) {
   if (push_class(L, name, len)) return;
   for (modlen = len; modlen > 0 && name[modlen - 1] != '.'; modlen--) {}
   modlen = modlen > 0 ? modlen - 1 : len;
-  lua_getglobal(L, "require");
-  lua_pushlstring(L, name, modlen);
-  lua_call(L, 1, 0);
+  libs_require(L, name, modlen);
+  lua_pop(L, 1);
   if (push_class(L, name, len)) return;
   lua_pushlstring(L, name, len);
   luaL_error(L, "cannot receive a %s: no such class in this state", lua_tostring(L, -1));
