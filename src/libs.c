@@ -12,7 +12,8 @@
 **   strings) opens the string library, whose real metatable replaces it;
 ** - once package opens, package.preload answers require("io") and the
 **   like (and LuaJIT's table.new, string.buffer, jit.util, ffi) for the
-**   libraries still closed.
+**   libraries still closed;
+** - setmetatable(_G, mt), which would hide the hook, opens them all first.
 ** Until package opens, the path and cpath it is to get wait in the
 ** registry. A `libs` list instead opens what it names at start and takes
 ** the hooks away, so nothing else can appear; "all" opens everything at
@@ -252,6 +253,29 @@ static int globals_index(lua_State *L) {
   return 1;
 }
 
+/* setmetatable (upvalue 1: base's): a metatable of the user's for _G
+** would hide the libraries still closed, so they open first. */
+static int globals_setmetatable(lua_State *L) {
+  int hooked = 0;
+  compat_pushglobals(L);
+  if (lua_rawequal(L, 1, -1) && lua_getmetatable(L, 1)) {
+    compat_rawgetp(L, -1, &state_key);
+    hooked = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  if (hooked) {
+    libs_state *s = get_state(L);
+    int i;
+    for (i = 0; s != NULL && i < NLIBS; i++) lib_open(L, s, i);
+    drop_globals_hook(L);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 static void open_string(lua_State *L) {
   libs_state *s = get_state(L);
   int i = lib_index("string");
@@ -312,6 +336,9 @@ void libs_prepare(lua_State *L) {
   libs_state *s;
   int i;
   compat_openbase(L);
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, globals_setmetatable, 1);
+  lua_setglobal(L, "setmetatable");
   s = (libs_state *)compat_newuserdata(L, sizeof *s);
   s->allowed = s->opened = 0;
   for (i = 0; i < NLIBS; i++)
@@ -354,9 +381,9 @@ unsigned libs_check(lua_State *L, int idx, int arg) {
     const char *name;
     int i, o;
     lua_rawgeti(L, idx, k);
-    name = lua_tostring(L, -1);
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, arg, lua_pushfstring(L, "field 'libs[%d]' must be a string", k));
+    name = lua_tostring(L, -1);
     i = lib_index(name);
     for (o = 0; i < 0 && other_names[o] != NULL; o++)
       if (strcmp(other_names[o], name) == 0) break;
