@@ -32,7 +32,7 @@
 ** Who owns what: `displaced` is written by the main thread only while this
 ** handler is not installed, and read by the handler. `blocked` and
 ** `noted` are atomics shared with the handler; `raising` is the main
-** thread's alone. No lock is taken here, and the handler does nothing that
+** thread's alone, `main_known` each thread's own (thread-local). No lock is taken here, and the handler does nothing that
 ** is not async-signal-safe.
 */
 #include <errno.h>
@@ -63,8 +63,18 @@ static void on_sigint(int sig, siginfo_t *info, void *ctx) {
   errno = saved;
 }
 
+/* Whether the calling OS thread is the process's main thread, asked of
+** the kernel once per thread (two system calls on every wait of the main
+** thread were a third of a short join); a fork() child asks again. */
+static __thread int main_known;        /* 0: not asked; 1: main; 2: not */
+
 static int main_thread(void) {
-  return (pid_t)syscall(SYS_gettid) == getpid();
+  if (main_known == 0) main_known = (pid_t)syscall(SYS_gettid) == getpid() ? 1 : 2;
+  return main_known == 1;
+}
+
+void interrupt_forked(void) {
+  main_known = 0;
 }
 
 /* Is a handler installed that is not ours? (then ours goes in front) */

@@ -532,6 +532,7 @@ static void finish(thread_t *t, int status) {
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->status = status;
+  atomic_store_explicit(&t->ended, 1, memory_order_release);
   daemon = t->daemon;
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   /* after the unlock, so that woken joiners do not block at once on t->mu */
@@ -551,16 +552,25 @@ static void finish(thread_t *t, int status) {
 /* ------------------------------------------------------------ workers */
 
 /*
-** An OS thread runs Threads one after another: between them it parks with
-** a fresh state ready (standard libraries opened, never used), so starting
-** a Thread costs neither a pthread_create nor opening the libraries on the
-** starter's path.
+** An OS thread runs Threads one after another: between them it parks, and
+** once parked (already available) it builds a fresh state for the next one
+** (never used), so starting a Thread costs neither a pthread_create nor a
+** new state on the starter's path, and a Thread started right after
+** another ended finds that worker at once. A burst of threads leaves up to
+** POOL_MAX_IDLE parked for the next burst; beyond the first POOL_KEEP_IDLE
+** they go after POOL_BURST_SECONDS idle, the rest after POOL_IDLE_SECONDS.
 */
 #if !defined(POOL_MAX_IDLE)
-#define POOL_MAX_IDLE 4           /* parked workers kept at most */
+#define POOL_MAX_IDLE 256         /* parked workers kept at most */
+#endif
+#if !defined(POOL_KEEP_IDLE)
+#define POOL_KEEP_IDLE 4          /* parked workers kept the longer time */
 #endif
 #if !defined(POOL_IDLE_SECONDS)
-#define POOL_IDLE_SECONDS 5.0     /* a parked worker exits after this */
+#define POOL_IDLE_SECONDS 5.0     /* a parked worker of the first few exits after this */
+#endif
+#if !defined(POOL_BURST_SECONDS)
+#define POOL_BURST_SECONDS 1.0    /* the others after this */
 #endif
 
 typedef struct worker {
@@ -568,7 +578,8 @@ typedef struct worker {
   cancel_target_t target;     /* for the cancellation signal's handler */
   pthread_cond_t cv;          /* (pool_mu) a job arrived */
   thread_t *job;              /* (pool_mu) */
-  lua_State *spare;           /* a state that never ran user code, or NULL */
+  lua_State *spare;           /* a state that never ran user code, or NULL;
+                              ** set under pool_mu while parked */
   alloc_t alloc;              /* accounting of spare, then of the job's state */
   struct worker *next;        /* (pool_mu) parked list */
 } worker_t;
@@ -639,16 +650,29 @@ static void run_job(worker_t *w, thread_t *t) {
 }
 
 /* Park on the idle list (a place reserved by reserve_park) until a job
-** comes (returns it) or the worker has been idle long enough (NULL). */
+** comes (returns it) or the worker has been idle long enough (NULL). The
+** spare state is built once parked, outside pool_mu: a job that comes
+** meanwhile waits for it on this worker rather than on a new OS thread.
+** (A fork() meanwhile leaves the child that half-built state, unused.) */
 static thread_t *park(worker_t *w) {
-  deadline_t dl = wait_deadline_in(POOL_IDLE_SECONDS);
+  deadline_t dl;
   thread_t *job = NULL;
+  double idle;
   WAIT_CHECK(pthread_mutex_lock(&pool_mu));
   pool_reserved--;
+  idle = pool_nidle < POOL_KEEP_IDLE ? POOL_IDLE_SECONDS : POOL_BURST_SECONDS;
   w->job = NULL;
   w->next = pool_idle;
   pool_idle = w;
   pool_nidle++;
+  if (w->spare == NULL) {
+    lua_State *spare;
+    WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
+    spare = new_state(&w->alloc);
+    WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+    w->spare = spare;
+  }
+  dl = wait_deadline_in(idle);
   while (w->job == NULL) {
     int rc = pthread_cond_timedwait(&w->cv, &pool_mu, &dl.at);
     if (rc != 0 && rc != ETIMEDOUT) wait_fatal("pthread_cond_timedwait", rc);
@@ -684,7 +708,6 @@ static void *worker_main(void *arg) {
     run_job(w, t);
     if (!reserve_park()) break;
     pthread_setname_np(pthread_self(), "threading-idle");
-    if (w->spare == NULL) w->spare = new_state(&w->alloc);
     t = park(w);
   }
   if (w->spare != NULL) lua_close(w->spare);
@@ -714,7 +737,11 @@ static int dispatch(thread_t *t) {
   if (stack == 0) stack = atomic_load(&default_stack);
   if (stack == 0) stack = THREAD_STACK_SIZE;
   WAIT_CHECK(pthread_mutex_lock(&pool_mu));
-  for (pw = &pool_idle; *pw != NULL && (*pw)->stack != stack; pw = &(*pw)->next) {}
+  /* one whose spare state is ready, else one still building it */
+  for (pw = &pool_idle; *pw != NULL && ((*pw)->stack != stack || (*pw)->spare == NULL);
+       pw = &(*pw)->next) {}
+  if (*pw == NULL)
+    for (pw = &pool_idle; *pw != NULL && (*pw)->stack != stack; pw = &(*pw)->next) {}
   w = *pw;
   if (w != NULL) {
     *pw = w->next;
@@ -855,6 +882,7 @@ static void fork_child(void) {
   exit_node_t *n;
   thread_t *t, *next, *self = (thread_t *)pthread_getspecific(self_key);
   worker_t *w;
+  interrupt_forked();
   /* parked workers: their OS threads stayed behind; their spare states
   ** never ran user code and are closed */
   w = pool_idle;
@@ -875,6 +903,7 @@ static void fork_child(void) {
     if (t != self) {
       t->L = NULL;                     /* its state is not running here */
       t->status = ST_FAILED;
+      atomic_store_explicit(&t->ended, 1, memory_order_relaxed);
       if (t->error_text == NULL) t->error_text = object_strdup(lost_at_fork);
     }
     WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));

@@ -55,6 +55,7 @@ struct thread {
   char *name;               /* (mu) */
   int daemon;               /* (mu) */
   int status;               /* (mu) */
+  atomic_int ended;         /* set with status, once it is final: for a spinning joiner */
   int foreign;              /* an OS thread this module did not start */
   long ident;               /* set at start, then constant */
   long native_id;           /* (mu) 0 until the OS thread runs */

@@ -24,6 +24,7 @@
 #include "libs.h"
 #include "options.h"
 #include "runtime.h"
+#include "spin.h"
 #include "thread.h"
 #include "types.h"
 
@@ -458,6 +459,10 @@ static int thread_start_new(lua_State *L) {
   return thread_start(L);
 }
 
+static int thread_ended(const void *arg) {
+  return atomic_load_explicit(&((const thread_t *)arg)->ended, memory_order_acquire);
+}
+
 /* Thread:join([timeout]) -> true, ... | false, err | nil, "timeout" */
 static int thread_join(lua_State *L) {
   thread_t *t = check_thread(L, 1);
@@ -468,6 +473,11 @@ static int thread_join(lua_State *L) {
   if (t->foreign && t != runtime_main())
     return luaL_error(L, "cannot join a thread that threading did not start");
   wait_check_cancel(L);
+  /* a short thread often ends within microseconds: watch for it before
+  ** paying for a sleep and a wake-up */
+  if (!atomic_load_explicit(&t->ended, memory_order_acquire) && !t->foreign &&
+      !(!dl.forever && wait_expired(&dl)))
+    spin_until(thread_ended, t);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   if (t->status == ST_NEW) {
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));

@@ -133,6 +133,8 @@ TH_HIDDEN int interrupt_raise(lua_State *L);
 /* Block SIGINT in the calling thread (old: the mask to restore), around
 ** the creation of a worker, which inherits it. */
 TH_HIDDEN void interrupt_block_in_workers(sigset_t *old);
+/* In a fork() child, by the forking thread: it is the main thread now. */
+TH_HIDDEN void interrupt_forked(void);
 
 
 /* abort() with a message: for pthread errors that cannot happen. */
