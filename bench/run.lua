@@ -5,16 +5,24 @@
 -- file starts with `-- bench: <ID> | <description> | <target>`. Each side
 -- prints one line `RESULT <value> <unit> <lower|higher>` on stdout.
 --
+-- A workload may name its floor, a program of bench/floor doing the same
+-- work with nothing but the OS and the hardware, in a line of its header
+-- comment: `-- floor: <program> [args] | <what it does>`. The first such
+-- line gives the table's Floor column; any further ones are measured too
+-- and listed under the table. The floor runs right after the two sides,
+-- as often as they do, and prints the same RESULT line.
+--
 -- Environment:
---   BENCH=w3        run only the workloads whose id starts with w3
---                   (several prefixes: BENCH=w1,w3; w1_ is w1 alone)
---   BENCH_RUNS=3    run each side 3 times and keep its best figure
---   BENCH_TIMEOUT   seconds before one run is stopped (default 120)
---   PYTHON          the Python interpreter (default python3)
+--   BENCH=w3          run only the workloads whose id starts with w3
+--                     (several prefixes: BENCH=w1,w3; w1_ is w1 alone)
+--   BENCH_RUNS=3      run each side and floor 3 times, keep its best figure
+--   BENCH_TIMEOUT     seconds before one run is stopped (default 120)
+--   BENCH_FLOOR_DIR   where the floors were built (build/bench/floor)
+--   PYTHON            the Python interpreter (default python3)
 --
 -- The Lua side runs under the interpreter that runs this script, with this
 -- script's package.path and package.cpath, so `make bench LUA=jit` compares
--- LuaJIT with Python.
+-- LuaJIT with Python. So does a floor written in Lua (bench/floor/*.lua).
 
 local unpack = table.unpack or unpack
 
@@ -85,6 +93,15 @@ local function script_dir()
   return dir or "."
 end
 
+-- dir/../name as name where dir is one plain directory ("bench/../build").
+local function tidy_path(path)
+  local dir, rest = path:match("^([^/]+)/%.%./(.*)$")
+  if dir and dir ~= "." and dir ~= ".." then
+    return rest
+  end
+  return path
+end
+
 local function have_command(name)
   local p = io.popen("command -v " .. shell_quote(name) .. " 2>/dev/null")
   local out = p:read("*a")
@@ -121,22 +138,42 @@ local function selected(id, slug, filter)
   return false
 end
 
+local function split_bars(fields)
+  local parts = {}
+  for part in (fields .. "|"):gmatch("([^|]*)|") do
+    parts[#parts + 1] = trim(part)
+  end
+  return parts
+end
+
+-- The fields of the `-- bench:` line, and the floors of the header comment
+-- (the comment lines at the top of the file) as a list of
+-- {command = "<program> [args]", label = "<what it does>"}.
 local function read_header(path)
   local f = io.open(path, "r")
   if not f then
     return nil
   end
   local first = f:read("*l") or ""
+  local floors = {}
+  for line in f:lines() do
+    if not line:find("^%-%-") then
+      break
+    end
+    local spec = line:match("^%-%-%s*floor:%s*(.-)%s*$")
+    if spec then
+      local parts = split_bars(spec)
+      if parts[1] ~= "" then
+        floors[#floors + 1] = { command = parts[1], label = parts[2] or "" }
+      end
+    end
+  end
   f:close()
   local fields = first:match("^%-%-%s*bench:%s*(.*)$")
   if not fields then
-    return nil
+    return nil, floors
   end
-  local parts = {}
-  for part in (fields .. "|"):gmatch("([^|]*)|") do
-    parts[#parts + 1] = trim(part)
-  end
-  return parts
+  return split_bars(fields), floors
 end
 
 local function find_workloads(dir, filter)
@@ -167,7 +204,11 @@ local function find_workloads(dir, filter)
     return a.slug < b.slug
   end)
   for _, w in ipairs(list) do
-    local header = w.lua and read_header(w.lua)
+    local header, floors
+    if w.lua then
+      header, floors = read_header(w.lua)
+    end
+    w.floors = floors or {}
     w.label = header and header[1] ~= "" and header[1] or w.id:upper()
     w.description = header and header[2] or w.slug:gsub("_", " ")
     w.target = header and header[3] or ""
@@ -250,6 +291,57 @@ local function run_side(command, runs)
   return nil, err
 end
 
+-- ---------------------------------------------------------------- floors
+
+-- The name the Makefile's LUA gives this interpreter (5.1 .. 5.4, jit):
+-- the floors that hold Lua are built in build/bench/floor/<that name>.
+local function lua_tag()
+  if jit then
+    return "jit"
+  end
+  return _VERSION:match("%d+%.%d+") or "?"
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+
+-- The shell command that runs one floor, "<program> [args]", or nil and
+-- why not. bench/floor/<program>.lua runs under this interpreter with the
+-- floors built for it on package.cpath; any other program is an
+-- executable built for this Lua or for all.
+local function floor_command(spec, ctx)
+  local name, args = nil, {}
+  for word in spec:gmatch("%S+") do
+    if name then
+      args[#args + 1] = " " .. shell_quote(word)
+    else
+      name = word
+    end
+  end
+  if not name or not name:find("^[%w_%-]+$") then
+    return nil, "bad floor program: " .. tostring(name)
+  end
+  args = table.concat(args)
+  local own = ctx.floor_dir .. "/" .. lua_tag()
+  local script = ctx.bench_dir .. "/floor/" .. name .. ".lua"
+  if file_exists(script) then
+    return ctx.env_with_cpath(own .. "/?.so;" .. package.cpath)
+      .. shell_quote(ctx.lua) .. " " .. shell_quote(script) .. args
+  end
+  for _, dir in ipairs({ own, ctx.floor_dir }) do
+    if file_exists(dir .. "/" .. name) then
+      return shell_quote(dir .. "/" .. name) .. args
+    end
+  end
+  return nil, name .. " is not built (make bench builds the floors)"
+end
+
 -- ---------------------------------------------------------------- table
 
 local function figure(x)
@@ -322,25 +414,53 @@ local function verdict(target, lua, py)
   return ok and "yes" or "NO"
 end
 
+-- How many times the floor's cost Lua's figure is (1: at the floor): Lua's
+-- figure over the floor's where lower is better, the floor's over Lua's
+-- where higher is.
+local function over_floor(lua, fl)
+  if lua.lower then
+    return fl.value > 0 and lua.value / fl.value or nil
+  end
+  return lua.value > 0 and fl.value / lua.value or nil
+end
+
+local function times_text(k)
+  if not k then
+    return "n/a"
+  end
+  local fmt = (k > 0.95 and k < 1.05) and "%.2fx" or (k >= 100 and "%.0fx" or "%.1fx")
+  return string.format(fmt, k)
+end
+
+local NONE = "–" -- no figure of this kind for this workload
+
+-- The width of s on a terminal: UTF-8 continuation bytes take no column.
+local function text_width(s)
+  return #s - select(2, s:gsub("[\128-\191]", ""))
+end
+
+local COLUMNS = {
+  { "ID" }, { "Workload" }, { "Lua", right = true }, { "Python", right = true },
+  { "Unit" }, { "Lua vs Python" }, { "Floor", right = true }, { "Lua / floor", right = true },
+  { "Target" }, { "Met" },
+}
+
 local function print_table(rows)
-  local header = { "ID", "Workload", "Lua", "Python", "Unit", "Lua vs Python",
-    "Target", "Met" }
-  local right = { false, false, true, true, false, false, false, false }
   local width = {}
-  for i, h in ipairs(header) do
-    width[i] = #h
+  for i, c in ipairs(COLUMNS) do
+    width[i] = text_width(c[1])
   end
   for _, row in ipairs(rows) do
-    for i = 1, #header do
-      width[i] = math.max(width[i], #(row[i] or ""))
+    for i = 1, #COLUMNS do
+      width[i] = math.max(width[i], text_width(row.cells[i] or ""))
     end
   end
   local function line(cells, note)
     local out = {}
-    for i = 1, #header do
+    for i, c in ipairs(COLUMNS) do
       local cell = cells[i] or ""
-      local pad = string.rep(" ", width[i] - #cell)
-      out[i] = right[i] and (pad .. cell) or (cell .. pad)
+      local pad = string.rep(" ", width[i] - text_width(cell))
+      out[i] = c.right and (pad .. cell) or (cell .. pad)
     end
     local text = table.concat(out, "  ")
     if note then
@@ -348,14 +468,50 @@ local function print_table(rows)
     end
     print((text:gsub("%s+$", "")))
   end
-  line(header)
-  local rule = {}
-  for i = 1, #header do
+  local header, rule = {}, {}
+  for i, c in ipairs(COLUMNS) do
+    header[i] = c[1]
     rule[i] = string.rep("-", width[i])
   end
+  line(header)
   line(rule)
   for _, row in ipairs(rows) do
-    line(row, row.note)
+    line(row.cells, row.note)
+  end
+end
+
+-- One line per floor measured: the row's own first, then the others.
+local function floor_lines(rows)
+  local lines = {}
+  for _, row in ipairs(rows) do
+    for i, fl in ipairs(row.floors) do
+      local r = fl.result
+      lines[#lines + 1] = {
+        id = row.cells[1], own = i == 1, command = fl.command, label = fl.label,
+        text = r and (figure(r.value) .. " " .. r.unit) or ("failed: " .. (fl.err or "?")),
+      }
+    end
+  end
+  return lines
+end
+
+local function print_floors(rows)
+  local lines = floor_lines(rows)
+  if #lines == 0 then
+    return
+  end
+  print("")
+  print("Floors (bench/floor), measured in this run; * marks the one in the Floor column:")
+  local w1, w2, w3 = 0, 0, 0
+  for _, l in ipairs(lines) do
+    w1 = math.max(w1, text_width(l.id))
+    w2 = math.max(w2, text_width(l.command))
+    w3 = math.max(w3, text_width(l.text))
+  end
+  for _, l in ipairs(lines) do
+    print((string.format("  %s%s %s  %s  %s  %s", l.own and "*" or " ", l.id,
+      string.rep(" ", w1 - text_width(l.id)), l.command .. string.rep(" ", w2 - text_width(l.command)),
+      l.text .. string.rep(" ", w3 - text_width(l.text)), l.label):gsub("%s+$", "")))
   end
 end
 
@@ -365,14 +521,34 @@ local function load_average()
   return text and tonumber(text:match("^(%S+)"))
 end
 
-local function cpu_count()
-  local p = io.popen("getconf _NPROCESSORS_ONLN 2>/dev/null")
-  local n = tonumber(p:read("*a"):match("%d+"))
+local function command_output(command)
+  local p = io.popen(command .. " 2>/dev/null")
+  local out = p:read("*a")
   p:close()
-  return n
+  return out
+end
+
+-- The number of CPUs online, as nproc says.
+local function cpu_count()
+  return tonumber(command_output("nproc"):match("%d+"))
+    or tonumber(command_output("getconf _NPROCESSORS_ONLN"):match("%d+"))
 end
 
 -- ---------------------------------------------------------------- main
+
+local function show(r)
+  return r and (figure(r.value) .. " " .. r.unit) or "failed"
+end
+
+-- Run one command `runs` times with a progress line on stderr.
+local function measure(id, what, command, runs)
+  io.stderr:write(string.format("  %-6s %-6s ...", id, what))
+  io.stderr:flush()
+  local t0 = os.time()
+  local r, err = run_side(command, runs)
+  io.stderr:write(string.format(" %s (%d s)\n", show(r), os.time() - t0))
+  return r, err
+end
 
 local function main()
   local dir = script_dir()
@@ -383,10 +559,17 @@ local function main()
   -- the paths this script was given, spelled out so the workloads get them
   -- even when they came from LUA_PATH_5_x or from the interpreter's defaults
   -- (the versioned variables are removed: set, even empty, they would win)
-  local env = "env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4"
-    .. " -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4"
-    .. " LUA_PATH=" .. shell_quote(package.path)
-    .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
+  local function env_with_cpath(cpath)
+    return "env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4"
+      .. " -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4"
+      .. " LUA_PATH=" .. shell_quote(package.path)
+      .. " LUA_CPATH=" .. shell_quote(cpath) .. " "
+  end
+  local env = env_with_cpath(package.cpath)
+  local ctx = {
+    lua = lua, bench_dir = dir, env_with_cpath = env_with_cpath,
+    floor_dir = os.getenv("BENCH_FLOOR_DIR") or tidy_path(dir .. "/../build/bench/floor"),
+  }
 
   local workloads = find_workloads(dir, filter)
   if #workloads == 0 then
@@ -412,19 +595,28 @@ local function main()
       if not command then
         errors[#errors + 1] = name .. ": no ." .. name .. " file"
       else
-        io.stderr:write(string.format("  %-6s %-3s ...", w.id, name))
-        io.stderr:flush()
-        local t0 = os.time()
-        local r, err = run_side(command, runs)
-        io.stderr:write(string.format(" %s (%d s)\n",
-          r and (figure(r.value) .. " " .. r.unit) or "failed", os.time() - t0))
+        local r, err = measure(w.id, name, command, runs)
         results[name] = r
         if not r then
           errors[#errors + 1] = name .. ": " .. err
         end
       end
     end
+    -- the floors, right after the sides, so they see the same machine
+    local floors = {}
+    for i, spec in ipairs(w.floors) do
+      local fl = { command = spec.command, label = spec.label }
+      local command, err = floor_command(spec.command, ctx)
+      if command then
+        fl.result, fl.err = measure(w.id, i == 1 and "floor" or "+floor", command, runs)
+      else
+        fl.err = err
+        io.stderr:write(string.format("  %-6s %-6s ... %s\n", w.id, "floor", err))
+      end
+      floors[i] = fl
+    end
     local l, p = results.lua, results.py
+    local f = floors[1] and floors[1].result
     local unit = (l and l.unit) or (p and p.unit) or ""
     local ratio, met = "-", ""
     if l and p then
@@ -437,11 +629,25 @@ local function main()
     if l and #errors == 0 then
       met = verdict(w.target, l, p)
     end
+    local floor_cell, floor_ratio = NONE, NONE
+    if floors[1] and not f then
+      floor_cell = "failed"
+      errors[#errors + 1] = "floor: " .. floors[1].err
+    elseif f and l and (f.unit ~= l.unit or f.lower ~= l.lower) then
+      floor_cell = figure(f.value) .. " " .. f.unit
+      errors[#errors + 1] = "floor's unit differs: " .. f.unit .. " vs " .. l.unit
+    elseif f then
+      floor_cell = figure(f.value)
+      floor_ratio = l and times_text(over_floor(l, f)) or "-"
+    end
     local row = {
-      w.label, w.description,
-      l and figure(l.value) or "failed",
-      p and figure(p.value) or "failed",
-      unit, ratio, w.target, met,
+      w = w, lua = l, py = p, floor = f, floors = floors,
+      cells = {
+        w.label, w.description,
+        l and figure(l.value) or "failed",
+        p and figure(p.value) or "failed",
+        unit, ratio, floor_cell, floor_ratio, w.target, met,
+      },
     }
     if #errors > 0 then
       row.note = "! " .. shorten(table.concat(errors, "; "), 160)
@@ -449,12 +655,14 @@ local function main()
     rows[#rows + 1] = row
   end
   print_table(rows)
+  print_floors(rows)
   -- other work on the machine moves the figures: say how busy it was
   local load_after, cpus = load_average(), cpu_count()
   if load_before and load_after then
     print(string.format("(%s, %s CPUs, load average %.2f before and %.2f after)",
       version, cpus or "?", load_before, load_after))
   end
+
 end
 
 main()
