@@ -18,6 +18,7 @@
 --   BENCH_RUNS=3      run each side and floor 3 times, keep its best figure
 --   BENCH_TIMEOUT     seconds before one run is stopped (default 120)
 --   BENCH_FLOOR_DIR   where the floors were built (build/bench/floor)
+--   BENCH_REPORT_DIR  where report.md and report.svg go (build/bench)
 --   PYTHON            the Python interpreter (default python3)
 --
 -- The Lua side runs under the interpreter that runs this script, with this
@@ -534,6 +535,245 @@ local function cpu_count()
     or tonumber(command_output("getconf _NPROCESSORS_ONLN"):match("%d+"))
 end
 
+-- ---------------------------------------------------------------- report
+
+local function write_file(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then
+    return nil, err
+  end
+  f:write(text)
+  f:close()
+  return true
+end
+
+local function md_cell(s)
+  return (s:gsub("|", "\\|"))
+end
+
+-- The table, the floors and the run's circumstances in Markdown.
+local function report_markdown(rows, meta)
+  local out = {}
+  local function add(s)
+    out[#out + 1] = s or ""
+  end
+  add("# Benchmark report")
+  add()
+  add(string.format("%s against %s, %s; %s CPUs (`nproc`), load average %s before and %s after.",
+    meta.lua, meta.python, meta.date, meta.cpus or "?", meta.load_before, meta.load_after))
+  add()
+  add("The figures come from one run on a noisy machine (other work shares its CPUs). Each is the")
+  add(string.format("best of the rounds one process measures, per side and per floor%s. A difference",
+    meta.runs > 1 and string.format(", and the best of %d such processes", meta.runs) or ""))
+  add("the next run does not repeat is noise. What each workload and each floor measures:")
+  add("[bench/README.md](../../bench/README.md).")
+  add()
+  local header, rule = {}, {}
+  for i, c in ipairs(COLUMNS) do
+    header[i] = c[1]
+    rule[i] = c.right and "---:" or "---"
+  end
+  add("| " .. table.concat(header, " | ") .. " |")
+  add("|" .. table.concat(rule, "|") .. "|")
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i = 1, #COLUMNS do
+      cells[i] = md_cell(row.cells[i] or "")
+    end
+    add("| " .. table.concat(cells, " | ") .. " |")
+  end
+  local notes = {}
+  for _, row in ipairs(rows) do
+    if row.note then
+      notes[#notes + 1] = "- " .. row.cells[1] .. ": " .. md_cell(row.note:gsub("^!%s*", ""))
+    end
+  end
+  if #notes > 0 then
+    add()
+    add("Failures:")
+    add()
+    for _, n in ipairs(notes) do
+      add(n)
+    end
+  end
+  local lines = floor_lines(rows)
+  if #lines > 0 then
+    add()
+    add("Floors measured in this run (bench/floor); the first of each workload is its Floor column:")
+    add()
+    add("| ID | floor | figure | what it does |")
+    add("|---|---|---:|---|")
+    for _, l in ipairs(lines) do
+      add(string.format("| %s | `%s`%s | %s | %s |", l.id, l.command, l.own and "" or " (extra)",
+        md_cell(l.text), md_cell(l.label)))
+    end
+  end
+  add()
+  add("![Each workload's cost relative to Python's, ours, Python's and the floor's](report.svg)")
+  add()
+  return table.concat(out, "\n")
+end
+
+local function xml(s)
+  return (s:gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+
+-- What a figure costs, the same way up for every unit: the figure where
+-- lower is better, its inverse where higher is.
+local function cost(r)
+  if r.lower then
+    return r.value
+  end
+  return r.value > 0 and 1 / r.value or nil
+end
+
+-- A ratio on the chart's axis, with two significant digits.
+local function axis_text(k)
+  if k >= 10 then
+    return string.format("%.0fx", k)
+  elseif k >= 0.1 then
+    return string.format("%.2fx", k)
+  end
+  return string.format("%.2gx", k)
+end
+
+local function log10(x)
+  return math.log(x) / math.log(10)
+end
+
+-- A horizontal bar chart of the table: one group per workload, a bar each
+-- for ours, Python's and the floor's cost over Python's on a log axis.
+local function report_svg(rows, meta)
+  local BAR, GAP, GROUP_GAP = 11, 2, 12
+  local LABEL_W, PLOT_W, VALUE_W = 370, 420, 210
+  local X0 = LABEL_W + 10
+  local TOP = 78
+  local series = {
+    { key = "lua", name = meta.lua .. " with threading", color = "#1f77b4" },
+    { key = "py", name = meta.python, color = "#ff7f0e" },
+    { key = "floor", name = "floor (C, bench/floor)", color = "#7f7f7f" },
+  }
+  -- each group's bars: the ratio to Python's cost, or why there is none
+  local groups, lo, hi = {}, 1, 1
+  for _, row in ipairs(rows) do
+    local g = { row = row, ratio = {}, why = {} }
+    local py = row.py
+    local base = py and cost(py)
+    for _, s in ipairs(series) do
+      local r = row[s.key]
+      local c = r and cost(r)
+      if not r then
+        g.why[s.key] = (s.key ~= "floor" or #row.floors > 0) and "failed" or nil
+      elseif not py then
+        g.why[s.key] = "no Python figure to compare with"
+      elseif r.unit ~= py.unit or r.lower ~= py.lower then
+        g.why[s.key] = "not in Python's unit"
+      elseif not (base and base > 0) then
+        g.why[s.key] = "Python's figure is 0: no ratio"
+      elseif not (c and c > 0) then
+        g.why[s.key] = "0, off the log scale"
+      else
+        g.ratio[s.key] = c / base
+        lo = math.min(lo, c / base)
+        hi = math.max(hi, c / base)
+      end
+    end
+    groups[#groups + 1] = g
+  end
+  -- whole decades, with room below the shortest bar so that it shows
+  local dlo, dhi = math.floor(log10(lo) - 0.3), math.ceil(log10(hi) - 1e-9)
+  if dhi <= dlo then
+    dhi = dlo + 1
+  end
+  local function x_of(ratio)
+    return X0 + (log10(ratio) - dlo) / (dhi - dlo) * PLOT_W
+  end
+  local group_h = 3 * BAR + 2 * GAP + GROUP_GAP
+  local plot_h = #groups * group_h
+  local width = X0 + PLOT_W + VALUE_W
+  local height = TOP + plot_h + 40
+  local out = {}
+  local function add(s)
+    out[#out + 1] = s
+  end
+  add('<?xml version="1.0" encoding="UTF-8"?>')
+  add(string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d"'
+    .. ' font-family="sans-serif" font-size="12">', width, height, width, height))
+  add("<title>" .. xml("threading benchmarks: " .. meta.lua .. ", " .. meta.python
+    .. " and the floor, " .. meta.date) .. "</title>")
+  add(string.format('<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>', width, height))
+  add(string.format('<text x="10" y="20" font-size="14" font-weight="bold">%s</text>',
+    xml("threading benchmarks, " .. meta.date
+      .. ": cost relative to Python's (log scale, shorter is better)")))
+  add(string.format('<text x="10" y="38" fill="#444444">%s</text>', xml("Bar length: the figure over "
+    .. "Python's (for a rate or a speed-up, Python's over the figure); one run, "
+    .. (meta.cpus or "?") .. " CPUs, noisy machine.")))
+  local lx = 10
+  for _, s in ipairs(series) do
+    add(string.format('<rect x="%d" y="50" width="12" height="12" fill="%s"/>', lx, s.color))
+    add(string.format('<text x="%d" y="60">%s</text>', lx + 16, xml(s.name)))
+    lx = lx + 16 + 7 * #s.name + 24
+  end
+  -- decades: grid lines and their labels, at the top and the bottom
+  for d = dlo, dhi do
+    local x = x_of(10 ^ d)
+    local label = d >= 0 and string.format("%.0fx", 10 ^ d) or string.format("%." .. -d .. "fx", 10 ^ d)
+    add(string.format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1"%s/>',
+      x, TOP - 6, x, TOP + plot_h, d == 0 and "#333333" or "#dddddd",
+      d == 0 and ' stroke-dasharray="4 3"' or ""))
+    add(string.format('<text x="%.1f" y="%d" text-anchor="middle" fill="#444444">%s</text>',
+      x, TOP - 9, label))
+    add(string.format('<text x="%.1f" y="%d" text-anchor="middle" fill="#444444">%s</text>',
+      x, TOP + plot_h + 16, label))
+  end
+  for i, g in ipairs(groups) do
+    local y = TOP + (i - 1) * group_h + GROUP_GAP / 2
+    local row = g.row
+    add(string.format('<text x="%d" y="%.1f" text-anchor="end" font-weight="bold">%s</text>',
+      LABEL_W, y + BAR + 4, xml(row.cells[1])))
+    add(string.format('<text x="%d" y="%.1f" text-anchor="end" font-size="11" fill="#444444">%s</text>',
+      LABEL_W, y + 2 * BAR + GAP + 4, xml(shorten(row.w.description, 60))))
+    for j, s in ipairs(series) do
+      local by = y + (j - 1) * (BAR + GAP)
+      local r, ratio = row[s.key], g.ratio[s.key]
+      local text
+      if ratio then
+        local x1 = x_of(ratio)
+        add(string.format('<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="%s"/>',
+          X0, by, math.max(1, x1 - X0), BAR, s.color))
+        text = figure(r.value) .. " " .. r.unit
+        if s.key ~= "py" then
+          text = text .. " (" .. axis_text(ratio) .. ")"
+        end
+        add(string.format('<text x="%.1f" y="%.1f" font-size="10">%s</text>',
+          x1 + 4, by + BAR - 1, xml(text)))
+      elseif g.why[s.key] then
+        text = s.key .. ": " .. (r and (figure(r.value) .. " " .. r.unit .. " (" .. g.why[s.key] .. ")")
+          or g.why[s.key])
+        add(string.format('<text x="%d" y="%.1f" font-size="10" fill="#aa0000">%s</text>',
+          X0 + 4, by + BAR - 1, xml(text)))
+      end
+    end
+  end
+  add("</svg>")
+  add("")
+  return table.concat(out, "\n")
+end
+
+-- build/bench/report.md and report.svg (or BENCH_REPORT_DIR's).
+local function write_reports(rows, meta, dir)
+  os.execute("mkdir -p " .. shell_quote(dir))
+  for _, item in ipairs({ { "report.md", report_markdown }, { "report.svg", report_svg } }) do
+    local path = dir .. "/" .. item[1]
+    local ok, err = write_file(path, item[2](rows, meta))
+    if ok then
+      io.stderr:write("bench: wrote ", path, "\n")
+    else
+      io.stderr:write("bench: cannot write ", path, ": ", tostring(err), "\n")
+    end
+  end
+end
+
 -- ---------------------------------------------------------------- main
 
 local function show(r)
@@ -570,6 +810,7 @@ local function main()
     lua = lua, bench_dir = dir, env_with_cpath = env_with_cpath,
     floor_dir = os.getenv("BENCH_FLOOR_DIR") or tidy_path(dir .. "/../build/bench/floor"),
   }
+  local report_dir = os.getenv("BENCH_REPORT_DIR") or tidy_path(dir .. "/../build/bench")
 
   local workloads = find_workloads(dir, filter)
   if #workloads == 0 then
@@ -662,7 +903,15 @@ local function main()
     print(string.format("(%s, %s CPUs, load average %.2f before and %.2f after)",
       version, cpus or "?", load_before, load_after))
   end
-
+  local py_version = trim(command_output(python .. " --version"))
+  write_reports(rows, {
+    lua = version,
+    python = py_version ~= "" and py_version or python,
+    date = os.date("!%Y-%m-%d %H:%M UTC"),
+    cpus = cpus, runs = runs,
+    load_before = load_before and string.format("%.2f", load_before) or "?",
+    load_after = load_after and string.format("%.2f", load_after) or "?",
+  }, report_dir)
 end
 
 main()
