@@ -332,6 +332,9 @@ local function floor_command(spec, ctx)
   local own = ctx.floor_dir .. "/" .. lua_tag()
   local script = ctx.bench_dir .. "/floor/" .. name .. ".lua"
   if file_exists(script) then
+    if not file_exists(own) then
+      return nil, name .. ": no floors built for this Lua in " .. own .. " (make bench builds them)"
+    end
     return ctx.env_with_cpath(own .. "/?.so;" .. package.cpath)
       .. shell_quote(ctx.lua) .. " " .. shell_quote(script) .. args
   end
@@ -760,12 +763,19 @@ local function report_svg(rows, meta)
   return table.concat(out, "\n")
 end
 
--- build/bench/report.md and report.svg (or BENCH_REPORT_DIR's).
+-- build/bench/report.md and report.svg (or BENCH_REPORT_DIR's). They are
+-- committed (make bench-report): a failure's message names files relative
+-- to the working directory, not where this checkout happens to be.
 local function write_reports(rows, meta, dir)
   os.execute("mkdir -p " .. shell_quote(dir))
+  local cwd = trim(command_output("pwd"))
   for _, item in ipairs({ { "report.md", report_markdown }, { "report.svg", report_svg } }) do
     local path = dir .. "/" .. item[1]
-    local ok, err = write_file(path, item[2](rows, meta))
+    local text = item[2](rows, meta)
+    if cwd ~= "" and cwd ~= "/" then
+      text = text:gsub(cwd:gsub("%p", "%%%0") .. "/", "")
+    end
+    local ok, err = write_file(path, text)
     if ok then
       io.stderr:write("bench: wrote ", path, "\n")
     else
