@@ -10,6 +10,7 @@
 #   make asan|tsan       the whole spec suite on a sanitized build
 #   make valgrind        the whole spec suite under memcheck
 #   make bench           each workload beside its Python counterpart and its floor
+#   make bench-report    the whole bench; its report and chart copied to doc/bench
 
 LUA ?= 5.4
 VERSIONS := 5.1 5.2 5.3 5.4 jit
@@ -180,7 +181,7 @@ FLOOR_PROGS := $(addprefix $(FLOOR_DIR)/,pthread_create_join mutex_pair futex_pi
 FLOOR_LUA := $(FLOOR_DIR)/$(LUA)/state_openlibs $(FLOOR_DIR)/$(LUA)/floor_cmethod.so
 FLOOR_DEPS := bench/floor/floor.h
 
-.PHONY: bench-floors
+.PHONY: bench-floors bench-report
 bench-floors: $(FLOOR_PROGS) $(FLOOR_LUA)
 
 $(FLOOR_DIR)/%: bench/floor/%.c $(FLOOR_DEPS)
@@ -197,6 +198,13 @@ $(FLOOR_DIR)/$(LUA)/floor_cmethod.so: bench/floor/cmethod.c
 
 bench: deps build bench-floors
 	$(RUN) $(LUA_BIN) bench/run.lua
+
+# The whole bench, whatever BENCH says, and its report copied to doc/bench,
+# the committed copy the README shows.
+bench-report: deps build bench-floors
+	$(RUN) BENCH= $(LUA_BIN) bench/run.lua
+	@mkdir -p doc/bench
+	cp build/bench/report.md build/bench/report.svg doc/bench/
 
 # The release. The version lives in src/version.h; make dist packs
 # build/threading-$(VERSION)-1.src.rock from HEAD without a network: the
