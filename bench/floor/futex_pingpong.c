@@ -2,12 +2,12 @@
 ** futex_pingpong.c: the floor of handing a token between two threads.
 **
 **   futex_pingpong spin [handoff]    each side watches the shared word for
-**                                    the token (up to SPIN_LOOKS looks),
-**                                    then sleeps on it with FUTEX_WAIT
+**                                    the token (for up to SPIN_NS), then
+**                                    sleeps on it with FUTEX_WAIT
 **   futex_pingpong sleep [handoff]   each side sleeps on the word with
 **                                    FUTEX_WAIT as soon as the token is
-**                                    not there: every handoff is a wake-up
-**                                    by the kernel
+**                                    not there: a handoff that finds it
+**                                    missing is a wake-up by the kernel
 **
 ** A raw Linux futex on one word, no mutex and no condition variable: the
 ** word says whose turn it is, and a side that passes the token calls
@@ -34,11 +34,12 @@
 
 #define TRIPS 20000
 #define ROUNDS 5
-#define SPIN_LOOKS 100000     /* a few tens of microseconds, then sleep */
+#define SPIN_NS 100000L       /* watch the word this long, then sleep */
+#define LOOKS 64              /* looks between two readings of the clock */
 
 static atomic_int turn;          /* 0: the main thread's, 1: the echo's */
 static atomic_int sleeping[2];   /* side i is (about to be) in FUTEX_WAIT */
-static int spin_looks;
+static int spinning;             /* 0: sleep at once */
 
 static void futex_wait(atomic_int *w, int value) {
   syscall(SYS_futex, (int *)w, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
@@ -65,12 +66,28 @@ static void pass(int to) {
   if (atomic_load(&sleeping[to])) futex_wake(&turn);
 }
 
-/* Wait until side `me` holds the token. */
+static long elapsed_ns(const struct timespec *since) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+/* Wait until side `me` holds the token. The clock is read only after a
+** first batch of looks, so a token that comes at once costs no clock. */
 static void take(int me) {
-  int i;
-  for (i = 0; i < spin_looks; i++) {
-    if (atomic_load_explicit(&turn, memory_order_acquire) == me) return;
-    pause_cpu();
+  struct timespec start;
+  int i, clocked = 0;
+  while (spinning) {
+    for (i = 0; i < LOOKS; i++) {
+      if (atomic_load_explicit(&turn, memory_order_acquire) == me) return;
+      pause_cpu();
+    }
+    if (!clocked) {
+      clock_gettime(CLOCK_MONOTONIC, &start);
+      clocked = 1;
+    } else if (elapsed_ns(&start) > SPIN_NS) {
+      break;
+    }
   }
   atomic_store(&sleeping[me], 1);
   while (atomic_load(&turn) != me) futex_wait(&turn, !me);
@@ -109,9 +126,9 @@ int main(int argc, char **argv) {
   double best = 1e300;
   int r;
   if (strcmp(mode, "spin") == 0) {
-    spin_looks = SPIN_LOOKS;
+    spinning = 1;
   } else if (strcmp(mode, "sleep") == 0) {
-    spin_looks = 0;
+    spinning = 0;
   } else {
     floor_fail("usage: futex_pingpong [spin | sleep] [handoff]");
   }
