@@ -9,7 +9,8 @@
 #   make rocks           that rock installed and loaded for every Lua
 #   make asan|tsan       the whole spec suite on a sanitized build
 #   make valgrind        the whole spec suite under memcheck
-#   make bench           each workload beside its Python counterpart
+#   make bench           each workload beside its Python counterpart and its floor
+#   make bench-report    the whole bench; its report and chart copied to doc/bench
 
 LUA ?= 5.4
 VERSIONS := 5.1 5.2 5.3 5.4 jit
@@ -169,8 +170,41 @@ stress: deps build $(TESTFORK)
 	    || { echo "$$f failed (status $$?; 124: still running after $(STRESS_TIMEOUT) s)"; exit 1; }; \
 	done
 
-bench: deps build
+# The floors (bench/floor, bench/README.md): C programs that measure the
+# least the hardware and the OS take for a workload's work, run by
+# bench/run.lua beside it. Those that hold Lua are built for the LUA of the
+# run: state_openlibs links that Lua's static library, as the interpreters
+# link it, and floor_cmethod.so is a module loaded by the interpreter.
+FLOOR_DIR := build/bench/floor
+FLOOR_CFLAGS := -std=c99 -O2 -pthread $(WARN)
+FLOOR_PROGS := $(addprefix $(FLOOR_DIR)/,pthread_create_join mutex_pair futex_pingpong)
+FLOOR_LUA := $(FLOOR_DIR)/$(LUA)/state_openlibs $(FLOOR_DIR)/$(LUA)/floor_cmethod.so
+FLOOR_DEPS := bench/floor/floor.h
+
+.PHONY: bench-floors bench-report
+bench-floors: $(FLOOR_PROGS) $(FLOOR_LUA)
+
+$(FLOOR_DIR)/%: bench/floor/%.c $(FLOOR_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(FLOOR_CFLAGS) -o $@ $<
+
+$(FLOOR_DIR)/$(LUA)/state_openlibs: bench/floor/state_openlibs.c $(FLOOR_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(FLOOR_CFLAGS) -I$(LUA_INC) -o $@ $< -Wl,-Bstatic $(LUA_LIB) -Wl,-Bdynamic -lm -ldl
+
+$(FLOOR_DIR)/$(LUA)/floor_cmethod.so: bench/floor/cmethod.c
+	@mkdir -p $(dir $@)
+	$(CC) $(FLOOR_CFLAGS) -fPIC -shared -I$(LUA_INC) -o $@ $<
+
+bench: deps build bench-floors
 	$(RUN) $(LUA_BIN) bench/run.lua
+
+# The whole bench, whatever BENCH says, and its report copied to doc/bench,
+# the committed copy the README shows.
+bench-report: deps build bench-floors
+	$(RUN) BENCH= $(LUA_BIN) bench/run.lua
+	@mkdir -p doc/bench
+	cp build/bench/report.md build/bench/report.svg doc/bench/
 
 # The release. The version lives in src/version.h; make dist packs
 # build/threading-$(VERSION)-1.src.rock from HEAD without a network: the

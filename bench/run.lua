@@ -5,16 +5,25 @@
 -- file starts with `-- bench: <ID> | <description> | <target>`. Each side
 -- prints one line `RESULT <value> <unit> <lower|higher>` on stdout.
 --
+-- A workload may name its floor, a program of bench/floor doing the same
+-- work with nothing but the OS and the hardware, in a line of its header
+-- comment: `-- floor: <program> [args] | <what it does>`. The first such
+-- line gives the table's Floor column; any further ones are measured too
+-- and listed under the table. The floor runs right after the two sides,
+-- as often as they do, and prints the same RESULT line.
+--
 -- Environment:
---   BENCH=w3        run only the workloads whose id starts with w3
---                   (several prefixes: BENCH=w1,w3; w1_ is w1 alone)
---   BENCH_RUNS=3    run each side 3 times and keep its best figure
---   BENCH_TIMEOUT   seconds before one run is stopped (default 120)
---   PYTHON          the Python interpreter (default python3)
+--   BENCH=w3          run only the workloads whose id starts with w3
+--                     (several prefixes: BENCH=w1,w3; w1_ is w1 alone)
+--   BENCH_RUNS=3      run each side and floor 3 times, keep its best figure
+--   BENCH_TIMEOUT     seconds before one run is stopped (default 120)
+--   BENCH_FLOOR_DIR   where the floors were built (build/bench/floor)
+--   BENCH_REPORT_DIR  where report.md and report.svg go (build/bench)
+--   PYTHON            the Python interpreter (default python3)
 --
 -- The Lua side runs under the interpreter that runs this script, with this
 -- script's package.path and package.cpath, so `make bench LUA=jit` compares
--- LuaJIT with Python.
+-- LuaJIT with Python. So does a floor written in Lua (bench/floor/*.lua).
 
 local unpack = table.unpack or unpack
 
@@ -85,6 +94,15 @@ local function script_dir()
   return dir or "."
 end
 
+-- dir/../name as name where dir is one plain directory ("bench/../build").
+local function tidy_path(path)
+  local dir, rest = path:match("^([^/]+)/%.%./(.*)$")
+  if dir and dir ~= "." and dir ~= ".." then
+    return rest
+  end
+  return path
+end
+
 local function have_command(name)
   local p = io.popen("command -v " .. shell_quote(name) .. " 2>/dev/null")
   local out = p:read("*a")
@@ -121,22 +139,42 @@ local function selected(id, slug, filter)
   return false
 end
 
+local function split_bars(fields)
+  local parts = {}
+  for part in (fields .. "|"):gmatch("([^|]*)|") do
+    parts[#parts + 1] = trim(part)
+  end
+  return parts
+end
+
+-- The fields of the `-- bench:` line, and the floors of the header comment
+-- (the comment lines at the top of the file) as a list of
+-- {command = "<program> [args]", label = "<what it does>"}.
 local function read_header(path)
   local f = io.open(path, "r")
   if not f then
     return nil
   end
   local first = f:read("*l") or ""
+  local floors = {}
+  for line in f:lines() do
+    if not line:find("^%-%-") then
+      break
+    end
+    local spec = line:match("^%-%-%s*floor:%s*(.-)%s*$")
+    if spec then
+      local parts = split_bars(spec)
+      if parts[1] ~= "" then
+        floors[#floors + 1] = { command = parts[1], label = parts[2] or "" }
+      end
+    end
+  end
   f:close()
   local fields = first:match("^%-%-%s*bench:%s*(.*)$")
   if not fields then
-    return nil
+    return nil, floors
   end
-  local parts = {}
-  for part in (fields .. "|"):gmatch("([^|]*)|") do
-    parts[#parts + 1] = trim(part)
-  end
-  return parts
+  return split_bars(fields), floors
 end
 
 local function find_workloads(dir, filter)
@@ -167,7 +205,11 @@ local function find_workloads(dir, filter)
     return a.slug < b.slug
   end)
   for _, w in ipairs(list) do
-    local header = w.lua and read_header(w.lua)
+    local header, floors
+    if w.lua then
+      header, floors = read_header(w.lua)
+    end
+    w.floors = floors or {}
     w.label = header and header[1] ~= "" and header[1] or w.id:upper()
     w.description = header and header[2] or w.slug:gsub("_", " ")
     w.target = header and header[3] or ""
@@ -250,6 +292,60 @@ local function run_side(command, runs)
   return nil, err
 end
 
+-- ---------------------------------------------------------------- floors
+
+-- The name the Makefile's LUA gives this interpreter (5.1 .. 5.4, jit):
+-- the floors that hold Lua are built in build/bench/floor/<that name>.
+local function lua_tag()
+  if jit then
+    return "jit"
+  end
+  return _VERSION:match("%d+%.%d+") or "?"
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+
+-- The shell command that runs one floor, "<program> [args]", or nil and
+-- why not. bench/floor/<program>.lua runs under this interpreter with the
+-- floors built for it on package.cpath; any other program is an
+-- executable built for this Lua or for all.
+local function floor_command(spec, ctx)
+  local name, args = nil, {}
+  for word in spec:gmatch("%S+") do
+    if name then
+      args[#args + 1] = " " .. shell_quote(word)
+    else
+      name = word
+    end
+  end
+  if not name or not name:find("^[%w_%-]+$") then
+    return nil, "bad floor program: " .. tostring(name)
+  end
+  args = table.concat(args)
+  local own = ctx.floor_dir .. "/" .. lua_tag()
+  local script = ctx.bench_dir .. "/floor/" .. name .. ".lua"
+  if file_exists(script) then
+    if not file_exists(own) then
+      return nil, name .. ": no floors built for this Lua in " .. own .. " (make bench builds them)"
+    end
+    return ctx.env_with_cpath(own .. "/?.so;" .. package.cpath)
+      .. shell_quote(ctx.lua) .. " " .. shell_quote(script) .. args
+  end
+  for _, dir in ipairs({ own, ctx.floor_dir }) do
+    if file_exists(dir .. "/" .. name) then
+      return shell_quote(dir .. "/" .. name) .. args
+    end
+  end
+  return nil, name .. " is not built (make bench builds the floors)"
+end
+
 -- ---------------------------------------------------------------- table
 
 local function figure(x)
@@ -322,25 +418,53 @@ local function verdict(target, lua, py)
   return ok and "yes" or "NO"
 end
 
+-- How many times the floor's cost Lua's figure is (1: at the floor): Lua's
+-- figure over the floor's where lower is better, the floor's over Lua's
+-- where higher is.
+local function over_floor(lua, fl)
+  if lua.lower then
+    return fl.value > 0 and lua.value / fl.value or nil
+  end
+  return lua.value > 0 and fl.value / lua.value or nil
+end
+
+local function times_text(k)
+  if not k then
+    return "n/a"
+  end
+  local fmt = (k > 0.95 and k < 1.05) and "%.2fx" or (k >= 100 and "%.0fx" or "%.1fx")
+  return string.format(fmt, k)
+end
+
+local NONE = "–" -- no figure of this kind for this workload
+
+-- The width of s on a terminal: UTF-8 continuation bytes take no column.
+local function text_width(s)
+  return #s - select(2, s:gsub("[\128-\191]", ""))
+end
+
+local COLUMNS = {
+  { "ID" }, { "Workload" }, { "Lua", right = true }, { "Python", right = true },
+  { "Unit" }, { "Lua vs Python" }, { "Floor", right = true }, { "Lua / floor", right = true },
+  { "Target" }, { "Met" },
+}
+
 local function print_table(rows)
-  local header = { "ID", "Workload", "Lua", "Python", "Unit", "Lua vs Python",
-    "Target", "Met" }
-  local right = { false, false, true, true, false, false, false, false }
   local width = {}
-  for i, h in ipairs(header) do
-    width[i] = #h
+  for i, c in ipairs(COLUMNS) do
+    width[i] = text_width(c[1])
   end
   for _, row in ipairs(rows) do
-    for i = 1, #header do
-      width[i] = math.max(width[i], #(row[i] or ""))
+    for i = 1, #COLUMNS do
+      width[i] = math.max(width[i], text_width(row.cells[i] or ""))
     end
   end
   local function line(cells, note)
     local out = {}
-    for i = 1, #header do
+    for i, c in ipairs(COLUMNS) do
       local cell = cells[i] or ""
-      local pad = string.rep(" ", width[i] - #cell)
-      out[i] = right[i] and (pad .. cell) or (cell .. pad)
+      local pad = string.rep(" ", width[i] - text_width(cell))
+      out[i] = c.right and (pad .. cell) or (cell .. pad)
     end
     local text = table.concat(out, "  ")
     if note then
@@ -348,14 +472,50 @@ local function print_table(rows)
     end
     print((text:gsub("%s+$", "")))
   end
-  line(header)
-  local rule = {}
-  for i = 1, #header do
+  local header, rule = {}, {}
+  for i, c in ipairs(COLUMNS) do
+    header[i] = c[1]
     rule[i] = string.rep("-", width[i])
   end
+  line(header)
   line(rule)
   for _, row in ipairs(rows) do
-    line(row, row.note)
+    line(row.cells, row.note)
+  end
+end
+
+-- One line per floor measured: the row's own first, then the others.
+local function floor_lines(rows)
+  local lines = {}
+  for _, row in ipairs(rows) do
+    for i, fl in ipairs(row.floors) do
+      local r = fl.result
+      lines[#lines + 1] = {
+        id = row.cells[1], own = i == 1, command = fl.command, label = fl.label,
+        text = r and (figure(r.value) .. " " .. r.unit) or ("failed: " .. (fl.err or "?")),
+      }
+    end
+  end
+  return lines
+end
+
+local function print_floors(rows)
+  local lines = floor_lines(rows)
+  if #lines == 0 then
+    return
+  end
+  print("")
+  print("Floors (bench/floor), measured in this run; * marks the one in the Floor column:")
+  local w1, w2, w3 = 0, 0, 0
+  for _, l in ipairs(lines) do
+    w1 = math.max(w1, text_width(l.id))
+    w2 = math.max(w2, text_width(l.command))
+    w3 = math.max(w3, text_width(l.text))
+  end
+  for _, l in ipairs(lines) do
+    print((string.format("  %s%s %s  %s  %s  %s", l.own and "*" or " ", l.id,
+      string.rep(" ", w1 - text_width(l.id)), l.command .. string.rep(" ", w2 - text_width(l.command)),
+      l.text .. string.rep(" ", w3 - text_width(l.text)), l.label):gsub("%s+$", "")))
   end
 end
 
@@ -365,14 +525,282 @@ local function load_average()
   return text and tonumber(text:match("^(%S+)"))
 end
 
-local function cpu_count()
-  local p = io.popen("getconf _NPROCESSORS_ONLN 2>/dev/null")
-  local n = tonumber(p:read("*a"):match("%d+"))
+local function command_output(command)
+  local p = io.popen(command .. " 2>/dev/null")
+  local out = p:read("*a")
   p:close()
-  return n
+  return out
+end
+
+-- The number of CPUs online, as nproc says.
+local function cpu_count()
+  return tonumber(command_output("nproc"):match("%d+"))
+    or tonumber(command_output("getconf _NPROCESSORS_ONLN"):match("%d+"))
+end
+
+-- ---------------------------------------------------------------- report
+
+local function write_file(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then
+    return nil, err
+  end
+  f:write(text)
+  f:close()
+  return true
+end
+
+local function md_cell(s)
+  return (s:gsub("|", "\\|"))
+end
+
+-- The table, the floors and the run's circumstances in Markdown.
+local function report_markdown(rows, meta)
+  local out = {}
+  local function add(s)
+    out[#out + 1] = s or ""
+  end
+  add("# Benchmark report")
+  add()
+  add(string.format("%s against %s, %s; %s CPUs (`nproc`), load average %s before and %s after.",
+    meta.lua, meta.python, meta.date, meta.cpus or "?", meta.load_before, meta.load_after))
+  add()
+  add("The figures come from one run on a noisy machine (other work shares its CPUs). Each is the")
+  add(string.format("best of the rounds one process measures, per side and per floor%s. A difference",
+    meta.runs > 1 and string.format(", and the best of %d such processes", meta.runs) or ""))
+  add("the next run does not repeat is noise. What each workload and each floor measures:")
+  add("[bench/README.md](../../bench/README.md).")
+  add()
+  local header, rule = {}, {}
+  for i, c in ipairs(COLUMNS) do
+    header[i] = c[1]
+    rule[i] = c.right and "---:" or "---"
+  end
+  add("| " .. table.concat(header, " | ") .. " |")
+  add("|" .. table.concat(rule, "|") .. "|")
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i = 1, #COLUMNS do
+      cells[i] = md_cell(row.cells[i] or "")
+    end
+    add("| " .. table.concat(cells, " | ") .. " |")
+  end
+  local notes = {}
+  for _, row in ipairs(rows) do
+    if row.note then
+      notes[#notes + 1] = "- " .. row.cells[1] .. ": " .. md_cell(row.note:gsub("^!%s*", ""))
+    end
+  end
+  if #notes > 0 then
+    add()
+    add("Failures:")
+    add()
+    for _, n in ipairs(notes) do
+      add(n)
+    end
+  end
+  local lines = floor_lines(rows)
+  if #lines > 0 then
+    add()
+    add("Floors measured in this run (bench/floor); the first of each workload is its Floor column:")
+    add()
+    add("| ID | floor | figure | what it does |")
+    add("|---|---|---:|---|")
+    for _, l in ipairs(lines) do
+      add(string.format("| %s | `%s`%s | %s | %s |", l.id, l.command, l.own and "" or " (extra)",
+        md_cell(l.text), md_cell(l.label)))
+    end
+  end
+  add()
+  add("![Each workload's cost relative to Python's, ours, Python's and the floor's](report.svg)")
+  add()
+  return table.concat(out, "\n")
+end
+
+local function xml(s)
+  return (s:gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+
+-- What a figure costs, the same way up for every unit: the figure where
+-- lower is better, its inverse where higher is.
+local function cost(r)
+  if r.lower then
+    return r.value
+  end
+  return r.value > 0 and 1 / r.value or nil
+end
+
+-- A ratio on the chart's axis, with two significant digits.
+local function axis_text(k)
+  if k >= 10 then
+    return string.format("%.0fx", k)
+  elseif k >= 0.1 then
+    return string.format("%.2fx", k)
+  end
+  return string.format("%.2gx", k)
+end
+
+local function log10(x)
+  return math.log(x) / math.log(10)
+end
+
+-- A horizontal bar chart of the table: one group per workload, a bar each
+-- for ours, Python's and the floor's cost over Python's on a log axis.
+local function report_svg(rows, meta)
+  local BAR, GAP, GROUP_GAP = 11, 2, 12
+  -- a white outline under a bar's label keeps it readable across grid lines
+  local HALO = ' stroke="#ffffff" stroke-width="3" paint-order="stroke"'
+  local LABEL_W, PLOT_W, VALUE_W = 370, 420, 210
+  local X0 = LABEL_W + 10
+  local TOP = 96
+  local series = {
+    { key = "lua", name = meta.lua .. " with threading", color = "#1f77b4" },
+    { key = "py", name = meta.python, color = "#ff7f0e" },
+    { key = "floor", name = "floor (C, bench/floor)", color = "#7f7f7f" },
+  }
+  -- each group's bars: the ratio to Python's cost, or why there is none
+  local groups, lo, hi = {}, 1, 1
+  for _, row in ipairs(rows) do
+    local g = { row = row, ratio = {}, why = {} }
+    local py = row.py
+    local base = py and cost(py)
+    for _, s in ipairs(series) do
+      local r = row[s.key]
+      local c = r and cost(r)
+      if not r then
+        g.why[s.key] = (s.key ~= "floor" or #row.floors > 0) and "failed" or nil
+      elseif not py then
+        g.why[s.key] = "no Python figure to compare with"
+      elseif r.unit ~= py.unit or r.lower ~= py.lower then
+        g.why[s.key] = "not in Python's unit"
+      elseif not (base and base > 0) then
+        g.why[s.key] = "Python's figure is 0: no ratio"
+      elseif not (c and c > 0) then
+        g.why[s.key] = "0, off the log scale"
+      else
+        g.ratio[s.key] = c / base
+        lo = math.min(lo, c / base)
+        hi = math.max(hi, c / base)
+      end
+    end
+    groups[#groups + 1] = g
+  end
+  -- whole decades, with room below the shortest bar so that it shows
+  local dlo, dhi = math.floor(log10(lo) - 0.3), math.ceil(log10(hi) - 1e-9)
+  if dhi <= dlo then
+    dhi = dlo + 1
+  end
+  local function x_of(ratio)
+    return X0 + (log10(ratio) - dlo) / (dhi - dlo) * PLOT_W
+  end
+  local group_h = 3 * BAR + 2 * GAP + GROUP_GAP
+  local plot_h = #groups * group_h
+  local width = X0 + PLOT_W + VALUE_W
+  local height = TOP + plot_h + 40
+  local out = {}
+  local function add(s)
+    out[#out + 1] = s
+  end
+  add('<?xml version="1.0" encoding="UTF-8"?>')
+  add(string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d"'
+    .. ' font-family="sans-serif" font-size="12">', width, height, width, height))
+  add("<title>" .. xml("threading benchmarks: " .. meta.lua .. ", " .. meta.python
+    .. " and the floor, " .. meta.date) .. "</title>")
+  add(string.format('<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>', width, height))
+  add(string.format('<text x="10" y="20" font-size="14" font-weight="bold">%s</text>',
+    xml("threading benchmarks, " .. meta.date
+      .. ": cost relative to Python's (log scale, shorter is better)")))
+  add(string.format('<text x="10" y="38" fill="#444444">%s</text>', xml("Bar length: the figure over "
+    .. "Python's (for a rate or a speed-up, Python's over the figure); one run, "
+    .. (meta.cpus or "?") .. " CPUs, noisy machine.")))
+  local lx = 10
+  for _, s in ipairs(series) do
+    add(string.format('<rect x="%d" y="50" width="12" height="12" fill="%s"/>', lx, s.color))
+    add(string.format('<text x="%d" y="60">%s</text>', lx + 16, xml(s.name)))
+    lx = lx + 16 + 7 * #s.name + 24
+  end
+  -- decades: grid lines and their labels, at the top and the bottom
+  for d = dlo, dhi do
+    local x = x_of(10 ^ d)
+    local label = d >= 0 and string.format("%.0fx", 10 ^ d) or string.format("%." .. -d .. "fx", 10 ^ d)
+    add(string.format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1"%s/>',
+      x, TOP - 6, x, TOP + plot_h, d == 0 and "#333333" or "#dddddd",
+      d == 0 and ' stroke-dasharray="4 3"' or ""))
+    add(string.format('<text x="%.1f" y="%d" text-anchor="middle" fill="#444444">%s</text>',
+      x, TOP - 9, label))
+    add(string.format('<text x="%.1f" y="%d" text-anchor="middle" fill="#444444">%s</text>',
+      x, TOP + plot_h + 16, label))
+  end
+  for i, g in ipairs(groups) do
+    local y = TOP + (i - 1) * group_h + GROUP_GAP / 2
+    local row = g.row
+    add(string.format('<text x="%d" y="%.1f" text-anchor="end" font-weight="bold">%s</text>',
+      LABEL_W, y + BAR + 4, xml(row.cells[1])))
+    add(string.format('<text x="%d" y="%.1f" text-anchor="end" font-size="11" fill="#444444">%s</text>',
+      LABEL_W, y + 2 * BAR + GAP + 4, xml(shorten(row.w.description, 60))))
+    for j, s in ipairs(series) do
+      local by = y + (j - 1) * (BAR + GAP)
+      local r, ratio = row[s.key], g.ratio[s.key]
+      local text
+      if ratio then
+        local x1 = x_of(ratio)
+        add(string.format('<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="%s"/>',
+          X0, by, math.max(1, x1 - X0), BAR, s.color))
+        text = figure(r.value) .. " " .. r.unit
+        if s.key ~= "py" then
+          text = text .. " (" .. axis_text(ratio) .. ")"
+        end
+        add(string.format('<text x="%.1f" y="%.1f" font-size="10"%s>%s</text>',
+          x1 + 4, by + BAR - 1, HALO, xml(text)))
+      elseif g.why[s.key] then
+        text = s.key .. ": " .. (r and (figure(r.value) .. " " .. r.unit .. " (" .. g.why[s.key] .. ")")
+          or g.why[s.key])
+        add(string.format('<text x="%d" y="%.1f" font-size="10" fill="#aa0000"%s>%s</text>',
+          X0 + 4, by + BAR - 1, HALO, xml(text)))
+      end
+    end
+  end
+  add("</svg>")
+  add("")
+  return table.concat(out, "\n")
+end
+
+-- build/bench/report.md and report.svg (or BENCH_REPORT_DIR's). They are
+-- committed (make bench-report): a failure's message names files relative
+-- to the working directory, not where this checkout happens to be.
+local function write_reports(rows, meta, dir)
+  os.execute("mkdir -p " .. shell_quote(dir))
+  local cwd = trim(command_output("pwd"))
+  for _, item in ipairs({ { "report.md", report_markdown }, { "report.svg", report_svg } }) do
+    local path = dir .. "/" .. item[1]
+    local text = item[2](rows, meta)
+    if cwd ~= "" and cwd ~= "/" then
+      text = text:gsub(cwd:gsub("%p", "%%%0") .. "/", "")
+    end
+    local ok, err = write_file(path, text)
+    if ok then
+      io.stderr:write("bench: wrote ", path, "\n")
+    else
+      io.stderr:write("bench: cannot write ", path, ": ", tostring(err), "\n")
+    end
+  end
 end
 
 -- ---------------------------------------------------------------- main
+
+local function show(r)
+  return r and (figure(r.value) .. " " .. r.unit) or "failed"
+end
+
+-- Run one command `runs` times with a progress line on stderr.
+local function measure(id, what, command, runs)
+  io.stderr:write(string.format("  %-6s %-6s ...", id, what))
+  io.stderr:flush()
+  local t0 = os.time()
+  local r, err = run_side(command, runs)
+  io.stderr:write(string.format(" %s (%d s)\n", show(r), os.time() - t0))
+  return r, err
+end
 
 local function main()
   local dir = script_dir()
@@ -383,10 +811,18 @@ local function main()
   -- the paths this script was given, spelled out so the workloads get them
   -- even when they came from LUA_PATH_5_x or from the interpreter's defaults
   -- (the versioned variables are removed: set, even empty, they would win)
-  local env = "env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4"
-    .. " -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4"
-    .. " LUA_PATH=" .. shell_quote(package.path)
-    .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
+  local function env_with_cpath(cpath)
+    return "env -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4"
+      .. " -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4"
+      .. " LUA_PATH=" .. shell_quote(package.path)
+      .. " LUA_CPATH=" .. shell_quote(cpath) .. " "
+  end
+  local env = env_with_cpath(package.cpath)
+  local ctx = {
+    lua = lua, bench_dir = dir, env_with_cpath = env_with_cpath,
+    floor_dir = os.getenv("BENCH_FLOOR_DIR") or tidy_path(dir .. "/../build/bench/floor"),
+  }
+  local report_dir = os.getenv("BENCH_REPORT_DIR") or tidy_path(dir .. "/../build/bench")
 
   local workloads = find_workloads(dir, filter)
   if #workloads == 0 then
@@ -412,19 +848,28 @@ local function main()
       if not command then
         errors[#errors + 1] = name .. ": no ." .. name .. " file"
       else
-        io.stderr:write(string.format("  %-6s %-3s ...", w.id, name))
-        io.stderr:flush()
-        local t0 = os.time()
-        local r, err = run_side(command, runs)
-        io.stderr:write(string.format(" %s (%d s)\n",
-          r and (figure(r.value) .. " " .. r.unit) or "failed", os.time() - t0))
+        local r, err = measure(w.id, name, command, runs)
         results[name] = r
         if not r then
           errors[#errors + 1] = name .. ": " .. err
         end
       end
     end
+    -- the floors, right after the sides, so they see the same machine
+    local floors = {}
+    for i, spec in ipairs(w.floors) do
+      local fl = { command = spec.command, label = spec.label }
+      local command, err = floor_command(spec.command, ctx)
+      if command then
+        fl.result, fl.err = measure(w.id, i == 1 and "floor" or "+floor", command, runs)
+      else
+        fl.err = err
+        io.stderr:write(string.format("  %-6s %-6s ... %s\n", w.id, "floor", err))
+      end
+      floors[i] = fl
+    end
     local l, p = results.lua, results.py
+    local f = floors[1] and floors[1].result
     local unit = (l and l.unit) or (p and p.unit) or ""
     local ratio, met = "-", ""
     if l and p then
@@ -437,11 +882,25 @@ local function main()
     if l and #errors == 0 then
       met = verdict(w.target, l, p)
     end
+    local floor_cell, floor_ratio = NONE, NONE
+    if floors[1] and not f then
+      floor_cell = "failed"
+      errors[#errors + 1] = "floor: " .. floors[1].err
+    elseif f and l and (f.unit ~= l.unit or f.lower ~= l.lower) then
+      floor_cell = figure(f.value) .. " " .. f.unit
+      errors[#errors + 1] = "floor's unit differs: " .. f.unit .. " vs " .. l.unit
+    elseif f then
+      floor_cell = figure(f.value)
+      floor_ratio = l and times_text(over_floor(l, f)) or "-"
+    end
     local row = {
-      w.label, w.description,
-      l and figure(l.value) or "failed",
-      p and figure(p.value) or "failed",
-      unit, ratio, w.target, met,
+      w = w, lua = l, py = p, floor = f, floors = floors,
+      cells = {
+        w.label, w.description,
+        l and figure(l.value) or "failed",
+        p and figure(p.value) or "failed",
+        unit, ratio, floor_cell, floor_ratio, w.target, met,
+      },
     }
     if #errors > 0 then
       row.note = "! " .. shorten(table.concat(errors, "; "), 160)
@@ -449,12 +908,22 @@ local function main()
     rows[#rows + 1] = row
   end
   print_table(rows)
+  print_floors(rows)
   -- other work on the machine moves the figures: say how busy it was
   local load_after, cpus = load_average(), cpu_count()
   if load_before and load_after then
     print(string.format("(%s, %s CPUs, load average %.2f before and %.2f after)",
       version, cpus or "?", load_before, load_after))
   end
+  local py_version = trim(command_output(python .. " --version"))
+  write_reports(rows, {
+    lua = version,
+    python = py_version ~= "" and py_version or python,
+    date = os.date("!%Y-%m-%d %H:%M UTC"),
+    cpus = cpus, runs = runs,
+    load_before = load_before and string.format("%.2f", load_before) or "?",
+    load_after = load_after and string.format("%.2f", load_after) or "?",
+  }, report_dir)
 end
 
 main()

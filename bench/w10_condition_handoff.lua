@@ -1,4 +1,6 @@
 -- bench: W10 | Condition handoff between two threads, 2 x 20,000 notify/wake | <= 1/2 of Python's time
+-- floor: futex_pingpong spin handoff | a token passed through one futex word, watched a while before sleeping
+-- floor: futex_pingpong sleep handoff | the same, sleeping in the kernel as soon as the token is missing
 -- Two threads share a Condition (over its default RLock) and a turn flag
 -- (a threading.Value here, a list cell in Python). Each waits under the
 -- lock until the flag says it is its turn, flips it and notifies the other:

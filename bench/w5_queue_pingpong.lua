@@ -1,4 +1,6 @@
 -- bench: W5 | ping-pong through two queues, 20,000 round trips | <= 1/2 of Python's time
+-- floor: futex_pingpong spin | a token passed through one futex word, watched a while before sleeping
+-- floor: futex_pingpong sleep | the same, sleeping in the kernel as soon as the token is missing
 -- The main thread puts a number into one Queue; an echo thread gets it and
 -- puts it back on a second Queue. The figure is the best round's time per
 -- round trip. Same work as w5_queue_pingpong.py.

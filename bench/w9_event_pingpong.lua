@@ -1,4 +1,6 @@
 -- bench: W9 | Event ping-pong between two threads, 20,000 round trips | <= 1/2 of Python's time
+-- floor: futex_pingpong spin | a token passed through one futex word, watched a while before sleeping
+-- floor: futex_pingpong sleep | the same, sleeping in the kernel as soon as the token is missing
 -- The main thread sets one Event and waits for a second; an echo thread
 -- waits for the first, clears it and sets the second. Each side clears the
 -- Event it waited for before it sets the other, so no set is lost. The
