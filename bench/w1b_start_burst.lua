@@ -1,4 +1,5 @@
 -- bench: W1b | start 200 threads, then join them all | <= 40 us/thread
+-- floor: pthread_create_join batch 200 | 200 pthread_create, then 200 pthread_join of empty threads
 -- Each round starts 200 threads running an empty function, then joins
 -- them all; the figure is the best round's time per thread. Rounds follow
 -- each other closely, as the bursts of a program that fans work out to

@@ -15,7 +15,7 @@
 **   libraries still closed;
 ** - setmetatable(_G, mt), which would hide the hook, opens them all first.
 ** Until package opens, the path and cpath it is to get wait in the
-** registry. A `libs` list instead opens what it names at start and takes
+** registry, as pointers to strings that outlive the state. A `libs` list instead opens what it names at start and takes
 ** the hooks away, so nothing else can appear; "all" opens everything at
 ** start, as luaL_openlibs does.
 **
@@ -151,12 +151,22 @@ static void offer_preloads(lua_State *L, libs_state *s) {
   lua_pop(L, 3);
 }
 
+/* Push the kept path at key as a string, or nil. */
+static void push_kept(lua_State *L, const void *key) {
+  const char *s;
+  compat_rawgetp(L, LUA_REGISTRYINDEX, key);
+  s = (const char *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (s != NULL) lua_pushstring(L, s);
+  else lua_pushnil(L);
+}
+
 /* The kept paths onto package (at -1), then forgotten. */
 static void give_paths(lua_State *L) {
-  compat_rawgetp(L, LUA_REGISTRYINDEX, &path_key);
+  push_kept(L, &path_key);
   if (lua_isstring(L, -1)) lua_setfield(L, -2, "path");
   else lua_pop(L, 1);
-  compat_rawgetp(L, LUA_REGISTRYINDEX, &cpath_key);
+  push_kept(L, &cpath_key);
   if (lua_isstring(L, -1)) lua_setfield(L, -2, "cpath");
   else lua_pop(L, 1);
   lua_pushnil(L);
@@ -408,12 +418,14 @@ void libs_set_paths(lua_State *L, const char *path, const char *cpath) {
       lua_setfield(L, -2, "cpath");
     }
   } else {
+    /* kept as the caller's strings, not copied: most threads never open
+    ** package */
     if (path != NULL) {
-      lua_pushstring(L, path);
+      lua_pushlightuserdata(L, (void *)path);
       compat_rawsetp(L, LUA_REGISTRYINDEX, &path_key);
     }
     if (cpath != NULL) {
-      lua_pushstring(L, cpath);
+      lua_pushlightuserdata(L, (void *)cpath);
       compat_rawsetp(L, LUA_REGISTRYINDEX, &cpath_key);
     }
   }
@@ -427,8 +439,8 @@ void libs_push_paths(lua_State *L) {
     lua_getfield(L, -1, "path");
     lua_getfield(L, -2, "cpath");
   } else {
-    compat_rawgetp(L, LUA_REGISTRYINDEX, &path_key);
-    compat_rawgetp(L, LUA_REGISTRYINDEX, &cpath_key);
+    push_kept(L, &path_key);
+    push_kept(L, &cpath_key);
   }
   lua_remove(L, -3);
   lua_remove(L, -3);

@@ -30,7 +30,8 @@ TH_HIDDEN void libs_prepare(lua_State *L);
 TH_HIDDEN void libs_apply(lua_State *L, unsigned libs);
 
 /* package.path and package.cpath for the state: set on package now if it
-** is open, or kept until it opens. Either may be NULL (left as it is). */
+** is open, or kept until it opens (not copied: the strings must outlive
+** the state). Either may be NULL (left as it is). */
 TH_HIDDEN void libs_set_paths(lua_State *L, const char *path, const char *cpath);
 
 /* Push package.path and package.cpath (each a string or nil) without
