@@ -84,14 +84,11 @@ int lock_give(lock_t *lk) {
   return 1;
 }
 
-/* Lock and RLock methods: the fast check against upvalue 1 first. */
+/* Lock and RLock methods: a live handle of either is known at once. */
 static lock_t *lock_self(lua_State *L) {
-  handle_t *h = (handle_t *)lua_touserdata(L, 1);
-  if (h != NULL && h->obj != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) return (lock_t *)h->obj;
-  }
+  handle_t *h = object_handle_fast(L, 1);
+  if (h != NULL && (h->type == &lock_type || h->type == &rlock_type) && h->obj != NULL)
+    return (lock_t *)h->obj;
   return lock_check_any(L, 1);
 }
 
@@ -170,7 +167,7 @@ static int lock_acquire(lua_State *L) {
   lock_t *lk = lock_self(L);
   deadline_t dl;
   int blocking = 1;
-  waiter_t *self = wait_current();     /* also the owner token */
+  waiter_t *self = wait_current_fast();   /* also the owner token */
   int r;
   if (lua_gettop(L) > 1) blocking = lock_acquire_args(L, 2, &dl);
   else dl.forever = 1;                 /* the common call: no arguments */
@@ -185,11 +182,43 @@ static int lock_acquire(lua_State *L) {
 static int lock_release(lua_State *L) {
   lock_t *lk = lock_self(L);
   /* only an RLock asks who is releasing */
-  const void *self = lk->obj.type == &rlock_type ? (const void *)wait_current() : NULL;
+  const void *self = lk->obj.type == &rlock_type ? (const void *)wait_current_fast() : NULL;
   if (!lock_release_as(lk, self))
     return luaL_argerror(L, 1, lk->obj.type == &rlock_type
                                    ? "cannot release un-acquired lock"
                                    : "release unlocked lock");
+  return 0;
+}
+
+/* A plain Lock's acquire: the common call (no arguments, the lock free, the
+** thread not cancelled) is one compare-and-swap and the owner's store (a
+** thread-local read: the token for threading.waits and Condition); any
+** other goes the general way. */
+static int lock_acquire_plain(lua_State *L) {
+  handle_t *h = object_handle_fast(L, 1);
+  if (h != NULL && h->type == &lock_type && h->obj != NULL && lua_gettop(L) == 1) {
+    lock_t *lk = (lock_t *)h->obj;
+    waiter_t *self = wait_current_fast();
+    int expected = 0;
+    if ((self == NULL || !atomic_load_explicit(&self->cancelled, memory_order_relaxed)) &&
+        atomic_compare_exchange_strong_explicit(&lk->locked, &expected, 1,
+                                                memory_order_acquire, memory_order_relaxed)) {
+      atomic_store_explicit(&lk->owner, self, memory_order_relaxed);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
+  return lock_acquire(L);
+}
+
+/* A plain Lock's release: no owner to ask (any thread may release it). */
+static int lock_release_plain(lua_State *L) {
+  handle_t *h = object_handle_fast(L, 1);
+  lock_t *lk;
+  if (h == NULL || h->type != &lock_type || h->obj == NULL) return lock_release(L);
+  lk = (lock_t *)h->obj;
+  atomic_store_explicit(&lk->owner, NULL, memory_order_relaxed);
+  if (!lock_give(lk)) return luaL_argerror(L, 1, "release unlocked lock");
   return 0;
 }
 
@@ -211,6 +240,13 @@ static int lock_new_rlock(lua_State *L) {
 }
 
 static const luaL_Reg lock_methods[] = {
+  {"acquire", lock_acquire_plain},
+  {"release", lock_release_plain},
+  {"locked", lock_locked},
+  {NULL, NULL}
+};
+
+static const luaL_Reg rlock_methods[] = {
   {"acquire", lock_acquire},
   {"release", lock_release},
   {"locked", lock_locked},
@@ -219,7 +255,7 @@ static const luaL_Reg lock_methods[] = {
 
 void lock_open(lua_State *L) {
   object_newmetatable(L, &lock_type, lock_methods, NULL);
-  object_newmetatable(L, &rlock_type, lock_methods, NULL);
+  object_newmetatable(L, &rlock_type, rlock_methods, NULL);
   lua_pushcfunction(L, lock_new_lock);
   lua_setfield(L, -2, "Lock");
   lua_pushcfunction(L, lock_new_rlock);

@@ -187,6 +187,7 @@ void object_newmetatable(lua_State *L, const object_type_t *type,
 handle_t *object_newhandle(lua_State *L, const object_type_t *type) {
   handle_t *h = (handle_t *)compat_newuserdata(L, sizeof(handle_t));
   h->obj = NULL;
+  h->type = type;
   luaL_getmetatable(L, type->name);
   if (lua_isnil(L, -1)) {
     /* a state that has not loaded the module receives an object */
@@ -273,7 +274,7 @@ int object_typeerror(lua_State *L, int idx, const char *expected) {
                        lua_pushfstring(L, "%s expected, got %s", expected, got));
 }
 
-object_t *object_check(lua_State *L, int idx, const object_type_t *type) {
+object_t *object_check_slow(lua_State *L, int idx, const object_type_t *type) {
   handle_t *h = (handle_t *)lua_touserdata(L, idx);
   if (h != NULL && lua_getmetatable(L, idx)) {
     const void *t;

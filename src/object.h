@@ -45,8 +45,15 @@ struct object {
 };
 
 /* The userdata that a Lua handle is; obj is NULL until complete and after __gc. */
+/* A handle: the full userdata a state holds for an object. It also holds
+** the object's type, so that a method can recognise its own handle without
+** touching the Lua stack: by its size and that type's address, which only
+** this module writes into a userdata (light userdata and other values have
+** no such size; a userdata of another module would have to hold a private
+** address of this one). */
 typedef struct handle {
-  object_t *obj;
+  object_t *obj;                /* NULL once released */
+  const object_type_t *type;
 } handle_t;
 
 TH_HIDDEN void object_init(object_t *o, const object_type_t *type);
@@ -84,21 +91,22 @@ TH_HIDDEN void object_sethandle(lua_State *L, handle_t *h, object_t *o);
 TH_HIDDEN int object_isreleased(lua_State *L, int idx);
 /* The object behind a handle at idx, any type of ours, or NULL. */
 TH_HIDDEN object_t *object_test(lua_State *L, int idx);
-/* The object at idx, which must be of `type`; raises a standard bad-argument error. */
-TH_HIDDEN object_t *object_check(lua_State *L, int idx, const object_type_t *type);
-/* The object at idx for a method of `type`: methods get their metatable as
-** upvalue 1, so a handle whose metatable is that upvalue needs no lookup.
-** Anything else takes object_check's path (and its error). */
-static inline object_t *object_self(lua_State *L, int idx,
-                                    const object_type_t *type) {
+/* The handle at idx if it is one of ours (see handle_t), else NULL. */
+static inline handle_t *object_handle_fast(lua_State *L, int idx) {
   handle_t *h = (handle_t *)lua_touserdata(L, idx);
-  if (h != NULL && h->obj != NULL && lua_getmetatable(L, idx)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) return h->obj;
-  }
-  return object_check(L, idx, type);
+  if (h != NULL && compat_rawlen(L, idx) == sizeof(handle_t)) return h;
+  return NULL;
 }
+/* The object at idx, which must be of `type`; raises a standard bad-argument
+** error. The live handle of that type is recognised without a lookup. */
+TH_HIDDEN object_t *object_check_slow(lua_State *L, int idx, const object_type_t *type);
+static inline object_t *object_check(lua_State *L, int idx, const object_type_t *type) {
+  handle_t *h = object_handle_fast(L, idx);
+  if (h != NULL && h->type == type && h->obj != NULL) return h->obj;
+  return object_check_slow(L, idx, type);
+}
+/* The object at idx for a method of `type` (the same check). */
+#define object_self(L, idx, type) object_check(L, idx, type)
 
 /* Raise "bad argument #idx to 'fn' (<expected> expected, got <type>)". */
 TH_HIDDEN int object_typeerror(lua_State *L, int idx, const char *expected);

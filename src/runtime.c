@@ -113,6 +113,18 @@ static long gettid_long(void) {
   return (long)syscall(SYS_gettid);
 }
 
+/* initial-exec: read with one instruction rather than a call; it takes one
+** word of the static TLS space that the C library keeps for libraries
+** loaded with dlopen */
+__thread waiter_t *wait_self __attribute__((tls_model("initial-exec")));
+
+/* The calling OS thread's object, for runtime_self, and its waiter, for
+** wait_current's fast path. */
+static void set_self(thread_t *t) {
+  pthread_setspecific(self_key, t);
+  wait_self = t != NULL ? &t->waiter : NULL;
+}
+
 /* The object for an OS thread this module did not start: the process's
 ** main thread ("MainThread") or a host program's thread ("Dummy-N"). */
 static thread_t *adopt_foreign(void) {
@@ -124,7 +136,7 @@ static thread_t *adopt_foreign(void) {
     t = reg_main;
     object_retain(&t->obj);
     WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
-    pthread_setspecific(self_key, t);
+    set_self(t);
     return t;
   }
   t = runtime_thread_new();
@@ -146,13 +158,14 @@ static thread_t *adopt_foreign(void) {
     object_retain(&t->obj);            /* kept for main_thread() */
   }
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
-  pthread_setspecific(self_key, t);    /* the TLS slot's reference */
+  set_self(t);                         /* the TLS slot's reference */
   return t;
 }
 
 /* At a foreign OS thread's exit: drop it from the registry. */
 static void foreign_exit(void *p) {
   thread_t *t = (thread_t *)p;
+  wait_self = NULL;
   if (t == NULL || !t->foreign) return;
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   if (t->prev != NULL || t->next != NULL || reg_head == t) {
@@ -162,6 +175,7 @@ static void foreign_exit(void *p) {
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   t->status = ST_DONE;
+  atomic_store_explicit(&t->ended, 1, memory_order_release);
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   object_release(&t->obj);
 }
@@ -541,7 +555,7 @@ static void finish(thread_t *t, int status) {
   if (!daemon) reg_finishing++;
   WAIT_CHECK(pthread_mutex_unlock(&reg_mu));
   wait_notify_change(&t->obj);
-  pthread_setspecific(self_key, NULL);
+  set_self(NULL);
   object_release(&t->obj);
   WAIT_CHECK(pthread_mutex_lock(&reg_mu));
   if (!daemon) reg_finishing--;
@@ -594,7 +608,7 @@ static void run_job(worker_t *w, thread_t *t) {
   lua_State *L;
   int status = ST_FAILED;
   char name[THREAD_NAME_MAX + 1];
-  pthread_setspecific(self_key, t);
+  set_self(t);
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   snprintf(name, sizeof name, "%s", t->name);
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));

@@ -202,7 +202,7 @@ void wait_notify_change(object_t *changed) {
   if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }
 
-void wait_notify_some(object_t *changed, int kind, long n) {
+void wait_notify_some_slow(object_t *changed, int kind, long n) {
   if (changed != NULL && watched(changed, kind)) port_fire(changed, kind, n);
   if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }

@@ -94,7 +94,16 @@ TH_HIDDEN void wait_check_cancel(lua_State *L);
 ** leaves without taking what it was posted for passes it on (port.c).
 */
 TH_HIDDEN void wait_notify_change(object_t *changed);
-TH_HIDDEN void wait_notify_some(object_t *changed, int kind, long n);
+TH_HIDDEN void wait_notify_some_slow(object_t *changed, int kind, long n);
+TH_HIDDEN extern atomic_int port_nwide;
+/* Inline, as every release and put calls it: with nobody watching it is a
+** few loads. */
+static inline void wait_notify_some(object_t *changed, int kind, long n) {
+  if (atomic_load(&port_nwide) > 0 ||
+      (changed != NULL && (kind < 0 || atomic_load(&changed->watches[WATCH_ANY]) != NULL ||
+                           atomic_load(&changed->watches[kind]) != NULL)))
+    wait_notify_some_slow(changed, kind, n);
+}
 
 /*
 ** Ports (port.c): port_fire posts the tasks watching o (kind < 0: all of
@@ -109,12 +118,18 @@ TH_HIDDEN void port_fire_wide(void);
 TH_HIDDEN void port_post_to(object_t *port, long token);
 /* The port at idx (raises if it is none); threading._port made it. */
 TH_HIDDEN object_t *port_check(lua_State *L, int idx);
-TH_HIDDEN extern atomic_int port_nwide;
 TH_HIDDEN void port_atfork(int phase);
 TH_HIDDEN void port_open(lua_State *L);
 
-/* The calling OS thread's waiter; provided by thread.c. NULL if unavailable. */
+/* The calling OS thread's waiter; provided by runtime.c. NULL if
+** unavailable. wait_self is the same once this OS thread has one (NULL
+** before): the thread-local read that the hot paths use. */
 TH_HIDDEN waiter_t *wait_current(void);
+TH_HIDDEN extern __thread waiter_t *wait_self __attribute__((tls_model("initial-exec")));
+static inline waiter_t *wait_current_fast(void) {
+  waiter_t *w = wait_self;
+  return w != NULL ? w : wait_current();
+}
 
 /*
 ** Ctrl-C in the main thread (interrupt.c). wait_on calls interrupt_begin
