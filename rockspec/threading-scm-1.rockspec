@@ -48,6 +48,7 @@ local core_sources = {
   "src/thread.c",
   "src/runtime.c",
   "src/libs.c",
+  "src/search.c",
   "src/cancel.c",
   "src/interrupt.c",
   "src/port.c",

@@ -159,9 +159,11 @@ static TH_UNUSED void compat_traceback(lua_State *L, lua_State *L1,
 ** through metamethods. */
 #if LUA_VERSION_NUM >= 502
 #define COMPAT_COROUTINE_LIB 1
+#define COMPAT_SEARCHERS "searchers"
 #define compat_openlib(L, name, f, glb) (luaL_requiref(L, name, f, glb), lua_pop(L, 1))
 #else
 #define COMPAT_COROUTINE_LIB 0
+#define COMPAT_SEARCHERS "loaders"
 static TH_UNUSED void compat_openlib(lua_State *L, const char *name, lua_CFunction f, int glb) {
   (void)glb;
   lua_pushcfunction(L, f);

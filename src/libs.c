@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "libs.h"
+#include "search.h"
 
 typedef struct lib {
   const char *name;
@@ -190,6 +191,7 @@ static void lib_open(lua_State *L, libs_state *s, int i) {
     if (lua_istable(L, -1)) give_paths(L);
     lua_pop(L, 2);
     offer_preloads(L, s);
+    search_install(L);
   }
 }
 

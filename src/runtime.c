@@ -31,6 +31,7 @@
 
 #include "libs.h"
 #include "runtime.h"
+#include "search.h"
 #include "thread.h"
 
 #define THREAD_NAME_MAX 15          /* pthread_setname_np's limit on Linux */
@@ -847,7 +848,8 @@ int runtime_start(thread_t *t) {
 ** the module, in lock order, so that none is held by a thread that will not
 ** exist in the child: the exit nodes and each pool's own (through their
 ** atfork), the ports' (port.c), the types', the registry's, then each
-** registered thread's mu and its waiter's mu, then the parked workers'.
+** registered thread's mu and its waiter's mu, then the parked workers',
+** then require's search memory (search.c).
 ** In the parent they are released. In the child they are released too, and
 ** what belonged to the threads left behind is forgotten: the registry keeps
 ** only the forking thread, which becomes the main thread (as in Python);
@@ -874,11 +876,13 @@ static void fork_prepare(void) {
     WAIT_CHECK(pthread_mutex_lock(&t->waiter.mu));
   }
   WAIT_CHECK(pthread_mutex_lock(&pool_mu));
+  search_atfork(FORK_PREPARE);          /* a leaf lock: last */
 }
 
 static void fork_parent(void) {
   exit_node_t *n;
   thread_t *t;
+  search_atfork(FORK_PARENT);
   WAIT_CHECK(pthread_mutex_unlock(&pool_mu));
   for (t = reg_head; t != NULL; t = t->next) {
     WAIT_CHECK(pthread_mutex_unlock(&t->waiter.mu));
@@ -897,6 +901,7 @@ static void fork_child(void) {
   thread_t *t, *next, *self = (thread_t *)pthread_getspecific(self_key);
   worker_t *w;
   interrupt_forked();
+  search_atfork(FORK_CHILD);
   /* parked workers: their OS threads stayed behind; their spare states
   ** never ran user code and are closed */
   w = pool_idle;

@@ -30,7 +30,7 @@
 
 /* Message handler: add the traceback to string errors. */
 static int thread_msgh(lua_State *L) {
-  waiter_t *w = wait_current();
+  waiter_t *w = wait_current_fast();
   if (w != NULL && atomic_load(&w->delivered)) return 1;
   if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
     compat_traceback(L, L, lua_tostring(L, 1), 1);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "search.h"
 #include "thread.h"
 #include "transfer.h"
 #include "types.h"
@@ -67,6 +68,7 @@ int luaopen_threading_core(lua_State *L) {
   lua_newtable(L);
   luaL_setfuncs(L, funcs, 0);
   thread_open(L);
+  search_open(L);
   lock_open(L);
   shared_open(L);
   condition_open(L);

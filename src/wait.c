@@ -93,18 +93,18 @@ int wait_expired(const deadline_t *dl) {
 }
 
 int wait_cancel_pending(void) {
-  waiter_t *w = wait_current();
+  waiter_t *w = wait_current_fast();
   return w != NULL && atomic_load(&w->cancelled);
 }
 
 int wait_cancel_undelivered(void) {
-  waiter_t *w = wait_current();
+  waiter_t *w = wait_current_fast();
   return w != NULL && atomic_load(&w->cancelled) > atomic_load(&w->delivered);
 }
 
 int wait_on(object_t *owner, pthread_mutex_t *mu, pthread_cond_t *cv,
             const deadline_t *dl) {
-  waiter_t *w = wait_current();
+  waiter_t *w = wait_current_fast();
   int rc, interruptible = 0;
   if (w != NULL) {
     interruptible = interrupt_begin();
@@ -171,7 +171,7 @@ void wait_cancel_wake(waiter_t *w) {
 }
 
 int wait_raise_cancel(lua_State *L) {
-  waiter_t *w = wait_current();
+  waiter_t *w = wait_current_fast();
   interrupt_raise(L);
   if (w != NULL) atomic_store(&w->delivered, atomic_load(&w->cancelled));
   lua_pushliteral(L, "cancelled");
