@@ -1,6 +1,6 @@
 -- bench: W1 | start+join 1000 threads, one after another | <= 1/3 of Python's time
 -- floor: pthread_create_join serial | pthread_create + pthread_join of an empty thread, one after another
--- floor: state_openlibs time bare | luaL_newstate: the least of the state each Thread owns (its libraries open on first use)
+-- floor: state_openlibs time bare | luaL_newstate: a bare state (a Thread opens libraries on first use)
 -- Each round starts a thread running an empty function and joins it before
 -- starting the next, 1000 times; the figure is the best round's time per
 -- thread. Same work as w1_start_join.py.

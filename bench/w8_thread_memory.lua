@@ -1,5 +1,5 @@
 -- bench: W8 | resident memory per thread, 200 threads blocked on an Event | <= 32 KiB
--- floor: state_openlibs threads bare | 200 pthreads on a condvar, each owning a bare state (a blocked thread opens no library)
+-- floor: state_openlibs threads bare | 200 pthreads on a condvar, each owning a bare state (no library)
 -- floor: state_openlibs threads | the same, each state with every standard library opened
 -- VmRSS (from /proc/self/status) before starting 200 threads and once all
 -- of them are blocked, divided by 200. Each thread owns a lua_State with
