@@ -1,11 +1,16 @@
 /*
 ** semaphore.c: threading.Semaphore and threading.BoundedSemaphore.
 **
-** A counter under a mutex. release(n) signals one sleeping acquirer per
-** unit; an acquirer that wakes and finds the counter taken by a newcomer
-** sleeps again (no FIFO promise, as in Python). An acquirer that leaves on
-** a cancellation while units are free passes its wake-up on, so that a
-** signal it consumed is not lost for the others.
+** The counter is a word taken with compare-and-swap, so an acquire that
+** finds a unit free and a release that nobody waits for never touch the
+** mutex (as Lock, lock.c). An acquirer about to sleep counts itself in
+** `waiters` under mu before its last try; release adds its units and then
+** reads `waiters`, so either it sees the sleeper and signals under mu, or
+** the sleeper's try sees the units. release(n) signals one sleeping
+** acquirer per unit; an acquirer that wakes and finds the units taken by a
+** newcomer sleeps again (no FIFO promise, as in Python). An acquirer that
+** leaves on a cancellation while units are free passes its wake-up on, so
+** that a signal it consumed is not lost for the others.
 **
 ** Any thread may release (as in Python). Lock order: s->mu, then a waiter's
 ** mu (inside wait_on). Nothing is pushed onto a Lua stack, allocated
@@ -14,6 +19,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "lock.h"
@@ -31,9 +37,9 @@ typedef struct sem {
   object_t obj;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  long long value;      /* (mu) free units */
-  long long bound;      /* BoundedSemaphore: its initial value; else -1 */
-  long waiters;         /* (mu) threads asleep in acquire */
+  _Atomic long long value;  /* free units */
+  long long bound;          /* BoundedSemaphore: its initial value; else -1 */
+  atomic_long waiters;      /* threads asleep in acquire, or about to be (changed under mu) */
 } sem_t;
 
 static void sem_destroy(object_t *o) {
@@ -47,10 +53,22 @@ static const object_type_t sem_type = { SEM_MT, sem_destroy, NULL };
 static const object_type_t bsem_type = { BSEM_MT, sem_destroy, NULL };
 
 static sem_t *check_sem(lua_State *L, int idx) {
-  object_t *o = object_test(L, idx);
+  handle_t *h = object_handle_fast(L, idx);
+  object_t *o;
+  if (h != NULL && (h->type == &sem_type || h->type == &bsem_type) && h->obj != NULL)
+    return (sem_t *)h->obj;
+  o = object_test(L, idx);
   if (o == NULL || (o->type != &sem_type && o->type != &bsem_type))
     object_typeerror(L, idx, SEM_MT);
   return (sem_t *)o;
+}
+
+/* Take a unit if one is free. */
+static int sem_try(sem_t *s) {
+  long long v = atomic_load(&s->value);
+  while (v > 0)
+    if (atomic_compare_exchange_weak(&s->value, &v, v - 1)) return 1;
+  return 0;
 }
 
 /* An optional whole-number argument in [min, SEM_MAX]. */
@@ -72,7 +90,8 @@ static int sem_make(lua_State *L, const object_type_t *type) {
   object_init(&s->obj, type);
   wait_mutex_init(&s->mu);
   wait_cond_init(&s->cv);
-  s->value = value;
+  atomic_init(&s->value, value);
+  atomic_init(&s->waiters, 0);
   s->bound = type == &bsem_type ? value : -1;
   object_sethandle(L, h, &s->obj);
   return 1;
@@ -93,19 +112,26 @@ static int sem_acquire(lua_State *L) {
   sem_t *s = check_sem(L, 1);
   deadline_t dl;
   int blocking = lock_acquire_args(L, 2, &dl);
-  int r = WAIT_OK, got;
+  int r = WAIT_OK, got = 0;
   wait_check_cancel(L);
-  WAIT_CHECK(pthread_mutex_lock(&s->mu));
-  if (s->value == 0 && blocking) {
-    s->waiters++;
-    while (s->value == 0 && r == WAIT_OK)
-      r = wait_on(&s->obj, &s->mu, &s->cv, &dl);
-    s->waiters--;
+  got = sem_try(s);
+  if (got || !blocking) {             /* the mutex only for a wait */
+    lua_pushboolean(L, got);
+    return 1;
   }
-  /* a unit freed as the deadline passed is still taken */
-  got = s->value > 0 && r != WAIT_CANCELLED;
-  if (got) s->value--;
-  else if (r == WAIT_CANCELLED && s->value > 0 && s->waiters > 0)
+  WAIT_CHECK(pthread_mutex_lock(&s->mu));
+  atomic_fetch_add(&s->waiters, 1);
+  for (;;) {
+    if (r == WAIT_CANCELLED) break;
+    if (sem_try(s)) {                  /* after a timeout too: a unit freed as it passed */
+      got = 1;
+      break;
+    }
+    if (r != WAIT_OK) break;
+    r = wait_on(&s->obj, &s->mu, &s->cv, &dl);
+  }
+  atomic_fetch_sub(&s->waiters, 1);
+  if (r == WAIT_CANCELLED && atomic_load(&s->value) > 0 && atomic_load(&s->waiters) > 0)
     WAIT_CHECK(pthread_cond_signal(&s->cv));
   WAIT_CHECK(pthread_mutex_unlock(&s->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
@@ -117,21 +143,24 @@ static int sem_acquire(lua_State *L) {
 static int sem_release(lua_State *L) {
   sem_t *s = check_sem(L, 1);
   long long n = sem_optcount(L, 2, 1, 1, "count must be a positive integer");
+  long long v = atomic_load(&s->value);
   int over;
-  WAIT_CHECK(pthread_mutex_lock(&s->mu));
-  over = s->bound >= 0 ? n > s->bound - s->value : n > (long long)SEM_MAX - s->value;
-  if (!over) {
-    s->value += n;
-    if (s->waiters > 0) {
-      if (n >= s->waiters) {
-        WAIT_CHECK(pthread_cond_broadcast(&s->cv));
-      } else {
-        long long i;
-        for (i = 0; i < n; i++) WAIT_CHECK(pthread_cond_signal(&s->cv));
-      }
+  do {
+    over = s->bound >= 0 ? n > s->bound - v : n > (long long)SEM_MAX - v;
+  } while (!over && !atomic_compare_exchange_weak(&s->value, &v, v + n));
+  if (!over && atomic_load(&s->waiters) > 0) {
+    /* through mu, so that a counted acquirer is either before its last
+    ** try (which sees the units) or asleep (and gets the signal) */
+    WAIT_CHECK(pthread_mutex_lock(&s->mu));
+    long w = atomic_load(&s->waiters);
+    if (n >= w) {
+      WAIT_CHECK(pthread_cond_broadcast(&s->cv));
+    } else {
+      long long i;
+      for (i = 0; i < n; i++) WAIT_CHECK(pthread_cond_signal(&s->cv));
     }
+    WAIT_CHECK(pthread_mutex_unlock(&s->mu));
   }
-  WAIT_CHECK(pthread_mutex_unlock(&s->mu));
   if (!over) wait_notify_some(&s->obj, WATCH_TAKE, n > LONG_MAX ? LONG_MAX : (long)n);
   if (over)
     return luaL_argerror(L, 1, s->bound >= 0 ? "semaphore released too many times"
