@@ -47,6 +47,7 @@ local core_sources = {
   "src/wait.c",
   "src/thread.c",
   "src/runtime.c",
+  "src/alloc.c",
   "src/libs.c",
   "src/search.c",
   "src/cancel.c",

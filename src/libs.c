@@ -366,6 +366,12 @@ void libs_prepare(lua_State *L) {
   lua_pop(L, 1);
   compat_rawsetp(L, LUA_REGISTRYINDEX, &state_key);
   set_string_metatable(L, 1);
+  /* the paths' places made now, so that keeping them later (on the thread's
+  ** own start) grows no table */
+  lua_pushboolean(L, 0);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &path_key);
+  lua_pushboolean(L, 0);
+  compat_rawsetp(L, LUA_REGISTRYINDEX, &cpath_key);
 }
 
 void libs_apply(lua_State *L, unsigned libs) {

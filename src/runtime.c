@@ -486,22 +486,6 @@ long thread_root_of(lua_State *L) {
 
 /* ------------------------------------------------------------- states */
 
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  alloc_t *a = (alloc_t *)ud;
-  void *p;
-  if (ptr == NULL) osize = 0;
-  if (nsize == 0) {
-    free(ptr);
-    a->used -= osize;
-    return NULL;
-  }
-  if (a->limit != 0 && nsize > osize && a->used + (nsize - osize) > a->limit)
-    return NULL;
-  p = realloc(ptr, nsize);
-  if (p != NULL) a->used = a->used - osize + nsize;
-  return p;
-}
-
 static int thread_panic(lua_State *L) {
   const char *msg = lua_tostring(L, -1);
   fprintf(stderr, "threading: unprotected error in a thread: %s\n",
@@ -519,10 +503,9 @@ static int open_libs(lua_State *L) {
 ** use (libs.c), accounted in *a; NULL if out of memory. */
 static lua_State *new_state(alloc_t *a) {
   lua_State *L;
-  a->used = 0;
-  a->limit = 0;
+  alloc_reset(a);
   a->counted = 1;
-  L = lua_newstate(limited_alloc, a);
+  L = lua_newstate(alloc_state, a);
   if (L == NULL) {              /* a Lua whose states need its own allocator */
     a->counted = 0;
     L = luaL_newstate();
@@ -726,6 +709,7 @@ static void *worker_main(void *arg) {
     t = park(w);
   }
   if (w->spare != NULL) lua_close(w->spare);
+  alloc_destroy(&w->alloc);
   /* a cancellation signal still on its way must not reach a freed target:
   ** blocked, it is dropped when this thread ends */
   cancel_block_signal();
@@ -908,6 +892,7 @@ static void fork_child(void) {
   while (w != NULL) {
     worker_t *wn = w->next;
     if (w->spare != NULL) lua_close(w->spare);
+    alloc_destroy(&w->alloc);
     free(w);
     w = wn;
   }

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "alloc.h"
 #include "object.h"
 #include "transfer.h"
 #include "wait.h"
@@ -31,11 +32,6 @@
 enum { ST_NEW, ST_RUNNING, ST_DONE, ST_FAILED, ST_CANCELLED };
 TH_HIDDEN extern const char *const thread_status_names[];
 
-/* What a state has allocated, and its cap (0: none); one per state. */
-typedef struct alloc {
-  size_t used, limit;
-  int counted;              /* the state uses the runtime's allocator */
-} alloc_t;
 
 typedef struct thread thread_t;
 
