@@ -251,9 +251,10 @@ static unsigned global_libs(void) {
 ** opens it. */
 static int globals_index(lua_State *L) {
   libs_state *s = (libs_state *)lua_touserdata(L, lua_upvalueindex(1));
-  const char *k = lua_tostring(L, 2);
+  const char *k;
   int i, a;
   if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  k = lua_tostring(L, 2);
   i = lib_index(k);
   for (a = 0; i < 0 && a < (int)(sizeof aliases / sizeof aliases[0]); a++)
     if (strcmp(aliases[a].global, k) == 0) i = lib_index(aliases[a].lib);
