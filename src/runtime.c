@@ -573,6 +573,7 @@ static void finish(thread_t *t, int status) {
 
 typedef struct worker {
   size_t stack;               /* its OS thread's stack size; constant */
+  long tid;                   /* its OS thread's id once known; its own */
   cancel_target_t target;     /* for the cancellation signal's handler */
   pthread_cond_t cv;          /* (pool_mu) a job arrived */
   thread_t *job;              /* (pool_mu) */
@@ -599,7 +600,8 @@ static void run_job(worker_t *w, thread_t *t) {
   pthread_setname_np(pthread_self(), name);
   /* published after the name, so whoever reads native_id finds the name set */
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
-  t->native_id = gettid_long();
+  if (w->tid == 0) w->tid = gettid_long();   /* asked once per OS thread */
+  t->native_id = w->tid;
   /* only readers of native_id want this; a joiner would wake for nothing */
   if (t->id_waiters > 0) WAIT_CHECK(pthread_cond_broadcast(&t->cv));
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
