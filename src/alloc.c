@@ -26,7 +26,13 @@
 #include "alloc.h"
 
 #if !defined(ALLOC_REGION)
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer sees each block of a state only if each is malloc's
+** (and its leak check does not look inside a region for pointers) */
+#define ALLOC_REGION 0
+#else
 #define ALLOC_REGION ((size_t)64 << 20)  /* address space reserved per worker */
+#endif
 #endif
 #if !defined(ALLOC_KEEP)
 #define ALLOC_KEEP ((size_t)64 << 10)    /* pages kept across a reset */
@@ -50,7 +56,7 @@ static void *small_get(alloc_t *a, size_t c) {
   }
   if (a->base == NULL) {
     void *r;
-    if (a->no_region) return NULL;
+    if (a->no_region || ALLOC_REGION == 0) return NULL;
     r = mmap(NULL, ALLOC_REGION, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED) {
