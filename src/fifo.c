@@ -2,7 +2,13 @@
 ** fifo.c: threading.Queue and threading.SimpleQueue, the first-in-first-out
 ** queues, built so that producers and consumers never take the same lock.
 **
-** Items live in a linked list of segments of SEG_SLOTS transfer slots.
+** Items live in a linked list of segments of SEG_SLOTS transfer slots. An
+** item takes one slot, or a run of consecutive slots for a small table
+** (transfer.h), so a table of a few scalar fields is copied into the
+** segment itself: no allocation per item, and its memory goes when the
+** consumer frees the segment. A run never straddles two segments: a
+** producer that finds too few slots left marks the first unused one TS_NIL
+** (no item is nil) and starts the next segment.
 ** - tail_mu (producers) guards tail and tail_idx. A producer checks room and
 **   shutdown, stores its slot and publishes it by counting it in `puts`;
 **   slots are filled and published in order under tail_mu, so slot number
@@ -12,7 +18,9 @@
 **   takes slot number `gets` while gets < puts, reading `puts` again only
 **   when its cached copy is used up: the producer's cache line moves once
 **   per batch, not once per item. A consumer frees a segment it emptied; a
-**   producer links `next` before it publishes the segment's first slot.
+**   producer links `next`, and marks the end of the segment it leaves,
+**   before it publishes the next segment's first item. A consumer copies
+**   the item's slots out under head_mu and decodes them after.
 ** - Sleeping: a thread about to sleep counts itself (get_sleepers,
 **   put_sleepers, joiners) under wait_mu and re-checks its predicate before
 **   waiting; the thread that changes the state (puts, gets, unfinished,
@@ -92,11 +100,20 @@ static seg_t *seg_new(void) {
   return s;
 }
 
+/* Is slot idx of s past the segment's last item? (an item is never nil) */
+static int seg_done(const seg_t *s, size_t idx) {
+  return idx == SEG_SLOTS || s->slots[idx].tag == TS_NIL;
+}
+
 /* Clear `n` items starting at slot `idx` of s, and free the chain. */
 static void chain_free(seg_t *s, size_t idx, size_t n) {
   while (s != NULL) {
     seg_t *next = atomic_load(&s->next);
-    for (; idx < SEG_SLOTS && n > 0; idx++, n--) transfer_slot_clear(&s->slots[idx]);
+    for (; n > 0 && !seg_done(s, idx); n--) {
+      size_t cells = (size_t)transfer_slot_cells(&s->slots[idx]);
+      transfer_slot_clear(&s->slots[idx]);
+      idx += cells;
+    }
     free(s);
     s = next;
     idx = 0;
@@ -166,8 +183,9 @@ static deadline_t deadline_for(double tmo) {
 
 /* ------------------------------------------------------------ put */
 
-/* Publish *item unless the queue is shut or full; never waits. */
-static int fifo_try_push(fifo_t *q, const tslot_t *item) {
+/* Publish the item (a run of `cells` slots) unless the queue is shut or
+** full; never waits. */
+static int fifo_try_push(fifo_t *q, const tslot_t *item, size_t cells) {
   size_t i;
   WAIT_CHECK(pthread_mutex_lock(&q->tail_mu));
   if (atomic_load_explicit(&q->shut, memory_order_relaxed)) {
@@ -178,18 +196,22 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
     WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
     return QR_FULL;
   }
-  if (q->tail_idx == SEG_SLOTS) {
+  if (SEG_SLOTS - q->tail_idx < cells) {
+    /* a run never straddles two segments */
     seg_t *n = seg_new();
     if (n == NULL) {
       WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
       return QR_NOMEM;
     }
+    if (q->tail_idx < SEG_SLOTS) q->tail->slots[q->tail_idx].tag = TS_NIL;   /* the end */
     atomic_store_explicit(&q->tail->next, n, memory_order_release);
     q->tail = n;
     q->tail_idx = 0;
   }
-  i = q->tail_idx++;
-  q->tail->slots[i] = *item;
+  i = q->tail_idx;
+  q->tail_idx += cells;
+  if (cells == 1) q->tail->slots[i] = *item;
+  else memcpy(&q->tail->slots[i], item, cells * sizeof *item);
   if (!q->simple) atomic_fetch_add(&q->unfinished, 1);
   /* publishes the slot; seq_cst also orders it before the read of
   ** get_sleepers in wake_one (see the top) */
@@ -200,11 +222,12 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
   return QR_OK;
 }
 
-/* Put *item (already encoded), waiting for room up to tmo seconds (< 0:
-** forever) if block. On QR_OK the queue owns the item. */
-static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
+/* Put the item (already encoded, a run of `cells` slots), waiting for room
+** up to tmo seconds (< 0: forever) if block. On QR_OK the queue owns it. */
+static int fifo_put(fifo_t *q, const tslot_t *item, size_t cells, int block,
+                    double tmo) {
   deadline_t dl;
-  int r = fifo_try_push(q, item);
+  int r = fifo_try_push(q, item, cells);
   if (r != QR_FULL || !block || tmo == 0) return r;
   dl = deadline_for(tmo);
   for (;;) {
@@ -227,7 +250,7 @@ static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
       return QR_CANCEL;
     }
     WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
-    r = fifo_try_push(q, item);
+    r = fifo_try_push(q, item, cells);
     if (r != QR_FULL) return r;
     if (w == WAIT_TIMEOUT) return QR_FULL;
   }
@@ -235,10 +258,11 @@ static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
 
 /* ------------------------------------------------------------ get */
 
-/* Take the next published item into *out; 0 if there is none. */
+/* Take the next published item into out[0..TSLOT_RUN_MAX-1]; 0 if there
+** is none. */
 static int fifo_take(fifo_t *q, tslot_t *out) {
   seg_t *done = NULL;
-  size_t gets;
+  size_t gets, cells;
   WAIT_CHECK(pthread_mutex_lock(&q->head_mu));
   gets = atomic_load_explicit(&q->gets, memory_order_relaxed);
   if (gets == q->seen_puts) {
@@ -248,13 +272,17 @@ static int fifo_take(fifo_t *q, tslot_t *out) {
       return 0;
     }
   }
-  if (q->head_idx == SEG_SLOTS) {
-    /* slot `gets` is published, so its segment is linked */
+  if (seg_done(q->head, q->head_idx)) {
+    /* item `gets` is published, so its segment is linked (and this one's
+    ** end marked) */
     done = q->head;
     q->head = atomic_load_explicit(&done->next, memory_order_acquire);
     q->head_idx = 0;
   }
-  *out = q->head->slots[q->head_idx++];
+  out[0] = q->head->slots[q->head_idx];
+  cells = (size_t)transfer_slot_cells(&out[0]);
+  if (cells > 1) memcpy(out + 1, &q->head->slots[q->head_idx + 1], (cells - 1) * sizeof *out);
+  q->head_idx += cells;
   /* seq_cst: ordered before the read of put_sleepers in wake_one */
   atomic_store(&q->gets, gets + 1);
   WAIT_CHECK(pthread_mutex_unlock(&q->head_mu));
@@ -311,18 +339,18 @@ static fifo_t *check_fifo(lua_State *L) {
 }
 
 static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
-  tslot_t item;
-  int r;
+  tslot_t item[TSLOT_RUN_MAX];
+  int r, cells;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
   if (block && !q->simple) wait_check_cancel(L);
-  item.tag = TS_NIL;
-  transfer_slot_store(L, 2, &item, "item");
-  r = fifo_put(q, &item, block && !q->simple, tmo);
+  item[0].tag = TS_NIL;
+  cells = transfer_slot_store_run(L, 2, item, "item");
+  r = fifo_put(q, item, (size_t)cells, block && !q->simple, tmo);
   if (r == QR_OK) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  transfer_slot_clear(&item);
+  transfer_slot_clear(&item[0]);
   switch (r) {
     case QR_FULL: return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
@@ -332,13 +360,13 @@ static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
 }
 
 static int fifo_get_common(lua_State *L, fifo_t *q, int block, double tmo) {
-  tslot_t item;
+  tslot_t item[TSLOT_RUN_MAX];
   int r;
   if (block) wait_check_cancel(L);
-  r = fifo_get(q, block, tmo, &item);
+  r = fifo_get(q, block, tmo, item);
   switch (r) {
     case QR_OK:
-      transfer_slot_take(L, &item);
+      transfer_slot_take(L, item);
       return 1;
     case QR_EMPTY: return queue_push_fail(L, "empty");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
