@@ -1717,8 +1717,10 @@ typedef char small_number_fits[1 + TRANSFER_SMALL_STR >= sizeof(lua_Number) &&
                                TRANSFER_SMALL_STR <= 255 && TRANSFER_SMALL_FIELDS <= 255
                                ? 1 : -1];
 
-/* Append the key or value at idx; NULL if a run cannot hold it. */
-static unsigned char *small_put(lua_State *L, int idx, unsigned char *p) {
+/* Append the key or value at idx; NULL if a run cannot hold it. *index
+** gets what array_key would say of it (one look at the value, not two). */
+static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t *index) {
+  *index = 0;
   switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
       *p++ = lua_toboolean(L, idx) ? SM_TRUE : SM_FALSE;
@@ -1729,6 +1731,7 @@ static unsigned char *small_put(lua_State *L, int idx, unsigned char *p) {
         lua_Integer i = lua_tointeger(L, idx);
         *p++ = SM_INT;
         memcpy(p, &i, sizeof i);
+        if (i >= 1 && (lua_Unsigned)i <= KEY_MAX) *index = (size_t)i;
         return p + sizeof i;
       }
 #endif
@@ -1736,6 +1739,9 @@ static unsigned char *small_put(lua_State *L, int idx, unsigned char *p) {
         lua_Number n = lua_tonumber(L, idx);
         *p++ = SM_NUM;
         memcpy(p, &n, sizeof n);
+#if !COMPAT_INTEGERS
+        if (n >= 1 && n <= (lua_Number)KEY_MAX && (lua_Number)(size_t)n == n) *index = (size_t)n;
+#endif
         return p + sizeof n;
       }
     case LUA_TSTRING: {
@@ -1765,12 +1771,11 @@ static int small_store(lua_State *L, int idx, tslot_t *run) {
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    size_t k = array_key(L, -2);
-    if (n == TRANSFER_SMALL_FIELDS) goto general;
-    if (nseq == n && k == (size_t)n + 1) nseq++;
-    else if ((q = small_put(L, -2, p)) != NULL) p = q;
-    else goto general;
-    if ((q = small_put(L, -1, p)) == NULL) goto general;
+    size_t k, ignored;
+    if (n == TRANSFER_SMALL_FIELDS || (q = small_put(L, -2, p, &k)) == NULL) goto general;
+    if (nseq == n && k == (size_t)n + 1) nseq++;   /* its key is left out */
+    else p = q;
+    if ((q = small_put(L, -1, p, &ignored)) == NULL) goto general;
     p = q;
     if (k != 0) {
       keys[nint++] = k;
