@@ -12,8 +12,9 @@
 ** - tail_mu (producers) guards tail and tail_idx. A producer checks room and
 **   shutdown, stores its slot and publishes it by counting it in `puts`;
 **   slots are filled and published in order under tail_mu, so slot number
-**   n is ready once puts > n. Counting the task (`unfinished`) comes before
-**   publishing, so a consumer's task_done never sees it missing.
+**   n is ready once puts > n. The unfinished tasks are puts - done: an
+**   item is counted as a task by its publication, so a consumer's
+**   task_done never finds it missing, and a put writes no other counter.
 ** - head_mu (consumers) guards head, head_idx and seen_puts. A consumer
 **   takes slot number `gets` while gets < puts, reading `puts` again only
 **   when its cached copy is used up: the producer's cache line moves once
@@ -23,8 +24,8 @@
 **   the item's slots out under head_mu and decodes them after.
 ** - Sleeping: a thread about to sleep counts itself (get_sleepers,
 **   put_sleepers, joiners) under wait_mu and re-checks its predicate before
-**   waiting; the thread that changes the state (puts, gets, unfinished,
-**   shut) does so first and then reads the count. Both sides use
+**   waiting; the thread that changes the state (puts, gets, done, shut)
+**   does so first and then reads the count. Both sides use
 **   sequentially consistent operations, so either the sleeper sees the
 **   change or the changer sees the sleeper and signals under wait_mu, which
 **   the sleeper holds from its check until it waits. A signal is sent only
@@ -64,25 +65,29 @@ typedef struct seg {
 
 typedef struct fifo {
   object_t obj;
+  /* read by both ends on every call, written rarely: a spinning getter
+  ** reads shut, every put reads get_sleepers, so nothing written per item
+  ** may share their cache line */
   int simple;                /* SimpleQueue: no bound, tasks or shutdown */
   size_t maxsize;            /* 0: unbounded; constant */
+  atomic_int shut;           /* written under tail_mu */
+  atomic_int get_sleepers, put_sleepers, joiners;
+  char pad0[64];
   /* the consumer end */
   pthread_mutex_t head_mu;
   seg_t *head;               /* (head_mu) */
   size_t head_idx;           /* (head_mu) next slot to take in head */
   size_t seen_puts;          /* (head_mu) puts as last read */
   atomic_size_t gets;        /* items taken; written under head_mu */
+  atomic_size_t done;        /* tasks done (task_done, immediate shutdown); <= puts */
   char pad1[64];             /* keep the two ends on their own cache lines */
-  /* the producer end */
+  /* the producer end: what a put writes */
   pthread_mutex_t tail_mu;
   seg_t *tail;               /* (tail_mu) */
   size_t tail_idx;           /* (tail_mu) next slot to fill in tail */
   atomic_size_t puts;        /* items published; written under tail_mu */
   char pad2[64];
-  /* shutdown, tasks and sleepers */
-  atomic_int shut;           /* written under tail_mu */
-  atomic_size_t unfinished;  /* puts not yet matched by task_done */
-  atomic_int get_sleepers, put_sleepers, joiners;
+  /* sleeping */
   pthread_mutex_t wait_mu;
   pthread_cond_t get_cv, put_cv, join_cv;
   int get_signals, put_signals;   /* (wait_mu) */
@@ -212,7 +217,6 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item, size_t cells) {
   q->tail_idx += cells;
   if (cells == 1) q->tail->slots[i] = *item;
   else memcpy(&q->tail->slots[i], item, cells * sizeof *item);
-  if (!q->simple) atomic_fetch_add(&q->unfinished, 1);
   /* publishes the slot; seq_cst also orders it before the read of
   ** get_sleepers in wake_one (see the top) */
   atomic_store(&q->puts, atomic_load_explicit(&q->puts, memory_order_relaxed) + 1);
@@ -425,14 +429,23 @@ static int fifo_maxsize(lua_State *L) {
   return 1;
 }
 
+/* Items put and not yet matched by task_done. done is read first: it
+** never passes puts, which only grows. */
+static size_t unfinished(fifo_t *q) {
+  size_t done = atomic_load(&q->done);
+  return atomic_load(&q->puts) - done;
+}
+
 /* Count n tasks as done (at most as many as are unfinished); wakes join
 ** when none is left. Returns 0 if there was no unfinished task at all. */
 static int tasks_done(fifo_t *q, size_t n) {
-  size_t u = atomic_load(&q->unfinished), left;
+  size_t done = atomic_load(&q->done), puts, now, left;
   do {
-    if (u == 0) return 0;
-    left = u > n ? u - n : 0;
-  } while (!atomic_compare_exchange_weak(&q->unfinished, &u, left));
+    puts = atomic_load(&q->puts);
+    if (puts == done) return 0;
+    now = puts - done > n ? done + n : puts;
+  } while (!atomic_compare_exchange_weak(&q->done, &done, now));
+  left = puts - now;         /* puts may have grown since: then join waits on */
   if (left == 0 && atomic_load(&q->joiners) > 0) {
     WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));
     WAIT_CHECK(pthread_cond_broadcast(&q->join_cv));
@@ -456,19 +469,19 @@ static int fifo_join(lua_State *L) {
   int w = WAIT_OK;
   double tmo = lua_isnoneornil(L, 2) ? -1 : wait_check_seconds(L, 2);
   wait_check_cancel(L);
-  if (atomic_load(&q->unfinished) == 0) {
+  if (unfinished(q) == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
   dl = deadline_for(tmo);
   WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));
   atomic_fetch_add(&q->joiners, 1);
-  while (atomic_load(&q->unfinished) > 0) {
+  while (unfinished(q) > 0) {
     w = wait_on(&q->obj, &q->wait_mu, &q->join_cv, &dl);
     if (w != WAIT_OK) break;
   }
   atomic_fetch_sub(&q->joiners, 1);
-  if (atomic_load(&q->unfinished) == 0 && w != WAIT_CANCELLED) w = WAIT_OK;
+  if (unfinished(q) == 0 && w != WAIT_CANCELLED) w = WAIT_OK;
   WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
   if (w == WAIT_CANCELLED) return wait_raise_cancel(L);
   if (w != WAIT_OK) return queue_push_fail(L, "timeout");
@@ -556,7 +569,7 @@ static int fifo_new(lua_State *L, const object_type_t *type, size_t maxsize) {
   atomic_init(&q->gets, 0);
   atomic_init(&q->puts, 0);
   atomic_init(&q->shut, 0);
-  atomic_init(&q->unfinished, 0);
+  atomic_init(&q->done, 0);
   atomic_init(&q->get_sleepers, 0);
   atomic_init(&q->put_sleepers, 0);
   atomic_init(&q->joiners, 0);
