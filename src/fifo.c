@@ -63,6 +63,9 @@ typedef struct seg {
   tslot_t slots[SEG_SLOTS];
 } seg_t;
 
+/* the longest run fits in an empty segment */
+typedef char seg_holds_a_run[SEG_SLOTS >= TSLOT_RUN_MAX ? 1 : -1];
+
 typedef struct fifo {
   object_t obj;
   /* read by both ends on every call, written rarely: a spinning getter
