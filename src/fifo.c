@@ -84,12 +84,13 @@ typedef struct fifo {
   atomic_size_t gets;        /* items taken; written under head_mu */
   atomic_size_t done;        /* tasks done (task_done, immediate shutdown); <= puts */
   char pad1[64];             /* keep the two ends on their own cache lines */
-  /* the producer end: what a put writes */
+  /* the producer end */
   pthread_mutex_t tail_mu;
   seg_t *tail;               /* (tail_mu) */
   size_t tail_idx;           /* (tail_mu) next slot to fill in tail */
+  char pad2[64];             /* consumers read puts: only its line moves */
   atomic_size_t puts;        /* items published; written under tail_mu */
-  char pad2[64];
+  char pad3[64];
   /* sleeping */
   pthread_mutex_t wait_mu;
   pthread_cond_t get_cv, put_cv, join_cv;
