@@ -348,11 +348,11 @@ static fifo_t *check_fifo(lua_State *L) {
 
 static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
   tslot_t item[TSLOT_RUN_MAX];
-  int r, cells;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
+  int type = lua_type(L, 2), r, cells;
+  luaL_argcheck(L, type > LUA_TNIL, 2, "item must not be nil");
   if (block && !q->simple) wait_check_cancel(L);
   item[0].tag = TS_NIL;
-  cells = transfer_slot_store_run(L, 2, item, "item");
+  cells = transfer_slot_store_run(L, 2, type, item, "item");
   r = fifo_put(q, item, (size_t)cells, block && !q->simple, tmo);
   if (r == QR_OK) {
     lua_pushboolean(L, 1);

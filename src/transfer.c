@@ -1864,21 +1864,24 @@ static void small_push_table(lua_State *L, const tslot_t *run) {
 
 /* ----------------------------------------------------------------- slots */
 
-void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root) {
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: slot->tag = TS_NIL; return;
-    case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return;
+/* Both stores: with `runs`, a small table becomes a run. Returns the slots
+** used. (A queue's put comes here directly: it is the hot path.) */
+static int slot_store(lua_State *L, int idx, int type, tslot_t *slot, const char *root,
+                      int runs) {
+  switch (type) {
+    case LUA_TNIL: slot->tag = TS_NIL; return 1;
+    case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return 1;
     case LUA_TNUMBER:
 #if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         slot->v.tag = TS_INT;
         slot->v.u.i = lua_tointeger(L, idx);
-        return;
+        return 1;
       }
 #endif
       slot->v.tag = TS_NUM;
       slot->v.u.n = lua_tonumber(L, idx);
-      return;
+      return 1;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
@@ -1886,16 +1889,22 @@ void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root)
         slot->str.tag = TS_STR;
         slot->str.len = (unsigned char)len;
         memcpy(slot->str.s, s, len);
-        return;
+        return 1;
       }
       break;
     }
+    case LUA_TTABLE:
+      if (runs) {
+        int n = small_store(L, idx, slot);
+        if (n > 0) return n;
+      }
+      break;
     case LUA_TUSERDATA: {
       object_t *o = object_test(L, idx);
       if (o != NULL) {
         slot->v.tag = TS_OBJ;
         slot->v.u.obj = object_retain(o);
-        return;
+        return 1;
       }
       break;
     }
@@ -1906,15 +1915,16 @@ void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root)
     slot->v.tag = TS_BUF;
     slot->v.u.buf = buf;
   }
+  return 1;
 }
 
-int transfer_slot_store_run(lua_State *L, int idx, tslot_t *run, const char *root) {
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    int n = small_store(L, idx, run);
-    if (n > 0) return n;
-  }
-  transfer_slot_store(L, idx, run, root);
-  return 1;
+void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root) {
+  (void)slot_store(L, idx, lua_type(L, idx), slot, root, 0);
+}
+
+int transfer_slot_store_run(lua_State *L, int idx, int type, tslot_t *run,
+                            const char *root) {
+  return slot_store(L, idx, type, run, root, 1);
 }
 
 void transfer_slot_push(lua_State *L, const tslot_t *slot) {
@@ -1949,25 +1959,32 @@ static int decode_body(lua_State *L) {
 }
 
 void transfer_slot_take(lua_State *L, tslot_t *slot) {
-  if (slot->tag == TS_BUF) {
-    transfer_t *buf = slot->v.u.buf;
-    int top = lua_gettop(L);
-    slot->tag = TS_NIL;
-    lua_pushcfunction(L, decode_body);
-    lua_pushlightuserdata(L, buf);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+  switch (slot->tag) {
+    case TS_BUF: {
+      transfer_t *buf = slot->v.u.buf;
+      int top = lua_gettop(L);
+      slot->tag = TS_NIL;
+      lua_pushcfunction(L, decode_body);
+      lua_pushlightuserdata(L, buf);
+      if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+        transfer_free(buf);
+        lua_error(L);
+      }
       transfer_free(buf);
-      lua_error(L);
+      lua_settop(L, top + 1);
+      return;
     }
-    transfer_free(buf);
-    lua_settop(L, top + 1);
-    return;
+    case TS_OBJ:
+      transfer_slot_push(L, slot);
+      transfer_slot_clear(slot);
+      return;
+    case TS_SMALL:
+      slot->tag = TS_NIL;        /* owns nothing; TS_NIL even if Lua raises */
+      small_push_table(L, slot);
+      return;
+    default:                     /* the rest own nothing */
+      transfer_slot_push(L, slot);
+      slot->tag = TS_NIL;
+      return;
   }
-  if (slot->tag == TS_SMALL) {
-    slot->tag = TS_NIL;          /* owns nothing; TS_NIL even if Lua raises */
-    small_push_table(L, slot);
-    return;
-  }
-  transfer_slot_push(L, slot);
-  transfer_slot_clear(slot);
 }

@@ -108,8 +108,9 @@ TH_HIDDEN void transfer_slot_store(lua_State *L, int idx, tslot_t *slot,
   ((6 + TRANSFER_SMALL_FIELDS * 2 * (2 + TRANSFER_SMALL_STR) + sizeof(tslot_t) - 1) / \
    sizeof(tslot_t))
 /* As transfer_slot_store, into run[0..TSLOT_RUN_MAX-1]: a small table
-** becomes a run, anything else one slot. Returns the slots used. */
-TH_HIDDEN int transfer_slot_store_run(lua_State *L, int idx, tslot_t *run,
+** becomes a run, anything else one slot. Returns the slots used. `type` is
+** lua_type(L, idx), which a put has asked already (to refuse nil). */
+TH_HIDDEN int transfer_slot_store_run(lua_State *L, int idx, int type, tslot_t *run,
                                       const char *root);
 /* How many slots the run starting at *slot takes: 1 but for TS_SMALL. */
 static inline int transfer_slot_cells(const tslot_t *slot) {
