@@ -1718,8 +1718,12 @@ typedef char small_number_fits[1 + TRANSFER_SMALL_STR >= sizeof(lua_Number) &&
                                ? 1 : -1];
 
 /* Append the key or value at idx; NULL if a run cannot hold it. *index
-** gets what array_key would say of it (one look at the value, not two). */
-static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t *index) {
+** gets what array_key would say of it (one look at the value, not two).
+** A key needs one call fewer: a float key with an integral value is an
+** integer key on 5.3+ (Lua converts it), so lua_tointegerx alone tells an
+** integer key. */
+static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t *index,
+                                int is_key) {
   *index = 0;
   switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
@@ -1727,13 +1731,20 @@ static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t 
       return p;
     case LUA_TNUMBER:
 #if COMPAT_INTEGERS
-      if (lua_isinteger(L, idx)) {
-        lua_Integer i = lua_tointeger(L, idx);
+    {
+      int isint;
+      lua_Integer i = 0;
+      if (is_key) i = lua_tointegerx(L, idx, &isint);
+      else if ((isint = lua_isinteger(L, idx)) != 0) i = lua_tointeger(L, idx);
+      if (isint) {
         *p++ = SM_INT;
         memcpy(p, &i, sizeof i);
         if (i >= 1 && (lua_Unsigned)i <= KEY_MAX) *index = (size_t)i;
         return p + sizeof i;
       }
+    }
+#else
+      (void)is_key;
 #endif
       {
         lua_Number n = lua_tonumber(L, idx);
@@ -1759,12 +1770,12 @@ static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t 
 
 /* Write the table at idx as a run if it is small; returns the slots used,
 ** or 0 (nothing written that needs releasing: take the general path).
-** Never raises, never allocates; leaves the stack as it found it. */
+** Never raises, never allocates; leaves the stack as it found it. Uses 3
+** stack slots above the top, which any C function has (LUA_MINSTACK). */
 static int small_store(lua_State *L, int idx, tslot_t *run) {
   unsigned char *base = (unsigned char *)run, *p = base + SMALL_HEAD, *q;
   size_t keys[TRANSFER_SMALL_FIELDS], nint = 0, kmax = 0, narr, inarr;
   int n = 0, nseq = 0, is_g;
-  if (!lua_checkstack(L, 3)) return 0;
   if (lua_getmetatable(L, idx)) {
     lua_pop(L, 1);
     return 0;
@@ -1772,10 +1783,10 @@ static int small_store(lua_State *L, int idx, tslot_t *run) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     size_t k, ignored;
-    if (n == TRANSFER_SMALL_FIELDS || (q = small_put(L, -2, p, &k)) == NULL) goto general;
+    if (n == TRANSFER_SMALL_FIELDS || (q = small_put(L, -2, p, &k, 1)) == NULL) goto general;
     if (nseq == n && k == (size_t)n + 1) nseq++;   /* its key is left out */
     else p = q;
-    if ((q = small_put(L, -1, p, &ignored)) == NULL) goto general;
+    if ((q = small_put(L, -1, p, &ignored, 0)) == NULL) goto general;
     p = q;
     if (k != 0) {
       keys[nint++] = k;

@@ -109,7 +109,8 @@ TH_HIDDEN void transfer_slot_store(lua_State *L, int idx, tslot_t *slot,
    sizeof(tslot_t))
 /* As transfer_slot_store, into run[0..TSLOT_RUN_MAX-1]: a small table
 ** becomes a run, anything else one slot. Returns the slots used. `type` is
-** lua_type(L, idx), which a put has asked already (to refuse nil). */
+** lua_type(L, idx), which a put has asked already (to refuse nil). Needs 3
+** free stack slots, as any C function has on entry. */
 TH_HIDDEN int transfer_slot_store_run(lua_State *L, int idx, int type, tslot_t *run,
                                       const char *root);
 /* How many slots the run starting at *slot takes: 1 but for TS_SMALL. */
