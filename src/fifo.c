@@ -9,6 +9,15 @@
 ** consumer frees the segment. A run never straddles two segments: a
 ** producer that finds too few slots left marks the first unused one TS_NIL
 ** (no item is nil) and starts the next segment.
+** - Who owns what: the queue owns its segments, and each published slot
+**   owns what it holds (a buffer, an object reference; a run owns nothing)
+**   until a consumer copies it out under head_mu, which moves that
+**   ownership to the consumer. The queue's memory is its segments alone,
+**   so it follows the number of items held: a consumer frees each segment
+**   it empties, and destroy or an immediate shutdown frees the rest.
+** - Cache lines: what both ends read on every call (shut, the sleeper
+**   counts) is written only when a thread sleeps or the queue shuts; the
+**   consumer end, the producer end and `puts` each have lines of their own.
 ** - tail_mu (producers) guards tail and tail_idx. A producer checks room and
 **   shutdown, stores its slot and publishes it by counting it in `puts`;
 **   slots are filled and published in order under tail_mu, so slot number
