@@ -2,21 +2,39 @@
 ** fifo.c: threading.Queue and threading.SimpleQueue, the first-in-first-out
 ** queues, built so that producers and consumers never take the same lock.
 **
-** Items live in a linked list of segments of SEG_SLOTS transfer slots.
+** Items live in a linked list of segments of SEG_SLOTS transfer slots. An
+** item takes one slot, or a run of consecutive slots for a small table
+** (transfer.h), so a table of a few scalar fields is copied into the
+** segment itself: no allocation per item, and its memory goes when the
+** consumer frees the segment. A run never straddles two segments: a
+** producer that finds too few slots left marks the first unused one TS_NIL
+** (no item is nil) and starts the next segment.
+** - Who owns what: the queue owns its segments, and each published slot
+**   owns what it holds (a buffer, an object reference; a run owns nothing)
+**   until a consumer copies it out under head_mu, which moves that
+**   ownership to the consumer. The queue's memory is its segments alone,
+**   so it follows the number of items held: a consumer frees each segment
+**   it empties, and destroy or an immediate shutdown frees the rest.
+** - Cache lines: what both ends read on every call (shut, the sleeper
+**   counts) is written only when a thread sleeps or the queue shuts; the
+**   consumer end, the producer end and `puts` each have lines of their own.
 ** - tail_mu (producers) guards tail and tail_idx. A producer checks room and
 **   shutdown, stores its slot and publishes it by counting it in `puts`;
 **   slots are filled and published in order under tail_mu, so slot number
-**   n is ready once puts > n. Counting the task (`unfinished`) comes before
-**   publishing, so a consumer's task_done never sees it missing.
+**   n is ready once puts > n. The unfinished tasks are puts - done: an
+**   item is counted as a task by its publication, so a consumer's
+**   task_done never finds it missing, and a put writes no other counter.
 ** - head_mu (consumers) guards head, head_idx and seen_puts. A consumer
 **   takes slot number `gets` while gets < puts, reading `puts` again only
 **   when its cached copy is used up: the producer's cache line moves once
 **   per batch, not once per item. A consumer frees a segment it emptied; a
-**   producer links `next` before it publishes the segment's first slot.
+**   producer links `next`, and marks the end of the segment it leaves,
+**   before it publishes the next segment's first item. A consumer copies
+**   the item's slots out under head_mu and decodes them after.
 ** - Sleeping: a thread about to sleep counts itself (get_sleepers,
 **   put_sleepers, joiners) under wait_mu and re-checks its predicate before
-**   waiting; the thread that changes the state (puts, gets, unfinished,
-**   shut) does so first and then reads the count. Both sides use
+**   waiting; the thread that changes the state (puts, gets, done, shut)
+**   does so first and then reads the count. Both sides use
 **   sequentially consistent operations, so either the sleeper sees the
 **   change or the changer sees the sleeper and signals under wait_mu, which
 **   the sleeper holds from its check until it waits. A signal is sent only
@@ -54,27 +72,35 @@ typedef struct seg {
   tslot_t slots[SEG_SLOTS];
 } seg_t;
 
+/* the longest run fits in an empty segment */
+typedef char seg_holds_a_run[SEG_SLOTS >= TSLOT_RUN_MAX ? 1 : -1];
+
 typedef struct fifo {
   object_t obj;
+  /* read by both ends on every call, written rarely: a spinning getter
+  ** reads shut, every put reads get_sleepers, so nothing written per item
+  ** may share their cache line */
   int simple;                /* SimpleQueue: no bound, tasks or shutdown */
   size_t maxsize;            /* 0: unbounded; constant */
+  atomic_int shut;           /* written under tail_mu */
+  atomic_int get_sleepers, put_sleepers, joiners;
+  char pad0[64];
   /* the consumer end */
   pthread_mutex_t head_mu;
   seg_t *head;               /* (head_mu) */
   size_t head_idx;           /* (head_mu) next slot to take in head */
   size_t seen_puts;          /* (head_mu) puts as last read */
   atomic_size_t gets;        /* items taken; written under head_mu */
+  atomic_size_t done;        /* tasks done (task_done, immediate shutdown); <= puts */
   char pad1[64];             /* keep the two ends on their own cache lines */
   /* the producer end */
   pthread_mutex_t tail_mu;
   seg_t *tail;               /* (tail_mu) */
   size_t tail_idx;           /* (tail_mu) next slot to fill in tail */
+  char pad2[64];             /* consumers read puts: only its line moves */
   atomic_size_t puts;        /* items published; written under tail_mu */
-  char pad2[64];
-  /* shutdown, tasks and sleepers */
-  atomic_int shut;           /* written under tail_mu */
-  atomic_size_t unfinished;  /* puts not yet matched by task_done */
-  atomic_int get_sleepers, put_sleepers, joiners;
+  char pad3[64];
+  /* sleeping */
   pthread_mutex_t wait_mu;
   pthread_cond_t get_cv, put_cv, join_cv;
   int get_signals, put_signals;   /* (wait_mu) */
@@ -92,11 +118,20 @@ static seg_t *seg_new(void) {
   return s;
 }
 
+/* Is slot idx of s past the segment's last item? (an item is never nil) */
+static int seg_done(const seg_t *s, size_t idx) {
+  return idx == SEG_SLOTS || s->slots[idx].tag == TS_NIL;
+}
+
 /* Clear `n` items starting at slot `idx` of s, and free the chain. */
 static void chain_free(seg_t *s, size_t idx, size_t n) {
   while (s != NULL) {
     seg_t *next = atomic_load(&s->next);
-    for (; idx < SEG_SLOTS && n > 0; idx++, n--) transfer_slot_clear(&s->slots[idx]);
+    for (; n > 0 && !seg_done(s, idx); n--) {
+      size_t cells = (size_t)transfer_slot_cells(&s->slots[idx]);
+      transfer_slot_clear(&s->slots[idx]);
+      idx += cells;
+    }
     free(s);
     s = next;
     idx = 0;
@@ -166,8 +201,9 @@ static deadline_t deadline_for(double tmo) {
 
 /* ------------------------------------------------------------ put */
 
-/* Publish *item unless the queue is shut or full; never waits. */
-static int fifo_try_push(fifo_t *q, const tslot_t *item) {
+/* Publish the item (a run of `cells` slots) unless the queue is shut or
+** full; never waits. */
+static int fifo_try_push(fifo_t *q, const tslot_t *item, size_t cells) {
   size_t i;
   WAIT_CHECK(pthread_mutex_lock(&q->tail_mu));
   if (atomic_load_explicit(&q->shut, memory_order_relaxed)) {
@@ -178,19 +214,22 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
     WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
     return QR_FULL;
   }
-  if (q->tail_idx == SEG_SLOTS) {
+  if (SEG_SLOTS - q->tail_idx < cells) {
+    /* a run never straddles two segments */
     seg_t *n = seg_new();
     if (n == NULL) {
       WAIT_CHECK(pthread_mutex_unlock(&q->tail_mu));
       return QR_NOMEM;
     }
+    if (q->tail_idx < SEG_SLOTS) q->tail->slots[q->tail_idx].tag = TS_NIL;   /* the end */
     atomic_store_explicit(&q->tail->next, n, memory_order_release);
     q->tail = n;
     q->tail_idx = 0;
   }
-  i = q->tail_idx++;
-  q->tail->slots[i] = *item;
-  if (!q->simple) atomic_fetch_add(&q->unfinished, 1);
+  i = q->tail_idx;
+  q->tail_idx += cells;
+  if (cells == 1) q->tail->slots[i] = *item;
+  else memcpy(&q->tail->slots[i], item, cells * sizeof *item);
   /* publishes the slot; seq_cst also orders it before the read of
   ** get_sleepers in wake_one (see the top) */
   atomic_store(&q->puts, atomic_load_explicit(&q->puts, memory_order_relaxed) + 1);
@@ -200,11 +239,12 @@ static int fifo_try_push(fifo_t *q, const tslot_t *item) {
   return QR_OK;
 }
 
-/* Put *item (already encoded), waiting for room up to tmo seconds (< 0:
-** forever) if block. On QR_OK the queue owns the item. */
-static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
+/* Put the item (already encoded, a run of `cells` slots), waiting for room
+** up to tmo seconds (< 0: forever) if block. On QR_OK the queue owns it. */
+static int fifo_put(fifo_t *q, const tslot_t *item, size_t cells, int block,
+                    double tmo) {
   deadline_t dl;
-  int r = fifo_try_push(q, item);
+  int r = fifo_try_push(q, item, cells);
   if (r != QR_FULL || !block || tmo == 0) return r;
   dl = deadline_for(tmo);
   for (;;) {
@@ -227,7 +267,7 @@ static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
       return QR_CANCEL;
     }
     WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
-    r = fifo_try_push(q, item);
+    r = fifo_try_push(q, item, cells);
     if (r != QR_FULL) return r;
     if (w == WAIT_TIMEOUT) return QR_FULL;
   }
@@ -235,10 +275,11 @@ static int fifo_put(fifo_t *q, const tslot_t *item, int block, double tmo) {
 
 /* ------------------------------------------------------------ get */
 
-/* Take the next published item into *out; 0 if there is none. */
+/* Take the next published item into out[0..TSLOT_RUN_MAX-1]; 0 if there
+** is none. */
 static int fifo_take(fifo_t *q, tslot_t *out) {
   seg_t *done = NULL;
-  size_t gets;
+  size_t gets, cells;
   WAIT_CHECK(pthread_mutex_lock(&q->head_mu));
   gets = atomic_load_explicit(&q->gets, memory_order_relaxed);
   if (gets == q->seen_puts) {
@@ -248,13 +289,17 @@ static int fifo_take(fifo_t *q, tslot_t *out) {
       return 0;
     }
   }
-  if (q->head_idx == SEG_SLOTS) {
-    /* slot `gets` is published, so its segment is linked */
+  if (seg_done(q->head, q->head_idx)) {
+    /* item `gets` is published, so its segment is linked (and this one's
+    ** end marked) */
     done = q->head;
     q->head = atomic_load_explicit(&done->next, memory_order_acquire);
     q->head_idx = 0;
   }
-  *out = q->head->slots[q->head_idx++];
+  out[0] = q->head->slots[q->head_idx];
+  cells = (size_t)transfer_slot_cells(&out[0]);
+  if (cells > 1) memcpy(out + 1, &q->head->slots[q->head_idx + 1], (cells - 1) * sizeof *out);
+  q->head_idx += cells;
   /* seq_cst: ordered before the read of put_sleepers in wake_one */
   atomic_store(&q->gets, gets + 1);
   WAIT_CHECK(pthread_mutex_unlock(&q->head_mu));
@@ -311,18 +356,18 @@ static fifo_t *check_fifo(lua_State *L) {
 }
 
 static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
-  tslot_t item;
-  int r;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
+  tslot_t item[TSLOT_RUN_MAX];
+  int type = lua_type(L, 2), r, cells;
+  luaL_argcheck(L, type > LUA_TNIL, 2, "item must not be nil");
   if (block && !q->simple) wait_check_cancel(L);
-  item.tag = TS_NIL;
-  transfer_slot_store(L, 2, &item, "item");
-  r = fifo_put(q, &item, block && !q->simple, tmo);
+  item[0].tag = TS_NIL;
+  cells = transfer_slot_store_run(L, 2, type, item, "item");
+  r = fifo_put(q, item, (size_t)cells, block && !q->simple, tmo);
   if (r == QR_OK) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  transfer_slot_clear(&item);
+  transfer_slot_clear(&item[0]);
   switch (r) {
     case QR_FULL: return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
@@ -332,13 +377,13 @@ static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
 }
 
 static int fifo_get_common(lua_State *L, fifo_t *q, int block, double tmo) {
-  tslot_t item;
+  tslot_t item[TSLOT_RUN_MAX];
   int r;
   if (block) wait_check_cancel(L);
-  r = fifo_get(q, block, tmo, &item);
+  r = fifo_get(q, block, tmo, item);
   switch (r) {
     case QR_OK:
-      transfer_slot_take(L, &item);
+      transfer_slot_take(L, item);
       return 1;
     case QR_EMPTY: return queue_push_fail(L, "empty");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
@@ -397,14 +442,23 @@ static int fifo_maxsize(lua_State *L) {
   return 1;
 }
 
+/* Items put and not yet matched by task_done. done is read first: it
+** never passes puts, which only grows. */
+static size_t unfinished(fifo_t *q) {
+  size_t done = atomic_load(&q->done);
+  return atomic_load(&q->puts) - done;
+}
+
 /* Count n tasks as done (at most as many as are unfinished); wakes join
 ** when none is left. Returns 0 if there was no unfinished task at all. */
 static int tasks_done(fifo_t *q, size_t n) {
-  size_t u = atomic_load(&q->unfinished), left;
+  size_t done = atomic_load(&q->done), puts, now, left;
   do {
-    if (u == 0) return 0;
-    left = u > n ? u - n : 0;
-  } while (!atomic_compare_exchange_weak(&q->unfinished, &u, left));
+    puts = atomic_load(&q->puts);
+    if (puts == done) return 0;
+    now = puts - done > n ? done + n : puts;
+  } while (!atomic_compare_exchange_weak(&q->done, &done, now));
+  left = puts - now;         /* puts may have grown since: then join waits on */
   if (left == 0 && atomic_load(&q->joiners) > 0) {
     WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));
     WAIT_CHECK(pthread_cond_broadcast(&q->join_cv));
@@ -428,19 +482,19 @@ static int fifo_join(lua_State *L) {
   int w = WAIT_OK;
   double tmo = lua_isnoneornil(L, 2) ? -1 : wait_check_seconds(L, 2);
   wait_check_cancel(L);
-  if (atomic_load(&q->unfinished) == 0) {
+  if (unfinished(q) == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
   dl = deadline_for(tmo);
   WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));
   atomic_fetch_add(&q->joiners, 1);
-  while (atomic_load(&q->unfinished) > 0) {
+  while (unfinished(q) > 0) {
     w = wait_on(&q->obj, &q->wait_mu, &q->join_cv, &dl);
     if (w != WAIT_OK) break;
   }
   atomic_fetch_sub(&q->joiners, 1);
-  if (atomic_load(&q->unfinished) == 0 && w != WAIT_CANCELLED) w = WAIT_OK;
+  if (unfinished(q) == 0 && w != WAIT_CANCELLED) w = WAIT_OK;
   WAIT_CHECK(pthread_mutex_unlock(&q->wait_mu));
   if (w == WAIT_CANCELLED) return wait_raise_cancel(L);
   if (w != WAIT_OK) return queue_push_fail(L, "timeout");
@@ -528,7 +582,7 @@ static int fifo_new(lua_State *L, const object_type_t *type, size_t maxsize) {
   atomic_init(&q->gets, 0);
   atomic_init(&q->puts, 0);
   atomic_init(&q->shut, 0);
-  atomic_init(&q->unfinished, 0);
+  atomic_init(&q->done, 0);
   atomic_init(&q->get_sleepers, 0);
   atomic_init(&q->put_sleepers, 0);
   atomic_init(&q->joiners, 0);

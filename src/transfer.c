@@ -2,7 +2,9 @@
 ** transfer.c: Lua value graph <-> self-contained buffer.
 **
 ** No lock is taken here: callers encode before they lock what will hold a
-** buffer, and decode after they unlock it.
+** buffer, and decode after they unlock it. Nothing here is shared between
+** threads but a buffer's reference count; a run (a small table kept in
+** slots, see "small tables") owns nothing at all.
 **
 ** Encoding runs inside lua_pcall so that a refusal or a memory error frees
 ** the partial buffer (and the object references it took) before the error
@@ -1690,23 +1692,205 @@ void transfer_free(transfer_t *buf) {
   free(buf);
 }
 
+/* ------------------------------------------------------------ small tables */
+
+/*
+** A small table as a run of slots (transfer.h), written in one walk and
+** read back into a table created at its final size. Its bytes:
+**   [0] TS_SMALL  [1] slots in the run  [2] narr  [3] nrec
+**   [4] nseq: the first entries are t[1..nseq], their keys left out
+**   [5] nhash: then this many key value pairs
+** each key or value a tag and its payload:
+**   SM_FALSE SM_TRUE   SM_INT lua_Integer   SM_NUM lua_Number
+**   SM_STR u8 len, bytes
+** narr and nrec are what the general path would write (encode_table), so a
+** table comes out the same whichever path it took.
+*/
+enum { SM_FALSE, SM_TRUE, SM_INT, SM_NUM, SM_STR };
+#define SMALL_HEAD 6
+
+/* the bound TSLOT_RUN_MAX is computed from: a number fits where a string does */
+typedef char small_number_fits[1 + TRANSFER_SMALL_STR >= sizeof(lua_Number) &&
+                               1 + TRANSFER_SMALL_STR >= sizeof(lua_Integer) &&
+                               TRANSFER_SMALL_STR <= 255 && TRANSFER_SMALL_FIELDS <= 255
+                               ? 1 : -1];
+
+/* Append the key or value at idx; NULL if a run cannot hold it. *index
+** gets what array_key would say of it (one look at the value, not two).
+** A key needs one call fewer: a float key with an integral value is an
+** integer key on 5.3+ (Lua converts it), so lua_tointegerx alone tells an
+** integer key. */
+static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t *index,
+                                int is_key) {
+  *index = 0;
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      *p++ = lua_toboolean(L, idx) ? SM_TRUE : SM_FALSE;
+      return p;
+    case LUA_TNUMBER:
+#if COMPAT_INTEGERS
+    {
+      int isint;
+      lua_Integer i = 0;
+      if (is_key) i = lua_tointegerx(L, idx, &isint);
+      else if ((isint = lua_isinteger(L, idx)) != 0) i = lua_tointeger(L, idx);
+      if (isint) {
+        *p++ = SM_INT;
+        memcpy(p, &i, sizeof i);
+        if (i >= 1 && (lua_Unsigned)i <= KEY_MAX) *index = (size_t)i;
+        return p + sizeof i;
+      }
+    }
+#else
+      (void)is_key;
+#endif
+      {
+        lua_Number n = lua_tonumber(L, idx);
+        *p++ = SM_NUM;
+        memcpy(p, &n, sizeof n);
+#if !COMPAT_INTEGERS
+        if (n >= 1 && n <= (lua_Number)KEY_MAX && (lua_Number)(size_t)n == n) *index = (size_t)n;
+#endif
+        return p + sizeof n;
+      }
+    case LUA_TSTRING: {
+      size_t len;
+      const char *str = lua_tolstring(L, idx, &len);
+      if (len > TRANSFER_SMALL_STR) return NULL;
+      *p++ = SM_STR;
+      *p++ = (unsigned char)len;
+      memcpy(p, str, len);
+      return p + len;
+    }
+    default: return NULL;
+  }
+}
+
+/* Write the table at idx as a run if it is small; returns the slots used,
+** or 0 (nothing written that needs releasing: take the general path).
+** Never raises, never allocates; leaves the stack as it found it. Uses 3
+** stack slots above the top, which any C function has (LUA_MINSTACK). */
+static int small_store(lua_State *L, int idx, tslot_t *run) {
+  unsigned char *base = (unsigned char *)run, *p = base + SMALL_HEAD, *q;
+  size_t keys[TRANSFER_SMALL_FIELDS], nint = 0, kmax = 0, narr, inarr;
+  int n = 0, nseq = 0, is_g;
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t k, ignored;
+    if (n == TRANSFER_SMALL_FIELDS || (q = small_put(L, -2, p, &k, 1)) == NULL) goto general;
+    if (nseq == n && k == (size_t)n + 1) nseq++;   /* its key is left out */
+    else p = q;
+    if ((q = small_put(L, -1, p, &ignored, 0)) == NULL) goto general;
+    p = q;
+    if (k != 0) {
+      keys[nint++] = k;
+      if (k > kmax) kmax = k;
+    }
+    n++;
+    lua_pop(L, 1);
+  }
+  /* the array part as encode_table sizes it: Lua's own rule, over at most
+  ** TRANSFER_SMALL_FIELDS keys */
+  if (nint == 0 || nint > kmax / 2) {
+    narr = kmax;
+    inarr = nint;
+  } else {
+    size_t twotoi, i;
+    narr = inarr = 0;
+    for (twotoi = 1; twotoi / 2 < nint; twotoi *= 2) {
+      size_t below = 0;
+      for (i = 0; i < nint; i++) below += keys[i] <= twotoi;
+      if (below > twotoi / 2) {
+        narr = twotoi;
+        inarr = below;
+      }
+    }
+  }
+  /* the sender's globals become the receiver's (T_GLOBALS), never a copy */
+  compat_pushglobals(L);
+  is_g = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  if (is_g) return 0;
+  base[0] = TS_SMALL;
+  base[1] = (unsigned char)(((size_t)(p - base) + sizeof *run - 1) / sizeof *run);
+  base[2] = (unsigned char)narr;
+  base[3] = (unsigned char)((size_t)n - inarr);
+  base[4] = (unsigned char)nseq;
+  base[5] = (unsigned char)(n - nseq);
+  return base[1];
+general:
+  lua_pop(L, 2);
+  return 0;
+}
+
+static const unsigned char *small_push(lua_State *L, const unsigned char *p) {
+  switch (*p++) {
+    case SM_FALSE: lua_pushboolean(L, 0); return p;
+    case SM_TRUE: lua_pushboolean(L, 1); return p;
+#if COMPAT_INTEGERS
+    case SM_INT: {
+      lua_Integer i;
+      memcpy(&i, p, sizeof i);
+      lua_pushinteger(L, i);
+      return p + sizeof i;
+    }
+#endif
+    case SM_NUM: {
+      lua_Number n;
+      memcpy(&n, p, sizeof n);
+      lua_pushnumber(L, n);
+      return p + sizeof n;
+    }
+    default: {                    /* SM_STR */
+      size_t len = *p++;
+      lua_pushlstring(L, (const char *)p, len);
+      return p + len;
+    }
+  }
+}
+
+/* Push the table of a run (its tag is not read). Raises only when Lua runs
+** out of memory. */
+static void small_push_table(lua_State *L, const tslot_t *run) {
+  const unsigned char *base = (const unsigned char *)run, *p = base + SMALL_HEAD;
+  int nseq = base[4], nhash = base[5], i;
+  if (!lua_checkstack(L, 3)) luaL_error(L, "too many values to receive");
+  lua_createtable(L, base[2], base[3]);
+  for (i = 1; i <= nseq; i++) {
+    p = small_push(L, p);
+    lua_rawseti(L, -2, i);
+  }
+  for (i = 0; i < nhash; i++) {
+    p = small_push(L, p);
+    p = small_push(L, p);
+    lua_rawset(L, -3);
+  }
+}
+
 /* ----------------------------------------------------------------- slots */
 
-void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root) {
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: slot->tag = TS_NIL; return;
-    case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return;
+/* Both stores: with `runs`, a small table becomes a run. Returns the slots
+** used. (A queue's put comes here directly: it is the hot path.) */
+static int slot_store(lua_State *L, int idx, int type, tslot_t *slot, const char *root,
+                      int runs) {
+  switch (type) {
+    case LUA_TNIL: slot->tag = TS_NIL; return 1;
+    case LUA_TBOOLEAN: slot->tag = lua_toboolean(L, idx) ? TS_TRUE : TS_FALSE; return 1;
     case LUA_TNUMBER:
 #if COMPAT_INTEGERS
       if (lua_isinteger(L, idx)) {
         slot->v.tag = TS_INT;
         slot->v.u.i = lua_tointeger(L, idx);
-        return;
+        return 1;
       }
 #endif
       slot->v.tag = TS_NUM;
       slot->v.u.n = lua_tonumber(L, idx);
-      return;
+      return 1;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
@@ -1714,16 +1898,22 @@ void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root)
         slot->str.tag = TS_STR;
         slot->str.len = (unsigned char)len;
         memcpy(slot->str.s, s, len);
-        return;
+        return 1;
       }
       break;
     }
+    case LUA_TTABLE:
+      if (runs) {
+        int n = small_store(L, idx, slot);
+        if (n > 0) return n;
+      }
+      break;
     case LUA_TUSERDATA: {
       object_t *o = object_test(L, idx);
       if (o != NULL) {
         slot->v.tag = TS_OBJ;
         slot->v.u.obj = object_retain(o);
-        return;
+        return 1;
       }
       break;
     }
@@ -1734,6 +1924,16 @@ void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root)
     slot->v.tag = TS_BUF;
     slot->v.u.buf = buf;
   }
+  return 1;
+}
+
+void transfer_slot_store(lua_State *L, int idx, tslot_t *slot, const char *root) {
+  (void)slot_store(L, idx, lua_type(L, idx), slot, root, 0);
+}
+
+int transfer_slot_store_run(lua_State *L, int idx, int type, tslot_t *run,
+                            const char *root) {
+  return slot_store(L, idx, type, run, root, 1);
 }
 
 void transfer_slot_push(lua_State *L, const tslot_t *slot) {
@@ -1745,6 +1945,7 @@ void transfer_slot_push(lua_State *L, const tslot_t *slot) {
     case TS_NUM: lua_pushnumber(L, slot->v.u.n); break;
     case TS_STR: lua_pushlstring(L, slot->str.s, slot->str.len); break;
     case TS_OBJ: object_push(L, slot->v.u.obj); break;
+    case TS_SMALL: small_push_table(L, slot); break;
     default: transfer_decode(L, slot->v.u.buf); break;
   }
 }
@@ -1767,20 +1968,32 @@ static int decode_body(lua_State *L) {
 }
 
 void transfer_slot_take(lua_State *L, tslot_t *slot) {
-  if (slot->tag == TS_BUF) {
-    transfer_t *buf = slot->v.u.buf;
-    int top = lua_gettop(L);
-    slot->tag = TS_NIL;
-    lua_pushcfunction(L, decode_body);
-    lua_pushlightuserdata(L, buf);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+  switch (slot->tag) {
+    case TS_BUF: {
+      transfer_t *buf = slot->v.u.buf;
+      int top = lua_gettop(L);
+      slot->tag = TS_NIL;
+      lua_pushcfunction(L, decode_body);
+      lua_pushlightuserdata(L, buf);
+      if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+        transfer_free(buf);
+        lua_error(L);
+      }
       transfer_free(buf);
-      lua_error(L);
+      lua_settop(L, top + 1);
+      return;
     }
-    transfer_free(buf);
-    lua_settop(L, top + 1);
-    return;
+    case TS_OBJ:
+      transfer_slot_push(L, slot);
+      transfer_slot_clear(slot);
+      return;
+    case TS_SMALL:
+      slot->tag = TS_NIL;        /* owns nothing; TS_NIL even if Lua raises */
+      small_push_table(L, slot);
+      return;
+    default:                     /* the rest own nothing */
+      transfer_slot_push(L, slot);
+      slot->tag = TS_NIL;
+      return;
   }
-  transfer_slot_push(L, slot);
-  transfer_slot_clear(slot);
 }

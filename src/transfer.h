@@ -42,9 +42,24 @@ TH_HIDDEN void transfer_free(transfer_t *buf);   /* drops one reference */
 ** A slot holds one value: nil, booleans, numbers, short strings and module
 ** objects inline (no allocation), anything else in a buffer. Queues and
 ** Values store slots. 24 bytes.
+**
+** A run is a slot followed by more: where a store has room for consecutive
+** slots (a Queue's segments), a small table travels as one run of slots
+** (TS_SMALL) instead of a buffer, so it needs no allocation on the way. A
+** small table has at most TRANSFER_SMALL_FIELDS entries, no metatable, and
+** only booleans, numbers and strings of at most TRANSFER_SMALL_STR bytes as
+** its keys and values; it is not the sender's globals. Its run holds the
+** sizes the receiver creates it with, then its entries (transfer.c). A run
+** owns nothing: it may be copied byte for byte and dropped at any time.
 */
 #define TSLOT_SHORT 22
-enum { TS_NIL, TS_FALSE, TS_TRUE, TS_INT, TS_NUM, TS_STR, TS_OBJ, TS_BUF };
+#if !defined(TRANSFER_SMALL_FIELDS)
+#define TRANSFER_SMALL_FIELDS 8
+#endif
+#if !defined(TRANSFER_SMALL_STR)
+#define TRANSFER_SMALL_STR 32
+#endif
+enum { TS_NIL, TS_FALSE, TS_TRUE, TS_INT, TS_NUM, TS_STR, TS_OBJ, TS_BUF, TS_SMALL };
 typedef union tslot {
   unsigned char tag;
   struct { unsigned char tag, len; char s[TSLOT_SHORT]; } str;
@@ -86,7 +101,24 @@ static inline int transfer_cmp_int_num(lua_Integer i, lua_Number f) {
 ** on refusal, naming it `root`, with *slot left as it was. */
 TH_HIDDEN void transfer_slot_store(lua_State *L, int idx, tslot_t *slot,
                                    const char *root);
-/* Push a slot's value (a copy for buffers). */
+
+/* The longest run: a header of 6 bytes, then each entry's key and value
+** as a tag and at most 1 + TRANSFER_SMALL_STR bytes. */
+#define TSLOT_RUN_MAX \
+  ((6 + TRANSFER_SMALL_FIELDS * 2 * (2 + TRANSFER_SMALL_STR) + sizeof(tslot_t) - 1) / \
+   sizeof(tslot_t))
+/* As transfer_slot_store, into run[0..TSLOT_RUN_MAX-1]: a small table
+** becomes a run, anything else one slot. Returns the slots used. `type` is
+** lua_type(L, idx), which a put has asked already (to refuse nil). Needs 3
+** free stack slots, as any C function has on entry. */
+TH_HIDDEN int transfer_slot_store_run(lua_State *L, int idx, int type, tslot_t *run,
+                                      const char *root);
+/* How many slots the run starting at *slot takes: 1 but for TS_SMALL. */
+static inline int transfer_slot_cells(const tslot_t *slot) {
+  return slot->tag == TS_SMALL ? slot->str.len : 1;
+}
+/* Push a slot's value (a copy for buffers). These four take a run at its
+** first slot (the rest must follow it). */
 TH_HIDDEN void transfer_slot_push(lua_State *L, const tslot_t *slot);
 /* Push a slot's value and release what the slot owned, also when pushing
 ** fails (the slot is TS_NIL afterwards either way). */
