@@ -110,6 +110,12 @@ static int lib_index(const char *name) {
   return -1;
 }
 
+void libs_push_package(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "package");
+  lua_remove(L, -2);
+}
+
 static libs_state *get_state(lua_State *L) {
   libs_state *s;
   compat_rawgetp(L, LUA_REGISTRYINDEX, &state_key);
@@ -125,11 +131,10 @@ static int preload_stub(lua_State *L);
 
 static void offer_preloads(lua_State *L, libs_state *s) {
   int i, j;
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   lua_getfield(L, -1, "preload");
   if (!lua_istable(L, -1)) {
-    lua_pop(L, 3);
+    lua_pop(L, 2);
     return;
   }
   for (i = 0; i < NLIBS; i++) {
@@ -149,7 +154,7 @@ static void offer_preloads(lua_State *L, libs_state *s) {
       lua_pop(L, 1);
     }
   }
-  lua_pop(L, 3);
+  lua_pop(L, 2);
 }
 
 /* Push the kept path at key as a string, or nil. */
@@ -186,10 +191,9 @@ static void lib_open(lua_State *L, libs_state *s, int i) {
   s->opened |= 1u << i;
   compat_openlib(L, lb->name, f, 1);
   if (strcmp(lb->name, "package") == 0) {
-    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-    lua_getfield(L, -1, "package");
+    libs_push_package(L);
     if (lua_istable(L, -1)) give_paths(L);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     offer_preloads(L, s);
     search_install(L);
   }
@@ -215,8 +219,7 @@ static int preload_stub(lua_State *L) {
     return 1;
   }
   /* a submodule: the library has put its real loader in preload now */
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   lua_getfield(L, -1, "preload");
   lua_getfield(L, -1, name);
   if (!lua_isfunction(L, -1) || lua_tocfunction(L, -1) == preload_stub) return 0;
@@ -415,8 +418,7 @@ unsigned libs_check(lua_State *L, int idx, int arg) {
 }
 
 void libs_set_paths(lua_State *L, const char *path, const char *cpath) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   if (lua_istable(L, -1)) {
     if (path != NULL) {
       lua_pushstring(L, path);
@@ -438,12 +440,11 @@ void libs_set_paths(lua_State *L, const char *path, const char *cpath) {
       compat_rawsetp(L, LUA_REGISTRYINDEX, &cpath_key);
     }
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 void libs_push_paths(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "path");
     lua_getfield(L, -2, "cpath");
@@ -451,7 +452,6 @@ void libs_push_paths(lua_State *L) {
     push_kept(L, &path_key);
     push_kept(L, &cpath_key);
   }
-  lua_remove(L, -3);
   lua_remove(L, -3);
 }
 

@@ -34,6 +34,10 @@ TH_HIDDEN void libs_apply(lua_State *L, unsigned libs);
 ** the state). Either may be NULL (left as it is). */
 TH_HIDDEN void libs_set_paths(lua_State *L, const char *path, const char *cpath);
 
+/* Push the state's package library (package.loaded.package), or nil if it
+** is not open. */
+TH_HIDDEN void libs_push_package(lua_State *L);
+
 /* Push package.path and package.cpath (each a string or nil) without
 ** opening package. */
 TH_HIDDEN void libs_push_paths(lua_State *L);

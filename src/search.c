@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs.h"
 #include "object.h"
 #include "search.h"
 #include "wait.h"
@@ -68,10 +69,9 @@ static char *make_key(lua_State *L, const char *name, size_t *len) {
   const char *path, *cpath;
   size_t nl = strlen(name), pl, cl;
   char *k;
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   if (!lua_istable(L, -1)) {
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     return NULL;
   }
   lua_getfield(L, -1, "path");
@@ -79,7 +79,7 @@ static char *make_key(lua_State *L, const char *name, size_t *len) {
   path = lua_tostring(L, -2);
   cpath = lua_tostring(L, -1);
   if (path == NULL || cpath == NULL) {
-    lua_pop(L, 4);
+    lua_pop(L, 3);
     return NULL;
   }
   pl = strlen(path);
@@ -91,7 +91,7 @@ static char *make_key(lua_State *L, const char *name, size_t *len) {
     memcpy(k + nl + pl + 2, cpath, cl + 1);
     *len = nl + pl + cl + 3;
   }
-  lua_pop(L, 4);
+  lua_pop(L, 3);
   return k;
 }
 
@@ -213,11 +213,10 @@ static int load(lua_State *L, int kind, const char *name, const char *file) {
     lua_pop(L, 1);
     return 0;
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   lua_getfield(L, -1, "loadlib");
   if (!lua_isfunction(L, -1)) {
-    lua_pop(L, 3);
+    lua_pop(L, 2);
     return 0;
   }
   lua_pushstring(L, file);
@@ -225,8 +224,7 @@ static int load(lua_State *L, int kind, const char *name, const char *file) {
   luaL_gsub(L, name, ".", "_");
   lua_concat(L, 2);
   lua_call(L, 2, 1);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  lua_remove(L, -2);
   if (lua_isfunction(L, -1)) return 1;
   lua_pop(L, 1);
   return 0;
@@ -255,11 +253,10 @@ static int cached_searcher(lua_State *L) {
     lua_pushstring(L, file);
     return 2;
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   lua_getfield(L, -1, kind == FOUND_LUA ? "path" : "cpath");
   found = lua_isstring(L, -1) && find(name, lua_tostring(L, -1), file);
-  lua_pop(L, 3);
+  lua_pop(L, 2);
   if (found && load(L, kind, name, file)) {
     if (file[0] == '/') remember(key, len, kind, file);
     else free(key);
@@ -277,11 +274,10 @@ standard:
 
 void search_install(lua_State *L) {
   int i;
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "package");
+  libs_push_package(L);
   lua_getfield(L, -1, COMPAT_SEARCHERS);
   if (!lua_istable(L, -1)) {
-    lua_pop(L, 3);
+    lua_pop(L, 2);
     return;
   }
   for (i = 2; i <= 3; i++) {
@@ -294,7 +290,7 @@ void search_install(lua_State *L) {
     lua_pushcclosure(L, cached_searcher, 2);
     lua_rawseti(L, -2, i);
   }
-  lua_pop(L, 3);
+  lua_pop(L, 2);
 }
 
 void search_atfork(int phase) {
