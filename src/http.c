@@ -45,9 +45,6 @@
 #include "options.h"
 
 #define SESSION_MT "threading.http.Session"
-#if !defined(HTTP_TICK_MS)
-#define HTTP_TICK_MS 100                      /* cancellation latency bound */
-#endif
 
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
 
@@ -767,6 +764,7 @@ static const luaL_Reg http_funcs[] = {
   {"request_async", http_request_async},
   {"_inflight", http_inflight},
   {"_guard", http_guard},
+  {"_driver", http_driver},
   {NULL, NULL}
 };
 

@@ -20,6 +20,9 @@
 #define HTTP_KEEP_BUFFER (1024 * 1024)        /* larger buffers are freed after use */
 #define HTTP_METHOD_MAX 32
 #define HTTP_MSG_MAX 400                      /* a failure's message */
+#if !defined(HTTP_TICK_MS)
+#define HTTP_TICK_MS 100                      /* cancellation latency bound */
+#endif
 
 typedef struct hbuf {
   char *p;
@@ -90,6 +93,7 @@ TH_HIDDEN int http_get_async(lua_State *L);
 TH_HIDDEN int http_request_async(lua_State *L);
 TH_HIDDEN int http_inflight(lua_State *L);
 TH_HIDDEN int http_guard(lua_State *L);
+TH_HIDDEN int http_driver(lua_State *L);
 TH_HIDDEN void http_io_open(lua_State *L);
 
 #endif

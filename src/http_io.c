@@ -48,6 +48,7 @@
 ** the parent, and their futures never complete in the child.
 */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@
 
 #define JOB_MT "threading.http.Request"
 #define GUARD_MT "threading.http.Guard"
+#define DRIVER_MT "threading.http.Driver"
 #define HTTP_SPARE_JOBS 64           /* finished jobs kept for the next requests */
 #define HTTP_IDLE_MS 1000            /* the I/O thread's longest sleep */
 #define HTTP_FD_RESERVE 64           /* descriptors left to the rest of the process */
@@ -83,6 +85,7 @@ typedef struct job {
   session_t s;                /* first: curl's callbacks get &job->s */
   void *future;               /* one reference, dropped when the job ends */
   double t0;
+  long token;                 /* a driver's: the task it wakes */
   struct job *prev, *next;    /* io.incoming, io.spare, or the I/O thread's list */
 } job_t;
 
@@ -230,17 +233,31 @@ static int job_complete(lua_State *L) {
   return 0;
 }
 
-static void job_finish(lua_State *L, const threading_capi_t *a, job_t *j, CURLcode rc) {
-  if (L == NULL) {
+/* Complete j's future with the outcome rc of its transfer, built in L (or
+** failed for memory if L is NULL). Returns the status of the protected call
+** that built it; an error other than memory (an interrupt's, raised by a
+** hook) is left on L's stack for the caller to raise again. */
+static int job_outcome(lua_State *L, const threading_capi_t *a, job_t *j, CURLcode rc) {
+  int top, st;
+  if (L == NULL || !lua_checkstack(L, 4)) {
     a->future_fail(j->future, "not enough memory for the response");
-  } else {
-    lua_pushcfunction(L, job_complete);
-    lua_pushlightuserdata(L, j);
-    lua_pushinteger(L, (lua_Integer)rc);
-    if (lua_pcall(L, 2, 0, 0) != 0)
-      a->future_fail(j->future, "not enough memory for the response");
-    lua_settop(L, 0);
+    return LUA_ERRMEM;
   }
+  top = lua_gettop(L);
+  lua_pushcfunction(L, job_complete);
+  lua_pushlightuserdata(L, j);
+  lua_pushinteger(L, (lua_Integer)rc);
+  st = lua_pcall(L, 2, 0, 0);
+  if (st == 0) return 0;
+  a->future_fail(j->future, st == LUA_ERRMEM ? "not enough memory for the response"
+                                             : "the response was interrupted");
+  if (st == LUA_ERRMEM) lua_settop(L, top);
+  return st;
+}
+
+static void job_finish(lua_State *L, const threading_capi_t *a, job_t *j, CURLcode rc) {
+  job_outcome(L, a, j, rc);
+  if (L != NULL) lua_settop(L, 0);
   job_drop(a, j);
 }
 
@@ -324,23 +341,27 @@ static void io_once_init(void) {
   pthread_atfork(NULL, NULL, io_atfork_child);
 }
 
+/* Each transfer holds a socket: past the descriptor limit, requests queue
+** in libcurl instead of failing to connect. */
+static void io_cap_connections(CURLM *multi) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    long cap = rl.rlim_cur > 2 * HTTP_FD_RESERVE ? (long)(rl.rlim_cur - HTTP_FD_RESERVE)
+                                                 : HTTP_FD_RESERVE;
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
+  }
+}
+
 /* Start the I/O thread unless it runs (caller holds io.mu). 0 on failure. */
 static int io_start_locked(void) {
   pthread_t t;
   pthread_attr_t attr;
   sigset_t all, old;
-  struct rlimit rl;
   int rc;
   if (io.started) return 1;
   io.multi = curl_multi_init();
   if (io.multi == NULL) return 0;
-  /* each transfer holds a socket: past the descriptor limit requests queue
-  ** in libcurl instead of failing to connect */
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    long cap = rl.rlim_cur > 2 * HTTP_FD_RESERVE ? (long)(rl.rlim_cur - HTTP_FD_RESERVE)
-                                                 : HTTP_FD_RESERVE;
-    curl_multi_setopt(io.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
-  }
+  io_cap_connections(io.multi);
   /* the I/O thread takes no signals: SIGINT stays the main thread's */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -385,6 +406,277 @@ static void io_cancelled(void *f) {
   if (multi != NULL) curl_multi_wakeup(multi);
 }
 
+/* ------------------------------------------------- a scheduler's driver */
+
+/* A driver runs the requests of one state's threading.async.run tasks in
+** that state's own thread, over a multi handle of its own: the scheduler
+** pumps it (driver.pump) instead of sleeping in its port while requests
+** are in flight, and the port's eventfd is one more descriptor of the
+** poll, so a task made ready by another thread ends the pump at once. A
+** request then costs what the blocking path costs: no hand-over to the I/O
+** thread and back. Everything of a driver (its multi handle, its list of
+** jobs, the jobs' future slots) is touched only by the thread of its
+** state; a cancel made elsewhere only bumps local_cancels, which the next
+** pump reads (a cancel is made by the task itself or by its scheduler,
+** both in that thread, and then driver.settle drops the request at once). */
+
+typedef struct driver {
+  CURLM *multi;               /* NULL once closed */
+  job_t *running;             /* jobs in flight, newest first */
+  long n;                     /* how many */
+  long seen;                  /* local_cancels at the last settle */
+  long token;                 /* the token of the request being submitted */
+  int lost;                   /* an ended job could not be reported */
+} driver_t;
+
+static int submit(lua_State *L, int is_get, driver_t *d);
+
+static atomic_long local_cancels;   /* cancels of drivers' requests so far */
+static atomic_long local_inflight;  /* drivers' requests not yet ended */
+
+static void local_cancelled(void *f) {
+  (void)f;
+  atomic_fetch_add(&local_cancels, 1);
+}
+
+/* 1 if d took j (then its future's slot holds j), 0 if j is still the
+** caller's. */
+static int driver_add(driver_t *d, job_t *j) {
+  const threading_capi_t *a = atomic_load(&api_ptr);
+  if (d->multi == NULL || curl_multi_add_handle(d->multi, j->s.easy) != CURLM_OK) return 0;
+  *a->future_slot(j->future) = j;
+  j->token = d->token;
+  j->prev = NULL;
+  j->next = d->running;
+  if (d->running != NULL) d->running->prev = j;
+  d->running = j;
+  d->n++;
+  atomic_fetch_add(&local_inflight, 1);
+  return 1;
+}
+
+static void driver_drop(driver_t *d, job_t *j) {
+  const threading_capi_t *a = atomic_load(&api_ptr);
+  curl_multi_remove_handle(d->multi, j->s.easy);
+  if (j->prev != NULL) j->prev->next = j->next;
+  else d->running = j->next;
+  if (j->next != NULL) j->next->prev = j->prev;
+  j->prev = j->next = NULL;
+  *a->future_slot(j->future) = NULL;
+  d->n--;
+  atomic_fetch_sub(&local_inflight, 1);
+  job_end(j);
+}
+
+/* Drop the jobs whose futures were cancelled: all of them if `all`. */
+static void driver_settle(driver_t *d, int all) {
+  const threading_capi_t *a = atomic_load(&api_ptr);
+  long c = atomic_load(&local_cancels);
+  job_t *j, *next;
+  if (d->multi == NULL || (!all && c == d->seen)) return;
+  d->seen = c;
+  for (j = d->running; j != NULL; j = next) {
+    next = j->next;
+    if (all) a->future_cancel(j->future);
+    if (!a->future_pending(j->future)) driver_drop(d, j);
+  }
+}
+
+/* In the scheduler's state: append to the table at 3 the token of job j
+** (a light userdata at 1) and a table { n = k, ... } of what http.get
+** returns for its transfer's outcome rc (2); its future is done, with no
+** values (no one reads them: the task gets the table). */
+static int local_complete(lua_State *L) {
+  job_t *j = (job_t *)lua_touserdata(L, 1);
+  int rc = (int)lua_tointeger(L, 2), n, i;
+  size_t len;
+  lua_settop(L, 3);
+  if (rc == CURLE_OK) {
+    http_push_response(L, &j->s, http_now() - j->t0);
+    n = 1;
+  } else {
+    char msg[HTTP_MSG_MAX];
+    const char *kind = http_failure(&j->s, rc, msg, sizeof msg);
+    n = http_push_fail(L, msg, kind);
+  }
+  lua_createtable(L, n, 1);
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, 3 + i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  len = compat_rawlen(L, 3);
+  lua_pushinteger(L, (lua_Integer)j->token);
+  lua_rawseti(L, 3, (int)len + 1);
+  lua_rawseti(L, 3, (int)len + 2);
+  atomic_load(&api_ptr)->future_set(L, j->future, 0);
+  return 0;
+}
+
+/* Move the transfers on; report those that ended in a table pushed at
+** *ended (made at the first). Returns how many ended. Raises, once every
+** ended job is dropped, an error other than memory that a hook raised
+** while a response was built. */
+static int driver_run(lua_State *L, driver_t *d, int *ended) {
+  const threading_capi_t *a = atomic_load(&api_ptr);
+  CURLMsg *m;
+  int left, still, count = 0, raise = 0;
+  driver_settle(d, 0);
+  if (d->n == 0) return 0;
+  curl_multi_perform(d->multi, &still);
+  while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+    char *p = NULL;
+    job_t *j;
+    int st = LUA_ERRMEM, called = 0;
+    if (m->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+    j = (job_t *)(void *)p;
+    if (lua_checkstack(L, 6)) {
+      if (*ended == 0) {
+        lua_newtable(L);
+        *ended = lua_gettop(L);
+      }
+      lua_pushcfunction(L, local_complete);
+      lua_pushlightuserdata(L, j);
+      lua_pushinteger(L, (lua_Integer)m->data.result);
+      lua_pushvalue(L, *ended);
+      st = lua_pcall(L, 3, 0, 0);
+      called = 1;
+    }
+    if (st != 0) {
+      /* the task is woken by its poll, which finds the future failed */
+      a->future_fail(j->future, st == LUA_ERRMEM ? "not enough memory for the response"
+                                                 : "the response was interrupted");
+      d->lost = 1;
+      if (st != LUA_ERRMEM && !raise) raise = lua_gettop(L);
+      else if (called) lua_pop(L, 1);
+    }
+    driver_drop(d, j);
+    count++;
+  }
+  if (raise) {
+    lua_pushvalue(L, raise);
+    lua_error(L);
+  }
+  return count;
+}
+
+static driver_t *up_driver(lua_State *L) {
+  driver_t *d = (driver_t *)lua_touserdata(L, lua_upvalueindex(1));
+  if (d->multi == NULL) luaL_error(L, "the HTTP driver is closed");
+  return d;
+}
+
+static void driver_close(driver_t *d) {
+  if (d->multi == NULL) return;
+  driver_settle(d, 1);
+  curl_multi_cleanup(d->multi);
+  d->multi = NULL;
+}
+
+static int driver_gc(lua_State *L) {
+  driver_close((driver_t *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* driver.get(token, url[, opts]), driver.request(token, {...}) -> Future,
+** as get_async; the request wakes the task of that token (driver.pump) */
+static int driver_submit(lua_State *L, int is_get) {
+  driver_t *d = up_driver(L);
+  d->token = (long)luaL_checkinteger(L, 1);
+  lua_remove(L, 1);
+  return submit(L, is_get, d);
+}
+
+static int driver_get(lua_State *L) {
+  return driver_submit(L, 1);
+}
+
+static int driver_request(lua_State *L) {
+  return driver_submit(L, 0);
+}
+
+/* driver.pump([fd[, timeout]]) -> busy, ended, lost: moves the requests in
+** flight on. If none ended and timeout is not 0, first waits until one
+** can move, fd (a port's eventfd) is readable, timeout seconds pass (at
+** most HTTP_TICK_MS, so that the caller sees its cancellation in time) or
+** a signal comes. busy: requests were in flight (false at once if none
+** was); ended: nil, or { token, results, token, results... } (results as
+** table.pack packs what http.get returns); lost: an ended request could
+** not be reported (no memory): its task must be retried. */
+static int driver_pump(lua_State *L) {
+  driver_t *d = up_driver(L);
+  int fd = (int)luaL_optinteger(L, 1, -1), ended = 0;
+  double t = luaL_optnumber(L, 2, -1.0);
+  lua_settop(L, 0);
+  if (d->n == 0 && (driver_settle(d, 0), d->n == 0)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (driver_run(L, d, &ended) == 0 && d->n > 0 && t != 0) {
+    struct curl_waitfd w;
+    long ms = t < 0 || t * 1000.0 >= HTTP_TICK_MS ? HTTP_TICK_MS : (long)ceil(t * 1000.0);
+    w.fd = fd;
+    w.events = CURL_WAIT_POLLIN;
+    w.revents = 0;
+    curl_multi_poll(d->multi, fd >= 0 ? &w : NULL, fd >= 0 ? 1 : 0, (int)ms, NULL);
+    driver_run(L, d, &ended);
+  }
+  lua_pushboolean(L, 1);
+  if (ended != 0) lua_pushvalue(L, ended);
+  else lua_pushnil(L);
+  lua_pushboolean(L, d->lost);
+  d->lost = 0;
+  return 3;
+}
+
+/* driver.settle(): drop at once the requests whose futures were cancelled */
+static int driver_settle_m(lua_State *L) {
+  driver_settle(up_driver(L), 0);
+  return 0;
+}
+
+/* driver.close(): cancel every request in flight and free the multi handle */
+static int driver_close_m(lua_State *L) {
+  driver_close((driver_t *)lua_touserdata(L, lua_upvalueindex(1)));
+  return 0;
+}
+
+/* http._driver() -> { get, request, pump, settle, close }: a driver for the
+** tasks of threading.async.run in this state (async.lua keeps one per
+** state). Its functions share the driver as their upvalue, so that get and
+** request read their arguments as http.get and http.request do. */
+int http_driver(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"get", driver_get},
+    {"request", driver_request},
+    {"pump", driver_pump},
+    {"settle", driver_settle_m},
+    {"close", driver_close_m},
+    {NULL, NULL}
+  };
+  driver_t *d;
+  const luaL_Reg *f;
+  (void)capi(L);
+  lua_settop(L, 0);
+  d = (driver_t *)compat_newuserdata(L, sizeof *d);
+  memset(d, 0, sizeof *d);
+  luaL_getmetatable(L, DRIVER_MT);
+  lua_setmetatable(L, 1);
+  d->multi = curl_multi_init();
+  if (d->multi == NULL) return luaL_error(L, "not enough memory");
+  d->seen = atomic_load(&local_cancels);
+  io_cap_connections(d->multi);
+  lua_createtable(L, 0, 5);
+  for (f = fns; f->name != NULL; f++) {
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -2, f->name);
+  }
+  return 1;
+}
+
 /* --------------------------------------------------------------- Lua API */
 
 /* Complete future f with nil, msg, kind. */
@@ -393,7 +685,9 @@ static void refuse(lua_State *L, const threading_capi_t *a, void *f, const char 
   a->future_set(L, f, http_push_fail(L, msg, kind));
 }
 
-static int submit(lua_State *L, int is_get) {
+/* Read a request, set it up and hand it to the I/O thread (d NULL) or to
+** the driver d; returns its future. */
+static int submit(lua_State *L, int is_get, driver_t *d) {
   const threading_capi_t *a = capi(L);
   request_t r;
   char msg[HTTP_MSG_MAX];
@@ -411,7 +705,8 @@ static int submit(lua_State *L, int is_get) {
   j = job_take();
   if (j == NULL) return luaL_error(L, "not enough memory");
   *box = j;
-  f = a->future_new("an HTTP request's future is completed by its request", io_cancelled);
+  f = a->future_new("an HTTP request's future is completed by its request",
+                    d != NULL ? local_cancelled : io_cancelled);
   if (f == NULL) return luaL_error(L, "not enough memory");
   j->future = f;
   a->future_push(L, f);                          /* the result */
@@ -428,10 +723,11 @@ static int submit(lua_State *L, int is_get) {
   if (kind == NULL) {
     j->t0 = http_now();
     *box = NULL;
-    if (io_submit(j)) return 1;
+    if (d != NULL ? driver_add(d, j) : io_submit(j)) return 1;
     *box = j;
-    snprintf(msg, sizeof msg, "cannot start the HTTP I/O thread");
-    kind = "error";
+    snprintf(msg, sizeof msg, d != NULL ? "not enough memory for the request"
+                                        : "cannot start the HTTP I/O thread");
+    kind = d != NULL ? "memory" : "error";
   }
   lua_settop(L, top);                           /* a failed header leaves its pair */
   refuse(L, a, f, msg, kind);
@@ -440,17 +736,18 @@ static int submit(lua_State *L, int is_get) {
 
 /* http.get_async(url[, opts]) -> Future of (response | nil, message, kind) */
 int http_get_async(lua_State *L) {
-  return submit(L, 1);
+  return submit(L, 1, NULL);
 }
 
 /* http.request_async{url=, ...} -> Future of (response | nil, message, kind) */
 int http_request_async(lua_State *L) {
-  return submit(L, 0);
+  return submit(L, 0, NULL);
 }
 
 /* http._inflight([upto, timeout]) -> requests submitted and not yet ended,
-** once the I/O thread has handled every cancel made before this call; with
-** upto, waits (at most timeout seconds) until there are no more than upto.
+** once the I/O thread has handled every cancel made before this call, and
+** how many of them run on drivers; with upto, waits (at most timeout
+** seconds) until the I/O thread's are no more than upto.
 ** For the specs: a way to see that a cancel or a lost future frees its
 ** request, with no sleep. */
 int http_inflight(lua_State *L) {
@@ -472,8 +769,9 @@ int http_inflight(lua_State *L) {
     io.waiters--;
   }
   IO_UNLOCK(&io.mu);
-  lua_pushinteger(L, (lua_Integer)atomic_load(&io.inflight));
-  return 1;
+  lua_pushinteger(L, (lua_Integer)(atomic_load(&io.inflight) + atomic_load(&local_inflight)));
+  lua_pushinteger(L, (lua_Integer)atomic_load(&local_inflight));
+  return 2;
 }
 
 /* http._guard(future) -> a guard whose collection cancels the future if it
@@ -515,4 +813,5 @@ static int guard_gc(lua_State *L) {
 void http_io_open(lua_State *L) {
   http_gc_metatable(L, GUARD_MT, guard_gc);
   http_gc_metatable(L, JOB_MT, job_gc);
+  http_gc_metatable(L, DRIVER_MT, driver_gc);
 }

@@ -379,7 +379,9 @@ local function park(s, task, poll, deadline, watch, kind)
   if deadline then
     heap_push(s.heap, deadline, task)
   end
-  s.dirty[#s.dirty + 1] = task -- the last try, with the watch armed
+  if poll ~= nil then
+    s.dirty[#s.dirty + 1] = task -- the last try, with the watch armed
+  end
 end
 
 -- Resume one ready task and file it by what it did.
@@ -519,6 +521,52 @@ local port_wait = function(port, timeout)
 end
 local testcancel = threading.testcancel
 
+-- The HTTP requests of async.run's tasks run in this thread, on a driver
+-- (http_io.c) that the loop pumps instead of sleeping in its port while
+-- requests are in flight. One per state, made at the first request and
+-- kept, so that a later async.run reuses its connections.
+local http_driver
+local new_http_driver -- threading.http's _driver, once the module is loaded
+
+-- Take what was posted, waiting for it until the timeout passes (not at
+-- all if 0). With HTTP requests in flight, pump them first, waiting there
+-- instead (the port's fd ends that wait), and wake the tasks whose
+-- requests ended: their results come with the wake-up.
+local function sleep_in(s, timeout)
+  local d = s.http
+  if d == nil then
+    return port_wait(s.port, timeout)
+  end
+  if s.fd == nil then
+    s.fd = s.port:fd()
+  end
+  local busy, ended, lost = d.pump(s.fd, timeout)
+  if busy then
+    timeout = 0
+  end
+  if ended ~= nil then
+    for i = 1, #ended, 2 do
+      local task = s.blocked[ended[i]]
+      if task ~= nil and task.driven then
+        local r = ended[i + 1]
+        unblock(s, task, true)
+        make_ready(s, task, OK, unpack(r, 1, r.n))
+      end
+    end
+  end
+  if lost then
+    -- a report was lost for memory: wake every driven task whose request
+    -- is done; it reads the outcome from the future
+    for _, task in pairs(s.blocked) do
+      if task.driven and task.request:done() then
+        unblock(s, task, true)
+        make_ready(s, task, OK)
+      end
+    end
+  end
+  return port_wait(s.port, timeout)
+end
+
 -- Once only daemons are left: retry those blocked on what has happened
 -- already (their wake-up may still be on its way to the port). True if one
 -- became ready.
@@ -564,7 +612,7 @@ local function loop(s)
         timeout = nil
       end
     end
-    local ok, tokens, everything = pcall(port_wait, s.port, timeout)
+    local ok, tokens, everything = pcall(sleep_in, s, timeout)
     if not ok then
       -- this OS thread was cancelled: every task gets the cancellation
       s.cancelled = true
@@ -618,6 +666,9 @@ local function close_scheduler(s)
       task.request = nil
     end
   end
+  if s.http ~= nil then
+    s.http.settle()
+  end
 end
 
 --- async.run(fn, ...) -> fn's results
@@ -632,6 +683,7 @@ function async.run(fn, ...)
     error("async.run cannot be called while a scheduler runs in this state", 2)
   end
   local s = new_scheduler()
+  s.pumps = true -- its loop can pump HTTP requests (a stepped one cannot)
   local main = new_task(s, fn, ...)
   active = s
   local ok, err = pcall(loop, s)
@@ -859,9 +911,13 @@ end
 --- async.pcall(fn, ...): pcall in which fn may still await. On Lua 5.1 a
 -- coroutine cannot yield across pcall: this one runs fn in a coroutine of
 -- its own and passes its requests on to the scheduler.
+-- Where pcall itself can yield (Lua 5.2 and later, LuaJIT), it is pcall.
+local pcall_yields = coroutine.wrap(function()
+  return pcall(yield, true)
+end)()
 function async.pcall(fn, ...)
   local me = current_task()
-  if me == nil then
+  if me == nil or pcall_yields then
     return pcall(fn, ...)
   end
   local co = create(function(...)
@@ -1255,6 +1311,7 @@ for _, name in ipairs({ "threading.Queue", "threading.LifoQueue",
   install(name, queue_makers)
 end
 
+local c_future_result -- Future:result itself (install takes it off the methods)
 do -- Future
   local c_done = rawget(rawget(registry["threading.Future"], "methods"), "done")
   local function make_waiter(c_fn, fname)
@@ -1272,6 +1329,7 @@ do -- Future
     end
   end
   local raw = install("threading.Future", { result = make_waiter, exception = make_waiter })
+  c_future_result = raw.result
   local await = make_waiter(raw.result, "await")
   --- fut:await([timeout]): Future:result that suspends only the calling task
   threading._extend("threading.Future", { await = await })
@@ -1477,6 +1535,43 @@ do -- threading.http: a task's request suspends only the task
     return unpack(r, 3, r.n)
   end
 
+  -- The driver of scheduler s's requests; nil for a stepped scheduler (an
+  -- event loop drives it and never pumps: its requests go to the I/O
+  -- thread).
+  local function driver_of(s)
+    if not s.pumps then
+      return nil
+    end
+    if http_driver == nil then
+      http_driver = new_http_driver()
+    end
+    s.http = http_driver
+    return http_driver
+  end
+
+  -- A request on this scheduler's driver: the task blocks with no watch
+  -- and no poll, and the loop wakes it with the results when the driver
+  -- reports the request ended (sleep_in). Leaving early cancels the
+  -- request.
+  local c_done = rawget(rawget(registry["threading.Future"], "methods"), "done")
+  local function await_driven(task, fut)
+    if c_done(fut) then -- refused before it was sent
+      return select(2, c_future_result(fut))
+    end
+    task.request, task.driven = fut, true
+    local r = pack(async.pcall(block, nil, nil, DIRECT))
+    task.request, task.driven = nil, nil
+    if not r[1] then
+      fut:cancel()
+      task.sched.http.settle() -- its handle and connection go now
+      error(r[2], 0)
+    end
+    if r.n == 2 then -- woken without its results (see sleep_in)
+      return select(2, c_future_result(fut))
+    end
+    return unpack(r, 3, r.n)
+  end
+
   local function adopt(http)
     if rawget(http, "_async") then
       return
@@ -1484,6 +1579,7 @@ do -- threading.http: a task's request suspends only the task
     local raw = { get = http.get, request = http.request }
     local get_async, request_async = http.get_async, http.request_async
     guard = http._guard
+    new_http_driver = http._driver
     http._async = true
     -- Two wrappers written out, not made by one function: outside a task
     -- each calls raw.get or raw.request, a field with a constant name, from
@@ -1495,6 +1591,10 @@ do -- threading.http: a task's request suspends only the task
       if me == nil then
         return raw.get(...)
       end
+      local d = driver_of(me.sched)
+      if d ~= nil then
+        return await_driven(me, c_pass("get", false, d.get, me.token, ...))
+      end
       return await_request(me, c_pass("get", false, get_async, ...))
     end
     --- http.request: inside a task, suspends only the task
@@ -1502,6 +1602,10 @@ do -- threading.http: a task's request suspends only the task
       local me = current_task()
       if me == nil then
         return raw.request(...)
+      end
+      local d = driver_of(me.sched)
+      if d ~= nil then
+        return await_driven(me, c_pass("request", false, d.request, me.token, ...))
       end
       return await_request(me, c_pass("request", false, request_async, ...))
     end
