@@ -511,6 +511,18 @@ static int port_wait(lua_State *L) {
   int r = WAIT_OK, everything, wide;
   wait_check_cancel(L);
   lua_settop(L, 2);
+  if (lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) == 0) {
+    /* a look that finds nothing (a busy loop's) makes no copy */
+    int idle;
+    WAIT_CHECK(pthread_mutex_lock(&p->mu));
+    idle = p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && !p->efd_set;
+    WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+    if (idle) {
+      lua_newtable(L);
+      lua_pushboolean(L, 0);
+      return 2;
+    }
+  }
   copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
   while (p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && r == WAIT_OK &&

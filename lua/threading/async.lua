@@ -497,9 +497,11 @@ local function retry_woken(s, tokens, everything)
     end
   end
   local dirty = s.dirty
-  s.dirty = {}
-  for i = 1, #dirty do
-    now = retry(s, dirty[i], now)
+  if #dirty > 0 then
+    s.dirty = {}
+    for i = 1, #dirty do
+      now = retry(s, dirty[i], now)
+    end
   end
   local h = s.heap
   while true do
@@ -873,12 +875,7 @@ end
 -- Call a C function on behalf of the user. An argument error reads as if
 -- the user had called it directly: `method` functions count their
 -- arguments from after self, as a method call does.
-local function c_pass(fname, method, fn, ...)
-  local r = pack(pcall(fn, ...))
-  if r[1] then
-    return unpack(r, 2, r.n)
-  end
-  local err = r[2]
+local function c_fail(fname, method, err)
   if type(err) == "string" then
     local n, why = err:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
     if n then
@@ -892,6 +889,23 @@ local function c_pass(fname, method, fn, ...)
     end
   end
   error(err, 0)
+end
+
+local function c_pass(fname, method, fn, ...)
+  local r = pack(pcall(fn, ...))
+  if r[1] then
+    return unpack(r, 2, r.n)
+  end
+  c_fail(fname, method, r[2])
+end
+
+-- c_pass for a function that returns one value
+local function c_pass1(fname, method, fn, ...)
+  local ok, v = pcall(fn, ...)
+  if ok then
+    return v
+  end
+  c_fail(fname, method, v)
 end
 
 --- async.sleep(seconds): suspend the calling task (threading.sleep outside one)
@@ -1559,17 +1573,21 @@ do -- threading.http: a task's request suspends only the task
       return select(2, c_future_result(fut))
     end
     task.request, task.driven = fut, true
-    local r = pack(async.pcall(block, nil, nil, DIRECT))
+    -- what get returns: the response, or nil, message, kind
+    local ok, err, r, msg, kind = async.pcall(block, nil, nil, DIRECT)
     task.request, task.driven = nil, nil
-    if not r[1] then
+    if not ok then
       fut:cancel()
       task.sched.http.settle() -- its handle and connection go now
-      error(r[2], 0)
+      error(err, 0)
     end
-    if r.n == 2 then -- woken without its results (see sleep_in)
+    if r == nil and msg == nil then -- woken without its results (see sleep_in)
       return select(2, c_future_result(fut))
     end
-    return unpack(r, 3, r.n)
+    if r == nil then
+      return nil, msg, kind
+    end
+    return r
   end
 
   local function adopt(http)
@@ -1593,7 +1611,7 @@ do -- threading.http: a task's request suspends only the task
       end
       local d = driver_of(me.sched)
       if d ~= nil then
-        return await_driven(me, c_pass("get", false, d.get, me.token, ...))
+        return await_driven(me, c_pass1("get", false, d.get, me.token, ...))
       end
       return await_request(me, c_pass("get", false, get_async, ...))
     end
@@ -1605,7 +1623,7 @@ do -- threading.http: a task's request suspends only the task
       end
       local d = driver_of(me.sched)
       if d ~= nil then
-        return await_driven(me, c_pass("request", false, d.request, me.token, ...))
+        return await_driven(me, c_pass1("request", false, d.request, me.token, ...))
       end
       return await_request(me, c_pass("request", false, request_async, ...))
     end
