@@ -1,19 +1,18 @@
 /*
-** http_io.c: http.get_async and http.request_async, and with them http.get
-** and http.request inside a threading.async task (lua/threading/async.lua
-** makes those wait on the future). Every such request, from any thread or
-** task, is run by one I/O thread per process over one curl multi handle,
-** and completes a threading.Future.
+** http_io.c: the requests that do not block their caller. Two runners,
+** both over curl's multi interface, both completing a threading.Future:
 **
-** Why one I/O thread rather than each scheduler driving curl itself: a
-** future is the one thing both a plain thread and a task can wait on, so
-** the same path serves both; a scheduler stays a loop over its port and
-** needs nothing from libcurl; and one multi handle is one connection cache,
-** so requests to a host from every thread and task share connections. The
-** cost is two hand-overs per request (to the I/O thread and back), a few
-** microseconds each.
+** - The I/O thread (one per process, one multi handle): http.get_async,
+**   http.request_async, and http.get/request in a task of a stepped
+**   scheduler. A future is what both a plain thread and a task can wait
+**   on, so one path serves both, and one multi handle is one connection
+**   cache for all of them. The cost is two hand-overs per request (to the
+**   I/O thread and back).
+** - A driver (one per state, see "a scheduler's driver" below): http.get
+**   and http.request in a task of threading.async.run, run in the
+**   scheduler's own thread with no hand-over.
 **
-** A request (a job) goes through four steps:
+** A request (a job) on the I/O thread goes through four steps:
 ** 1. The caller reads and checks the options (http.c), takes an easy handle
 **    (a spare job's, or a new one), sets it up and has libcurl copy the
 **    body (CURLOPT_COPYPOSTFIELDS: the Lua string may go). Until it is
@@ -33,6 +32,10 @@
 ** that one drops every job whose future is no longer pending from the multi
 ** handle (libcurl closes a connection taken mid-transfer) and frees it.
 **
+** A driver's job takes steps 1 and 4 in the scheduler's thread; step 2 is
+** adding it to the driver's multi handle, and the response is built in
+** the scheduler's state and handed to the task (not through the future).
+**
 ** Lock order: io.mu only, a leaf. No Lua runs, nothing is pushed, and no
 ** curl call is made under it but curl_multi_init at start. The capi calls
 ** (capi.h) take a future's mu and are never made under io.mu.
@@ -41,7 +44,9 @@
 ** thread (the easy handle, header list, buffers and the job's reference to
 ** its future), and so do the list of jobs in flight, the futures' slots and
 ** the I/O thread's Lua state. io.incoming, io.spare and the counters of the
-** settle call are under io.mu; io.cancels and io.inflight are atomic.
+** settle call are under io.mu; io.cancels and io.inflight are atomic. A
+** driver and its jobs belong to the thread of the state that made it;
+** local_cancels and local_inflight are atomic.
 **
 ** fork(): the child has no I/O thread. Its io is reset (a new thread starts
 ** at the child's first request); requests in flight at the fork belong to

@@ -1528,10 +1528,12 @@ do -- module functions
 end
 
 do -- threading.http: a task's request suspends only the task
-  -- The request runs on the HTTP module's I/O thread (src/http_io.c) and
-  -- completes a future, which the task awaits; a task that leaves the wait
-  -- early (cancelled, or its scheduler ends) cancels the request, which
-  -- frees its handle and connection at once.
+  -- In async.run the request runs on this state's driver, in this thread
+  -- (await_driven); under a stepped scheduler it runs on the HTTP module's
+  -- I/O thread (src/http_io.c) and completes a future, which the task
+  -- awaits (await_request). A task that leaves the wait early (cancelled,
+  -- or its scheduler ends) cancels the request, which frees its handle and
+  -- connection at once.
   local guard
   local function await_request(task, fut)
     -- the guard cancels the request if this state closes first (a
