@@ -200,17 +200,24 @@ describe("threading.http asynchronous requests", function()
     end)
   end)
 
+  -- In a task: spawn a task that requests url, and return it once it is
+  -- suspended in its request.
+  local function task_in_request(url)
+    local started = threading.Event()
+    local task = async.spawn(function()
+      started:set()
+      return http.get(url)
+    end)
+    started:wait()
+    async.sleep(0)
+    return task
+  end
+
   describe("in a task of async.run", function()
     it("runs the request in the scheduler's own thread, not the I/O thread", function()
       local total, here
       async.run(function()
-        local started = threading.Event()
-        local task = async.spawn(function()
-          started:set()
-          return http.get(base .. "/delay/0.3")
-        end)
-        started:wait()
-        async.sleep(0) -- the task is now suspended in its request
+        local task = task_in_request(base .. "/delay/0.3")
         total, here = http._inflight()
         task:await()
       end)
@@ -280,13 +287,7 @@ describe("threading.http asynchronous requests", function()
     it("cancels the request of a task that is cancelled", function()
       local err
       async.run(function()
-        local started = threading.Event()
-        local task = async.spawn(function()
-          started:set()
-          return http.get(base .. "/delay/30")
-        end)
-        started:wait()
-        async.sleep(0) -- the task is now suspended in its request
+        local task = task_in_request(base .. "/delay/30")
         assert.equal(1, (http._inflight()))
         task:cancel()
         err = select(2, task:await())

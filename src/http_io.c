@@ -220,20 +220,24 @@ static void job_drop(const threading_capi_t *a, job_t *j) {
   job_end(j);
 }
 
+/* Push what http.get returns for j's transfer, which ended with curl
+** result rc: the response, or nil, message, kind. Returns how many. */
+static int push_outcome(lua_State *L, job_t *j, int rc) {
+  char msg[HTTP_MSG_MAX];
+  if (rc == CURLE_OK) {
+    http_push_response(L, &j->s, http_now() - j->t0);
+    return 1;
+  }
+  return http_push_fail(L, msg, http_failure(&j->s, rc, msg, sizeof msg));
+}
+
 /* In the I/O thread's state: the outcome of job (a light userdata) with
 ** curl result (an integer), moved into its future. */
 static int job_complete(lua_State *L) {
   job_t *j = (job_t *)lua_touserdata(L, 1);
   int rc = (int)lua_tointeger(L, 2), n;
   lua_settop(L, 0);
-  if (rc == CURLE_OK) {
-    http_push_response(L, &j->s, http_now() - j->t0);
-    n = 1;
-  } else {
-    char msg[HTTP_MSG_MAX];
-    const char *kind = http_failure(&j->s, rc, msg, sizeof msg);
-    n = http_push_fail(L, msg, kind);
-  }
+  n = push_outcome(L, j, rc);
   atomic_load(&api_ptr)->future_set(L, j->future, n);
   return 0;
 }
@@ -496,14 +500,7 @@ static int local_complete(lua_State *L) {
   int rc = (int)lua_tointeger(L, 2), n, i;
   size_t len;
   lua_settop(L, 3);
-  if (rc == CURLE_OK) {
-    http_push_response(L, &j->s, http_now() - j->t0);
-    n = 1;
-  } else {
-    char msg[HTTP_MSG_MAX];
-    const char *kind = http_failure(&j->s, rc, msg, sizeof msg);
-    n = http_push_fail(L, msg, kind);
-  }
+  n = push_outcome(L, j, rc);
   lua_createtable(L, n, 1);
   for (i = 1; i <= n; i++) {
     lua_pushvalue(L, 3 + i);
