@@ -492,15 +492,16 @@ static void driver_settle(driver_t *d, int all) {
 }
 
 /* In the scheduler's state: append to the table at 3 the token of job j
-** (a light userdata at 1) and a table { n = k, ... } of what http.get
-** returns for its transfer's outcome rc (2); its future is done, with no
-** values (no one reads them: the task gets the table). */
+** (a light userdata at 1) and a table { n = 1 + k, tag, ... } of the value
+** at 4 (the scheduler's tag) and what http.get returns for its transfer's
+** outcome rc (2): what the task is resumed with. Its future is done, with
+** no values (no one reads them: the task gets the table). */
 static int local_complete(lua_State *L) {
   job_t *j = (job_t *)lua_touserdata(L, 1);
   int rc = (int)lua_tointeger(L, 2), n, i;
   size_t len;
-  lua_settop(L, 3);
-  n = push_outcome(L, j, rc);
+  lua_settop(L, 4);
+  n = 1 + push_outcome(L, j, rc);
   lua_createtable(L, n, 1);
   for (i = 1; i <= n; i++) {
     lua_pushvalue(L, 3 + i);
@@ -520,7 +521,7 @@ static int local_complete(lua_State *L) {
 ** *ended (made at the first). Returns how many ended. Raises, once every
 ** ended job is dropped, an error other than memory that a hook raised
 ** while a response was built. */
-static int driver_run(lua_State *L, driver_t *d, int *ended) {
+static int driver_run(lua_State *L, driver_t *d, int *ended, int tag) {
   const threading_capi_t *a = atomic_load(&api_ptr);
   CURLMsg *m;
   int left, still, count = 0, raise = 0;
@@ -534,7 +535,7 @@ static int driver_run(lua_State *L, driver_t *d, int *ended) {
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
     j = (job_t *)(void *)p;
-    if (lua_checkstack(L, 6)) {
+    if (lua_checkstack(L, 7)) {
       if (*ended == 0) {
         lua_newtable(L);
         *ended = lua_gettop(L);
@@ -543,7 +544,8 @@ static int driver_run(lua_State *L, driver_t *d, int *ended) {
       lua_pushlightuserdata(L, j);
       lua_pushinteger(L, (lua_Integer)m->data.result);
       lua_pushvalue(L, *ended);
-      st = lua_pcall(L, 3, 0, 0);
+      lua_pushvalue(L, tag);
+      st = lua_pcall(L, 4, 0, 0);
       called = 1;
     }
     if (st != 0) {
@@ -599,31 +601,31 @@ static int driver_request(lua_State *L) {
   return driver_submit(L, 0);
 }
 
-/* driver.pump([fd[, timeout]]) -> busy, ended, lost: moves the requests in
+/* driver.pump(fd, timeout, tag) -> busy, ended, lost: moves the requests in
 ** flight on. If none ended and timeout is not 0, first waits until one
 ** can move, fd (a port's eventfd) is readable, timeout seconds pass (at
 ** most HTTP_TICK_MS, so that the caller sees its cancellation in time) or
 ** a signal comes. busy: requests were in flight (false at once if none
 ** was); ended: nil, or { token, results, token, results... } (results as
-** table.pack packs what http.get returns); lost: an ended request could
+** table.pack packs tag and what http.get returns); lost: an ended request could
 ** not be reported (no memory): its task must be retried. */
 static int driver_pump(lua_State *L) {
   driver_t *d = up_driver(L);
   int fd = (int)luaL_optinteger(L, 1, -1), ended = 0;
   double t = luaL_optnumber(L, 2, -1.0);
-  lua_settop(L, 0);
+  lua_settop(L, 3);                             /* 3: the tag */
   if (d->n == 0 && (driver_settle(d, 0), d->n == 0)) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (driver_run(L, d, &ended) == 0 && d->n > 0 && t != 0) {
+  if (driver_run(L, d, &ended, 3) == 0 && d->n > 0 && t != 0) {
     struct curl_waitfd w;
     long ms = t < 0 || t * 1000.0 >= HTTP_TICK_MS ? HTTP_TICK_MS : (long)ceil(t * 1000.0);
     w.fd = fd;
     w.events = CURL_WAIT_POLLIN;
     w.revents = 0;
     curl_multi_poll(d->multi, fd >= 0 ? &w : NULL, fd >= 0 ? 1 : 0, (int)ms, NULL);
-    driver_run(L, d, &ended);
+    driver_run(L, d, &ended, 3);
   }
   lua_pushboolean(L, 1);
   if (ended != 0) lua_pushvalue(L, ended);

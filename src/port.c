@@ -502,7 +502,8 @@ static int port_wide(lua_State *L) {
 
 /* port:wait([timeout]) -> { tokens... } (empty on timeout), everything:
 ** blocks until a token is posted; raises the thread's cancellation. With
-** everything true, some tokens were lost: retry every waiting task. */
+** everything true, some tokens were lost: retry every waiting task. A
+** wait(0) that finds nothing posted returns nil, false. */
 static int port_wait(lua_State *L) {
   port_t *p = check_port(L);
   deadline_t dl = wait_deadline_arg(L, 2);
@@ -518,7 +519,7 @@ static int port_wait(lua_State *L) {
     idle = p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && !p->efd_set;
     WAIT_CHECK(pthread_mutex_unlock(&p->mu));
     if (idle) {
-      lua_newtable(L);
+      lua_pushnil(L);
       lua_pushboolean(L, 0);
       return 2;
     }

@@ -273,11 +273,16 @@ local function next_deadline(s)
   return nil
 end
 
-local function make_ready(s, task, ...)
-  task.resume_args = pack(...)
+-- make_ready with what to resume it with packed already
+local function make_ready_packed(s, task, args)
+  task.resume_args = args
   task.state = "ready"
   s.ready[s.tail] = task
   s.tail = s.tail + 1
+end
+
+local function make_ready(s, task, ...)
+  make_ready_packed(s, task, pack(...))
 end
 
 local next_id = 0
@@ -469,7 +474,7 @@ local function retry_woken(s, tokens, everything)
       now = retry(s, all[i], now)
     end
   end
-  for i = 1, #tokens do
+  for i = 1, tokens and #tokens or 0 do
     local tok = tokens[i]
     if tok == 0 then
       local wide = {}
@@ -542,7 +547,7 @@ local function sleep_in(s, timeout)
   if s.fd == nil then
     s.fd = s.port:fd()
   end
-  local busy, ended, lost = d.pump(s.fd, timeout)
+  local busy, ended, lost = d.pump(s.fd, timeout, OK)
   if busy then
     timeout = 0
   end
@@ -550,9 +555,8 @@ local function sleep_in(s, timeout)
     for i = 1, #ended, 2 do
       local task = s.blocked[ended[i]]
       if task ~= nil and task.driven then
-        local r = ended[i + 1]
         unblock(s, task, true)
-        make_ready(s, task, OK, unpack(r, 1, r.n))
+        make_ready_packed(s, task, ended[i + 1]) -- OK, and what get returns
       end
     end
   end
