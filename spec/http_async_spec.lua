@@ -332,6 +332,47 @@ describe("threading.http asynchronous requests", function()
   end)
 
   describe("fork()", function()
+    -- A child that reused a connection of its parent's would mix their
+    -- requests on one socket; the child must open its own and leave the
+    -- parent's alone (closing it would close a TLS session under the
+    -- parent). The server numbers its connections.
+    local function child_and_parent(get)
+      local code, out, err = helpers.run_script(([[
+        local async = require("threading.async")
+        local http = require("threading.http")
+        local posix = require("testfork")
+        local function get(url)
+          %s
+        end
+        local url = %q
+        local before = assert(get(url)).headers["x-connection-id"]
+        local pid = posix.fork()
+        if pid == 0 then
+          posix.alarm(30)
+          local r = get(url)
+          io.write("child ", tostring(r and r.status), " ",
+            tostring(r and r.headers["x-connection-id"] ~= before), "\n")
+          io.flush()
+          posix._exit(0)
+        end
+        io.write("child status ", posix.waitpid(pid), "\n")
+        local r = assert(get(url))
+        io.write("parent ", r.status, " ", tostring(r.headers["x-connection-id"] == before), "\n")
+      ]]):format(get, base .. "/get"), { timeout = 60 })
+      assert.equal(0, code, err)
+      return out
+    end
+
+    it("gives a child its own connection for async.run's requests (bug)", function()
+      assert.equal("child 200 true\nchild status 0\nparent 200 true\n",
+        child_and_parent("return async.run(function() return http.get(url) end)"))
+    end)
+
+    it("gives a child its own connection for blocking requests (bug)", function()
+      assert.equal("child 200 true\nchild status 0\nparent 200 true\n",
+        child_and_parent("return http.get(url)"))
+    end)
+
     it("serves requests in a child that forked after requests in the parent", function()
       local code, out, err = helpers.run_script(([[
         local http = require("threading.http")

@@ -9,8 +9,9 @@
 ** For the blocking requests, each lua_State keeps one session (a curl multi handle and one easy handle)
 ** in its registry, so repeated requests from one state reuse connections,
 ** DNS answers and TLS sessions, and no two states ever share a curl handle:
-** nothing here needs a lock, and this file takes none (the pthread_once of
-** curl_global_init aside). While a request runs, its session is taken out
+** nothing here needs a lock, and this file takes none but the leaf
+** behind_mu of the handles left behind at fork() (see "fork" below) and the
+** pthread_once of curl_global_init. While a request runs, its session is taken out
 ** of the registry and lives only on the Lua stack. Two things follow: a
 ** request made from a __gc metamethod in the middle of another one (the only
 ** way to re-enter) simply gets a fresh session, and an error raised at any
@@ -60,9 +61,47 @@ static char default_agent[64];
 ** libcurl, while libcurl's resolver threads or OpenSSL's exit handlers may
 ** still need their code, and the next thread would pay milliseconds to load
 ** them all again. */
+/* ------------------------------------------------------------------ fork */
+
+/* A fork child shares its parent's sockets: a connection cached before the
+** fork must not be used by both (their requests and responses would mix),
+** nor closed by the child (closing a TLS connection sends on the shared
+** socket). So the child leaves every curl handle made before the fork
+** alone: the session and the drivers (http_io.c) see a new generation and
+** take fresh handles, and the old ones are kept here, reachable, never
+** freed. */
+static atomic_uint fork_gen;
+static pthread_mutex_t behind_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct behind {
+  CURLM *multi;
+  CURL *easy;
+  struct behind *next;
+} *left_behind;                 /* (behind_mu) */
+
+static void fork_child(void) {
+  atomic_fetch_add(&fork_gen, 1);
+  pthread_mutex_init(&behind_mu, NULL);
+}
+
+unsigned http_generation(void) {
+  return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+void http_leave_behind(CURLM *multi, CURL *easy) {
+  struct behind *b = (struct behind *)malloc(sizeof *b);
+  if (b == NULL) return;        /* lost for memory: a leak, never a close */
+  b->multi = multi;
+  b->easy = easy;
+  pthread_mutex_lock(&behind_mu);
+  b->next = left_behind;
+  left_behind = b;
+  pthread_mutex_unlock(&behind_mu);
+}
+
 static void global_init(void) {
   const curl_version_info_data *v;
   Dl_info info;
+  pthread_atfork(NULL, NULL, fork_child);
   if (dladdr((void *)&global_init, &info) && info.dli_fname != NULL)
     (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
   global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -165,7 +204,13 @@ static session_t *session_take(lua_State *L) {
   if (lua_isuserdata(L, -1)) {
     lua_pushnil(L);
     compat_rawsetp(L, LUA_REGISTRYINDEX, &session_key);
-    return (session_t *)lua_touserdata(L, -1);
+    s = (session_t *)lua_touserdata(L, -1);
+    if (s->gen == http_generation()) return s;
+    /* made before a fork: its handles stay the parent's */
+    http_leave_behind(s->multi, s->easy);
+    s->multi = NULL;
+    s->easy = NULL;
+    s->attached = 0;
   }
   lua_pop(L, 1);
   /* the box is complete and collectable before curl allocates anything */
@@ -173,6 +218,7 @@ static session_t *session_take(lua_State *L) {
   memset(s, 0, sizeof *s);
   luaL_getmetatable(L, SESSION_MT);
   lua_setmetatable(L, -2);
+  s->gen = http_generation();
   s->multi = curl_multi_init();
   s->easy = curl_easy_init();
   if (s->multi == NULL || s->easy == NULL) return NULL;

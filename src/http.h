@@ -34,6 +34,7 @@ typedef struct session {
                                   for a request of the I/O thread's) */
   CURL *easy;                  /* reused by every request of the state */
   int attached;                /* easy is in multi */
+  unsigned gen;                /* http_generation() when the handles were made */
   struct curl_slist *headers;  /* the current request's header list */
   hbuf_t body, head, line;     /* response body, raw headers, scratch */
   size_t max_body;
@@ -70,6 +71,10 @@ TH_HIDDEN void hbuf_free(hbuf_t *b);
 TH_HIDDEN void hbuf_trim(hbuf_t *b);   /* empty it, freeing a big one */
 
 TH_HIDDEN double http_now(void);       /* monotonic seconds */
+/* How many fork()s this process is from the one that loaded the module. */
+TH_HIDDEN unsigned http_generation(void);
+/* Keep curl handles made before a fork, unused and unfreed (either NULL). */
+TH_HIDDEN void http_leave_behind(CURLM *multi, CURL *easy);
 /* Read get's (is_get) or request's arguments into r; raises on bad ones. */
 TH_HIDDEN void http_args(lua_State *L, request_t *r, int is_get);
 /* NULL if r's URL may be requested, else the failure kind (msg says why). */

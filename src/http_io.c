@@ -436,6 +436,7 @@ typedef struct driver {
   long seen;                  /* local_cancels at the last settle */
   long token;                 /* the token of the request being submitted */
   int lost;                   /* an ended job could not be reported */
+  unsigned gen;               /* http_generation() of multi */
 } driver_t;
 
 static int submit(lua_State *L, int is_get, driver_t *d);
@@ -566,13 +567,43 @@ static int driver_run(lua_State *L, driver_t *d, int *ended, int tag) {
   return count;
 }
 
+/* In a fork child: leave d's handles to the parent (http.c, "fork") and
+** take a new multi handle. The requests in flight fail, with no curl call;
+** their tasks are woken as for a lost report. */
+static void driver_forked(driver_t *d) {
+  const threading_capi_t *a = atomic_load(&api_ptr);
+  job_t *j, *next;
+  for (j = d->running; j != NULL; j = next) {
+    next = j->next;
+    *a->future_slot(j->future) = NULL;
+    a->future_fail(j->future, "the request stayed with the parent process at fork()");
+    a->future_release(j->future);
+    http_leave_behind(NULL, j->s.easy);
+    curl_slist_free_all(j->s.headers);
+    hbuf_free(&j->s.body);
+    hbuf_free(&j->s.head);
+    hbuf_free(&j->s.line);
+    free(j);
+    atomic_fetch_sub(&local_inflight, 1);
+    d->lost = 1;
+  }
+  d->running = NULL;
+  d->n = 0;
+  http_leave_behind(d->multi, NULL);
+  d->gen = http_generation();
+  d->multi = curl_multi_init();       /* NULL: closed, each use raises */
+  if (d->multi != NULL) io_cap_connections(d->multi);
+}
+
 static driver_t *up_driver(lua_State *L) {
   driver_t *d = (driver_t *)lua_touserdata(L, lua_upvalueindex(1));
+  if (d->multi != NULL && d->gen != http_generation()) driver_forked(d);
   if (d->multi == NULL) luaL_error(L, "the HTTP driver is closed");
   return d;
 }
 
 static void driver_close(driver_t *d) {
+  if (d->multi != NULL && d->gen != http_generation()) driver_forked(d);
   if (d->multi == NULL) return;
   driver_settle(d, 1);
   curl_multi_cleanup(d->multi);
@@ -671,6 +702,7 @@ int http_driver(lua_State *L) {
   d->multi = curl_multi_init();
   if (d->multi == NULL) return luaL_error(L, "not enough memory");
   d->seen = atomic_load(&local_cancels);
+  d->gen = http_generation();
   io_cap_connections(d->multi);
   lua_createtable(L, 0, 5);
   for (f = fns; f->name != NULL; f++) {

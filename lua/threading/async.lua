@@ -1588,7 +1588,11 @@ do -- threading.http: a task's request suspends only the task
       error(err, 0)
     end
     if r == nil and msg == nil then -- woken without its results (see sleep_in)
-      return select(2, c_future_result(fut))
+      local done, v, m, k = c_future_result(fut)
+      if not done then
+        return nil, v, "error" -- its report was lost, or it stayed with the parent at fork()
+      end
+      return v, m, k
     end
     if r == nil then
       return nil, msg, kind
