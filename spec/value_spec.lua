@@ -69,6 +69,46 @@ describe("Value", function()
     assert.equal(40000, v:get())
   end)
 
+  it("never shows a reader half of a value a writer is changing", function()
+    -- get reads numbers without the lock (shared.c); a torn read would
+    -- show the kind of one value with the bits of another. The writer
+    -- cycles through values whose bits mean something else in the other
+    -- kinds; the reader must only ever see one of them, whole.
+    local values = { 1.5, -2.25, true, false, "a string" }
+    if math.type then -- integers, whose bits as a float are tiny numbers
+      values[#values + 1] = 7
+      values[#values + 1] = math.tointeger(2 ^ 40)
+    end
+    local v = threading.Value(values[1])
+    local stop = threading.Event()
+    local writer = threading.start(function(val, vals, st)
+      local n = 0
+      while not st:is_set() do
+        n = n + 1
+        val:set(vals[n % #vals + 1])
+        if n % 7 == 0 then val:set(nil) end
+      end
+      return n
+    end, v, values, stop)
+    local allowed = {}
+    for _, x in ipairs(values) do
+      allowed[x] = true
+    end
+    local bad
+    for _ = 1, 200000 do
+      local x = v:get()
+      if x ~= nil and not allowed[x] then
+        bad = x
+        break
+      end
+    end
+    stop:set()
+    local ok, n = writer:join(30)
+    assert.is_true(ok)
+    assert.is_nil(bad)
+    assert.is_true(n > 0)
+  end)
+
   it("sets only when compare_and_set sees the expected value", function()
     local v = threading.Value(1)
     assert.is_false(v:compare_and_set(2, 3))
