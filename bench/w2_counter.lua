@@ -1,4 +1,4 @@
--- bench: W2 | demo-2 counter: 2 threads x 100,000 locked increments | no slower than Python
+-- bench: W2 | demo-2 counter: 2 threads x 100,000 locked increments | <= 3/4 of Python's time
 -- The tutorial's second demo as a benchmark: two threads each add 1 to a
 -- shared counter 100,000 times, each increment under a Lock. The figure is
 -- the best round's wall time, thread start and join included. Same work as
