@@ -42,37 +42,24 @@ static int lock_free(const void *arg) {
   return !atomic_load_explicit(&((const lock_t *)arg)->locked, memory_order_relaxed);
 }
 
-/* Watch the word for a while and take it when it is seen free, looking
-** less and less often (exponential backoff, up to LOCK_BACKOFF pauses
-** between looks). A waiter that looks all the time pulls the word's cache
-** line away from a holder that releases and takes the lock again at once
-** (the tutorial's counter): each turn then moves the lock, and what it
-** guards, between CPUs. Looking rarely lets the holder run on with warm
+/* Taken if seen free (spin_watch's predicate: the lock is not const). */
+static int lock_taken(const void *arg) {
+  lock_t *lk = (lock_t *)arg;
+  return lock_free(lk) && try_take(lk);
+}
+
+/* A waiter watches the word for a while before it sleeps and takes it when
+** it is seen free, looking less and less often: LOCK_BACKOFF pauses apart
+** at most. A waiter that looks all the time pulls the word's cache line
+** away from a holder that releases and takes the lock again at once (the
+** tutorial's counter), so that each turn moves the lock, and what it
+** guards, between CPUs; looking rarely lets the holder run on with warm
 ** caches, as Python's GIL does. Losing the race for the word watches on
 ** while the spin lasts: going to sleep would cost the next release a
 ** wake-up through the kernel. */
 #if !defined(LOCK_BACKOFF)
 #define LOCK_BACKOFF 64
 #endif
-static int spin_take(lock_t *lk) {
-  struct timespec start, now;
-  unsigned backoff = 1, paused = 0, j;
-  if (!spin_useful()) return try_take(lk);
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  for (;;) {
-    long spent;
-    if (lock_free(lk) && try_take(lk)) return 1;
-    for (j = 0; j < backoff; j++) spin_pause();
-    paused += backoff;
-    if (backoff < LOCK_BACKOFF) backoff *= 2;
-    if (paused < 32) continue;
-    paused = 0;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    spent = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
-    if (spent > SPIN_NS) return try_take(lk);
-    if (spent > SPIN_PURE_NS) sched_yield();
-  }
-}
 
 int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
   int r = WAIT_OK;
@@ -80,7 +67,7 @@ int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
   if (!blocking) return LOCK_BUSY;
   /* critical sections are usually short: watch the word a little before
   ** paying for a sleep and a wake-up */
-  if (spin_take(lk)) return LOCK_TAKEN;
+  if (spin_watch(lock_taken, lk, LOCK_BACKOFF)) return LOCK_TAKEN;
   WAIT_CHECK(pthread_mutex_lock(&lk->mu));
   atomic_fetch_add(&lk->waiters, 1);
   while (!try_take(lk)) {

@@ -47,23 +47,34 @@ static TH_UNUSED int spin_useful(void) {
 }
 
 /* Spin until done(arg) is true or SPIN_NS pass; returns done's last answer.
-** After the first SPIN_PURE_NS it yields the CPU between looks: the thread
-** it waits for may be runnable on this very CPU. */
-static TH_UNUSED int spin_until(int (*done)(const void *), const void *arg) {
+** Between looks it pauses, twice as long after each look up to
+** backoff_max pauses (1: a look at every pause). After the first
+** SPIN_PURE_NS it yields the CPU between looks: the thread it waits for may
+** be runnable on this very CPU. */
+static TH_UNUSED int spin_watch(int (*done)(const void *), const void *arg,
+                                unsigned backoff_max) {
   struct timespec start, now;
-  int i;
+  unsigned backoff = 1, paused = 0, j;
   if (!spin_useful()) return done(arg);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
-    for (i = 0; i < 32; i++) {
-      if (done(arg)) return 1;
-      spin_pause();
-    }
+    long spent;
+    if (done(arg)) return 1;
+    for (j = 0; j < backoff; j++) spin_pause();
+    paused += backoff;
+    if (backoff < backoff_max) backoff *= 2;
+    if (paused < 32) continue;            /* the clock every 32 pauses */
+    paused = 0;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long spent = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
+    spent = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
     if (spent > SPIN_NS) return done(arg);
     if (spent > SPIN_PURE_NS) sched_yield();
   }
+}
+
+/* Watch done(arg) at every pause. */
+static TH_UNUSED int spin_until(int (*done)(const void *), const void *arg) {
+  return spin_watch(done, arg, 1);
 }
 
 #endif
