@@ -1,8 +1,9 @@
 -- examples/10_crawler.lua: a small crawler in one Lua state. 200 coroutines
 -- take pages from a shared queue of URLs, fetch them with threading.http
--- (each request suspends only its coroutine; libcurl runs all of them on
--- one I/O thread) and queue the links they find, with at most PER_HOST
--- requests in flight to any one host, enforced by a Semaphore per host.
+-- (each request suspends only its coroutine; libcurl runs all of them in
+-- the scheduler's own thread) and queue the links they find, with at most
+-- PER_HOST requests in flight to any one host, enforced by a Semaphore per
+-- host.
 --
 --   lua examples/10_crawler.lua [PAGES]
 --
