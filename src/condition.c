@@ -140,15 +140,6 @@ static int node_notified(const void *arg) {
   return atomic_load(&((const cnode_t *)arg)->notified);
 }
 
-static int lock_free(const void *arg) {
-  return !atomic_load(&((const lock_t *)arg)->locked);
-}
-
-static int lock_try(lock_t *lk) {
-  int expected = 0;
-  return atomic_compare_exchange_strong(&lk->locked, &expected, 1);
-}
-
 /* Take the user lock back for self at recursion depth `depth`, whatever
 ** happens: a pending cancellation makes wait_on return at once, so after
 ** one ordinary try this sleeps on the lock's own condvar without it. */
@@ -158,7 +149,7 @@ static void cond_relock(lock_t *lk, void *self, long depth) {
   forever.at.tv_sec = 0;
   forever.at.tv_nsec = 0;
   /* the notifier usually lets the lock go within microseconds */
-  if (lock_try(lk) || (spin_until(lock_free, lk) && lock_try(lk))) {
+  if (lock_try(lk) || (spin_until(lock_is_free, lk) && lock_try(lk))) {
     /* taken without sleeping */
   } else if (lock_take(lk, 1, &forever) != LOCK_TAKEN) {
     WAIT_CHECK(pthread_mutex_lock(&lk->mu));

@@ -33,19 +33,10 @@ static void lock_destroy(object_t *o) {
   free(lk);
 }
 
-static int try_take(lock_t *lk) {
-  int expected = 0;
-  return atomic_compare_exchange_strong(&lk->locked, &expected, 1);
-}
-
-static int lock_free(const void *arg) {
-  return !atomic_load_explicit(&((const lock_t *)arg)->locked, memory_order_relaxed);
-}
-
 /* Taken if seen free (spin_watch's predicate: the lock is not const). */
 static int lock_taken(const void *arg) {
   lock_t *lk = (lock_t *)arg;
-  return lock_free(lk) && try_take(lk);
+  return lock_is_free(lk) && lock_try(lk);
 }
 
 /* A waiter watches the word for a while before it sleeps and takes it when
@@ -63,18 +54,18 @@ static int lock_taken(const void *arg) {
 
 int lock_take(lock_t *lk, int blocking, const deadline_t *dl) {
   int r = WAIT_OK;
-  if (try_take(lk)) return LOCK_TAKEN;
+  if (lock_try(lk)) return LOCK_TAKEN;
   if (!blocking) return LOCK_BUSY;
   /* critical sections are usually short: watch the word a little before
   ** paying for a sleep and a wake-up */
   if (spin_watch(lock_taken, lk, LOCK_BACKOFF)) return LOCK_TAKEN;
   WAIT_CHECK(pthread_mutex_lock(&lk->mu));
   atomic_fetch_add(&lk->waiters, 1);
-  while (!try_take(lk)) {
+  while (!lock_try(lk)) {
     r = wait_on(&lk->obj, &lk->mu, &lk->cv, dl);
     if (r != WAIT_OK) {
       /* a release may have raced the timeout: one last try */
-      if (r == WAIT_TIMEOUT && try_take(lk)) r = WAIT_OK;
+      if (r == WAIT_TIMEOUT && lock_try(lk)) r = WAIT_OK;
       break;
     }
   }

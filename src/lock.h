@@ -24,6 +24,16 @@ TH_HIDDEN extern const object_type_t lock_type, rlock_type;
 
 enum { LOCK_TAKEN, LOCK_BUSY, LOCK_CANCELLED };
 
+/* One try at the lock word (no owner bookkeeping, no waiting). */
+static inline int lock_try(lock_t *lk) {
+  int expected = 0;
+  return atomic_compare_exchange_strong(&lk->locked, &expected, 1);
+}
+/* Is the lock word free? A spin's predicate: a hint, the try decides. */
+static inline int lock_is_free(const void *arg) {
+  return !atomic_load_explicit(&((const lock_t *)arg)->locked, memory_order_relaxed);
+}
+
 /* Take the lock word (no owner bookkeeping); LOCK_BUSY on timeout. */
 TH_HIDDEN int lock_take(lock_t *lk, int blocking, const deadline_t *dl);
 /* Clear the lock word and wake one waiter; 0 if it was not locked. */
