@@ -393,8 +393,8 @@ describe("threading.async", function()
         rl:release()
       end)
       threading.sleep(0)
-      local ok1, err1 = pcall(rl.release, rl)
-      local ok2, err2 = pcall(cond.wait, cond, 0)
+      local ok1, err1 = pcall(function() rl:release() end)
+      local ok2, err2 = pcall(function() cond:wait(0) end)
       holder:await()
       return ok1, err1, ok2, err2
     end) }
@@ -402,6 +402,102 @@ describe("threading.async", function()
     assert.truthy(r[2]:find("calling 'release' on bad self (cannot release un-acquired lock)", 1, true))
     assert.is_false(r[3])
     assert.truthy(r[4]:find("calling 'wait' on bad self (cannot wait on un-acquired lock)", 1, true))
+  end)
+
+  it("lets a task wait on a Condition over a lock it took through the lock (ownership was"
+     .. " kept per handle)", function()
+    local r = { async.run(function()
+      local lock = threading.RLock()
+      local cond = threading.Condition(lock)
+      lock:acquire()
+      local woke = cond:wait(0.01)
+      cond:notify()
+      lock:release()
+      return woke, lock:locked()
+    end) }
+    assert.same({ false, false }, r)
+  end)
+
+  it("lets another task take a Condition's lock that a task took through the Condition"
+     .. " and released through the lock (the task stayed its owner)", function()
+    local got = async.run(function()
+      local lock = threading.Lock()
+      local cond = threading.Condition(lock)
+      cond:acquire()
+      lock:release()
+      local _, ok = async.spawn(function()
+        local took = cond:acquire(2)
+        if took then cond:release() end
+        return took
+      end):await()
+      return ok
+    end)
+    assert.is_true(got)
+  end)
+
+  it("does not let code outside a task re-enter an RLock the task holds (its thread"
+     .. " owned it)", function()
+    local s, rl, go = async.scheduler(), threading.RLock(), threading.Event()
+    local task = s:spawn(function()
+      rl:acquire()
+      go:wait()
+      rl:release()
+    end)
+    s:step()
+    local reentered = rl:acquire(false)
+    if reentered then rl:release() end
+    local refused = not pcall(function() rl:release() end)
+    go:set()
+    for _ = 1, 1000 do
+      if select(2, s:step()) == 0 then break end
+    end
+    s:close()
+    assert.is_false(reentered)
+    assert.is_true(refused)
+    assert.is_true(task:done())
+    assert.is_false(rl:locked())
+  end)
+
+  it("raises a cancellation that comes while a task's Condition:wait takes its lock back"
+     .. " only once it holds the lock (it raised without the lock)", function()
+    local r = { async.run(function()
+      local cond = threading.Condition()
+      local waiter
+      waiter = async.spawn(function()
+        cond:acquire()
+        local ok, err = async.pcall(function() return cond:wait(10) end)
+        local held = pcall(function() cond:release() end)
+        return ok, err, held
+      end)
+      async.sleep(0)            -- the waiter waits, its lock released
+      cond:acquire()
+      cond:notify()
+      async.sleep(0)            -- it is notified, and tries to take the lock back
+      async.sleep(0)
+      waiter:cancel()
+      async.sleep(0)
+      cond:release()
+      return waiter:await(10)
+    end) }
+    assert.same({ true, false, "cancelled", true }, r)
+  end)
+
+  it("names the thread whose task holds a lock as its owner in threading.waits", function()
+    local owner = async.run(function()
+      local rl = threading.RLock()
+      rl:acquire()
+      local t = threading.Thread{ name = "waiter", target = function(l) l:acquire() l:release() end,
+                                  args = { rl } }:start()
+      assert.is_true(helpers.blocked_on(rl, 1))
+      local name
+      for _, w in ipairs(threading.waits()) do
+        if w.name == "waiter" then name = w.owner end
+      end
+      rl:release()
+      t:join(10)
+      return name
+    end)
+    assert.equal(threading.current_thread().name, owner)
   end)
 
   it("mixes sleeps, queues, locks, futures and threads in one run and leaves nothing running", function()

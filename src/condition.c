@@ -166,7 +166,7 @@ static void cond_relock(lock_t *lk, void *self, long depth) {
     atomic_fetch_sub(&lk->waiters, 1);
     WAIT_CHECK(pthread_mutex_unlock(&lk->mu));
   }
-  atomic_store(&lk->owner, self);
+  lock_set_owner(lk, self, wait_self);
   lk->count = depth;
 }
 
@@ -238,7 +238,7 @@ static int cond_acquire(lua_State *L) {
   int blocking = lock_acquire_args(L, 2, &dl);
   int r;
   wait_check_cancel(L);
-  r = lock_acquire_as(c->lock, thread_current(),
+  r = lock_acquire_as(c->lock, wait_owner(),
                       blocking && !wait_expired(&dl), &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, r == LOCK_TAKEN);
@@ -248,7 +248,7 @@ static int cond_acquire(lua_State *L) {
 /* Condition:release() */
 static int cond_release(lua_State *L) {
   cond_t *c = check_cond(L, 1);
-  if (!lock_release_as(c->lock, thread_current()))
+  if (!lock_release_as(c->lock, wait_owner()))
     return luaL_argerror(L, 1, c->lock->obj.type == &rlock_type
                                    ? "cannot release un-acquired lock"
                                    : "release unlocked lock");
@@ -259,7 +259,7 @@ static int cond_release(lua_State *L) {
 static int cond_wait(lua_State *L) {
   cond_t *c = check_cond(L, 1);
   deadline_t dl = wait_deadline_arg(L, 2);
-  void *self = thread_current();
+  void *self = wait_owner();
   int r;
   if (!cond_owned(c, self))
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
@@ -275,7 +275,7 @@ static int cond_wait(lua_State *L) {
 static int cond_wait_for(lua_State *L) {
   cond_t *c = check_cond(L, 1);
   deadline_t dl;
-  void *self = thread_current();
+  void *self = wait_owner();
   if (!object_callable(L, 2)) object_typeerror(L, 2, "function");
   dl = wait_deadline_arg(L, 3);
   if (!cond_owned(c, self))
@@ -302,7 +302,7 @@ static int cond_notify(lua_State *L) {
   cond_t *c = check_cond(L, 1);
   lua_Number n = luaL_optnumber(L, 2, 1);
   luaL_argcheck(L, n >= 0 && n == floor(n), 2, "count must be a non-negative integer");
-  if (!cond_owned(c, thread_current()))
+  if (!cond_owned(c, wait_owner()))
     return luaL_argerror(L, 1, "cannot notify on un-acquired lock");
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, n >= (lua_Number)LONG_MAX ? LONG_MAX : (long)n);
@@ -313,7 +313,7 @@ static int cond_notify(lua_State *L) {
 /* Condition:notify_all(): wake every waiting thread */
 static int cond_notify_all(lua_State *L) {
   cond_t *c = check_cond(L, 1);
-  if (!cond_owned(c, thread_current()))
+  if (!cond_owned(c, wait_owner()))
     return luaL_argerror(L, 1, "cannot notify on un-acquired lock");
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   cond_wake(c, LONG_MAX);
@@ -323,19 +323,22 @@ static int cond_notify_all(lua_State *L) {
 
 /*
 ** Coroutine tasks (threading.async) wait in the same queue as threads: a
-** task's wait enlists a node before it releases the lock, as cond_block
-** does, and gets a ticket, a plain userdata that holds the node and a
-** reference to c. The node names the task's port and token, which notify
-** posts (cond_wake); the task leaves with ticket:leave(), which
-** unlinks a node that was not notified, or passes a notify on to the next
-** waiter if asked to (a task that was cancelled). A ticket collected
-** before it left leaves then, passing its notify on.
+** task's wait enlists a node and releases the lock, as cond_block does, and
+** gets a ticket, a plain userdata that holds the node, the levels of the
+** lock it released and a reference to c. The node names the task's port
+** and token, which notify posts (cond_wake). The task leaves with
+** ticket:leave(), which unlinks a node that was not notified, or passes a
+** notify on to the next waiter if asked to (a task that was cancelled),
+** and takes the lock back with ticket:relock(), a try that its scheduler
+** repeats when the lock is released. A ticket collected before it left
+** leaves then, passing its notify on.
 */
 #define TICKET_MT "threading.Condition.ticket"
 
 typedef struct ticket {
-  cond_t *c;                   /* retained until the ticket leaves */
-  cnode_t *n;
+  cond_t *c;                   /* retained while the ticket lives */
+  cnode_t *n;                  /* in c's queue until the ticket leaves */
+  long depth;                  /* levels released, until relock takes them */
 } ticket_t;
 
 /* Leave the queue (idempotent); 1 if the node had been notified. */
@@ -344,7 +347,7 @@ static int ticket_leave(ticket_t *tk, int pass_on) {
   cnode_t *n = tk->n;
   object_t *port;
   int notified;
-  if (c == NULL) return 0;
+  if (n == NULL) return 0;
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
   notified = atomic_load(&n->notified);
   if (!notified) queue_unlink(c, n);
@@ -354,10 +357,8 @@ static int ticket_leave(ticket_t *tk, int pass_on) {
   n->next = c->spare;
   c->spare = n;
   WAIT_CHECK(pthread_mutex_unlock(&c->mu));
-  tk->c = NULL;
   tk->n = NULL;
   if (port != NULL) object_release(port);
-  object_release(&c->obj);
   return notified;
 }
 
@@ -381,30 +382,56 @@ static int ticket_leave_m(lua_State *L) {
   return 1;
 }
 
+/* ticket:relock() -> whether the caller holds the lock again, at the depth
+** it had (one try: a ticket whose lock is taken back says true) */
+static int ticket_relock(lua_State *L) {
+  ticket_t *tk = check_ticket(L);
+  lock_t *lk;
+  if (tk->c != NULL && tk->depth > 0) {
+    lk = tk->c->lock;
+    if (!lock_try(lk)) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    lock_set_owner(lk, wait_owner(), wait_self);
+    lk->count = tk->depth;
+    tk->depth = 0;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int ticket_gc(lua_State *L) {
-  ticket_leave(check_ticket(L), 1);
+  ticket_t *tk = check_ticket(L);
+  ticket_leave(tk, 1);
+  if (tk->c != NULL) object_release(&tk->c->obj);
+  tk->c = NULL;
   return 0;
 }
 
 static const luaL_Reg ticket_methods[] = {
   {"notified", ticket_notified},
   {"leave", ticket_leave_m},
+  {"relock", ticket_relock},
   {NULL, NULL}
 };
 
-/* Condition:_enlist(port, token) -> a ticket: queue a task's wait (the
-** lock held); a notify that picks it posts token to port */
+/* Condition:_enlist(port, token) -> a ticket: queue a task's wait and
+** release the lock (every level), which the caller holds; a notify that
+** picks it posts token to port */
 static int cond_enlist(lua_State *L) {
   cond_t *c = check_cond(L, 1);
   object_t *port = port_check(L, 2);
   lua_Integer token = luaL_checkinteger(L, 3);
+  void *self = wait_owner();
   ticket_t *tk;
   cnode_t *n;
-  if (!cond_owned(c, thread_current()))
+  if (!cond_owned(c, self))
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
   tk = (ticket_t *)compat_newuserdata(L, sizeof *tk);
   tk->c = NULL;
   tk->n = NULL;
+  tk->depth = 0;
   object_pushgcmt(L, &ticket_key, ticket_gc, ticket_methods);
   lua_setmetatable(L, -2);
   WAIT_CHECK(pthread_mutex_lock(&c->mu));
@@ -418,6 +445,17 @@ static int cond_enlist(lua_State *L) {
   if (n == NULL) return luaL_error(L, "not enough memory");
   tk->c = (cond_t *)object_retain(&c->obj);
   tk->n = n;
+  /* the node is queued before the lock goes: no notify slips in between */
+  tk->depth = c->lock->obj.type == &rlock_type ? c->lock->count : 1;
+  c->lock->count = 1;
+  lock_release_as(c->lock, self);
+  return 1;
+}
+
+/* Condition:_is_owned() -> whether the caller (thread or task) holds the lock */
+static int cond_is_owned(lua_State *L) {
+  cond_t *c = check_cond(L, 1);
+  lua_pushboolean(L, cond_owned(c, wait_owner()));
   return 1;
 }
 
@@ -437,6 +475,7 @@ static const luaL_Reg cond_methods[] = {
   {"notify", cond_notify},
   {"notify_all", cond_notify_all},
   {"_enlist", cond_enlist},
+  {"_is_owned", cond_is_owned},
   {NULL, NULL}
 };
 

@@ -5,9 +5,9 @@
 ** Who owns what: a snapshot retains every live thread and every object one
 ** of them waits on, so that nothing it names is freed while it is read; it
 ** sits in a box on the Lua stack (object_newbox), so an error while the
-** result is built frees it. A lock's owner is a waiter token compared with
-** the snapshot's threads, never dereferenced: its thread may have ended
-** holding the lock.
+** result is built frees it. A lock's holder thread is a waiter address
+** compared with the snapshot's threads, never dereferenced: its thread may
+** have ended holding the lock.
 **
 ** Locks: a thread's mu, then (apart) its waiter's mu, each only to copy a
 ** field. Nothing is pushed, allocated through Lua or raised while either
@@ -78,7 +78,9 @@ static snapshot_t *snapshot(lua_State *L) {
     const void *owner;
     if (s[i].on == NULL || (s[i].on->type != &lock_type && s[i].on->type != &rlock_type))
       continue;
-    owner = atomic_load(&((lock_t *)s[i].on)->owner);
+    /* the thread the holder runs in (a task's lock counts as its thread's) */
+    owner = atomic_load(&((lock_t *)s[i].on)->owner) != NULL
+                ? atomic_load(&((lock_t *)s[i].on)->thread) : NULL;
     for (j = 0; j < n; j++)
       if (owner != NULL && owner == (const void *)&s[j].t->waiter) s[i].holder = j;
   }

@@ -6,6 +6,9 @@
 ** their last try; release stores 0 and then reads `waiters`, so either it
 ** sees the waiter and signals under mu, or the waiter's try sees the 0.
 ** Any thread may release a Lock (as in Python); an RLock checks its owner.
+** The owner is the caller's token (wait_owner): its thread, or the
+** coroutine task it runs (threading.async), so that an RLock re-enters, and
+** refuses a release, per task as it does per thread.
 ** Lock order: lk->mu, then a waiter's mu (inside wait_on). Nothing is
 ** pushed onto a Lua stack, allocated through Lua or raised while lk->mu is
 ** held.
@@ -156,7 +159,7 @@ int lock_acquire_as(lock_t *lk, void *self, int blocking, const deadline_t *dl) 
   }
   r = lock_take(lk, blocking, dl);
   if (r == LOCK_TAKEN) {
-    atomic_store_explicit(&lk->owner, self, memory_order_relaxed);
+    lock_set_owner(lk, self, wait_self);
     lk->count = 1;
   }
   return r;
@@ -177,12 +180,13 @@ static int lock_acquire(lua_State *L) {
   lock_t *lk = lock_self(L);
   deadline_t dl;
   int blocking = 1;
-  waiter_t *self = wait_current_fast();   /* also the owner token */
+  waiter_t *self = wait_current_fast();
   int r;
   if (lua_gettop(L) > 1) blocking = lock_acquire_args(L, 2, &dl);
   else dl.forever = 1;                 /* the common call: no arguments */
   if (self != NULL && atomic_load(&self->cancelled)) return wait_raise_cancel(L);
-  r = lock_acquire_as(lk, self, blocking && !(!dl.forever && wait_expired(&dl)), &dl);
+  r = lock_acquire_as(lk, wait_owner_of(self),
+                      blocking && !(!dl.forever && wait_expired(&dl)), &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, r == LOCK_TAKEN);
   return 1;
@@ -192,7 +196,7 @@ static int lock_acquire(lua_State *L) {
 static int lock_release(lua_State *L) {
   lock_t *lk = lock_self(L);
   /* only an RLock asks who is releasing */
-  const void *self = lk->obj.type == &rlock_type ? (const void *)wait_current_fast() : NULL;
+  const void *self = lk->obj.type == &rlock_type ? (const void *)wait_owner() : NULL;
   if (!lock_release_as(lk, self))
     return luaL_argerror(L, 1, lk->obj.type == &rlock_type
                                    ? "cannot release un-acquired lock"
@@ -201,9 +205,9 @@ static int lock_release(lua_State *L) {
 }
 
 /* A plain Lock's acquire: the common call (no arguments, the lock free, the
-** thread not cancelled) is one compare-and-swap and the owner's store (a
-** thread-local read: the token for threading.waits and Condition); any
-** other goes the general way. */
+** thread not cancelled) is one compare-and-swap and the holder's two
+** relaxed stores (from a thread-local read: the tokens for Condition and
+** threading.waits); any other goes the general way. */
 static int lock_acquire_plain(lua_State *L) {
   handle_t *h = object_handle_fast(L, 1);
   if (h != NULL && h->type == &lock_type && h->obj != NULL && lua_gettop(L) == 1) {
@@ -213,7 +217,7 @@ static int lock_acquire_plain(lua_State *L) {
     if ((self == NULL || !atomic_load_explicit(&self->cancelled, memory_order_relaxed)) &&
         atomic_compare_exchange_strong_explicit(&lk->locked, &expected, 1,
                                                 memory_order_acquire, memory_order_relaxed)) {
-      atomic_store_explicit(&lk->owner, self, memory_order_relaxed);
+      lock_set_owner(lk, wait_owner_of(self), self);
       lua_pushboolean(L, 1);
       return 1;
     }

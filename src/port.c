@@ -627,8 +627,47 @@ void port_atfork(int phase) {
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
 }
 
+/*
+** Owner tokens of tasks. A task owns the RLocks and Condition locks it takes
+** (lock.c), as a thread does: while its scheduler resumes it, the thread's
+** waiter names the task as the one acting (wait_owner). A task's token is
+** 2 * id + 1 for an id that no other task of the process ever gets: odd, so
+** never the address of a waiter, and never reused, so a lock that a task
+** left held when it ended is re-entered by no later task.
+*/
+static atomic_long last_owner_id;
+
+/* threading._owner() -> a new task's owner id */
+static int port_owner_new(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)(atomic_fetch_add(&last_owner_id, 1) + 1));
+  return 1;
+}
+
+/* threading._act(id | nil) -> the id acting before, or nil: name the task
+** that the calling thread runs from now on (nil: the thread itself) */
+static int port_act(lua_State *L) {
+  waiter_t *w = wait_current_fast();
+  void *prev;
+  uintptr_t id = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n > 0, 1, "not an owner id");
+    id = (uintptr_t)n;
+  }
+  if (w == NULL) return luaL_error(L, "not enough memory");
+  prev = w->acting;
+  w->acting = id != 0 ? (void *)(2 * id + 1) : NULL;
+  if (prev == NULL) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)(((uintptr_t)prev - 1) / 2));
+  return 1;
+}
+
 void port_open(lua_State *L) {
   object_newmetatable(L, &port_type, port_methods, NULL);
   lua_pushcfunction(L, port_new);
   lua_setfield(L, -2, "_port");
+  lua_pushcfunction(L, port_owner_new);
+  lua_setfield(L, -2, "_owner");
+  lua_pushcfunction(L, port_act);
+  lua_setfield(L, -2, "_act");
 }

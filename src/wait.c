@@ -38,6 +38,7 @@ void wait_waiter_init(waiter_t *w) {
   w->wmu = NULL;
   w->wcv = NULL;
   w->what = NULL;
+  w->acting = NULL;
 }
 
 void wait_waiter_destroy(waiter_t *w) {

@@ -36,6 +36,9 @@ typedef struct waiter {
   pthread_mutex_t *wmu;
   pthread_cond_t *wcv;
   const char *what;            /* object type, for diagnostics */
+  void *acting;                /* the owner token of the coroutine task this
+                                  thread runs now, or NULL; the thread's own
+                                  (wait_owner) */
 } waiter_t;
 
 TH_HIDDEN void wait_waiter_init(waiter_t *w);
@@ -129,6 +132,17 @@ TH_HIDDEN extern __thread waiter_t *wait_self __attribute__((tls_model("initial-
 static inline waiter_t *wait_current_fast(void) {
   waiter_t *w = wait_self;
   return w != NULL ? w : wait_current();
+}
+
+/* Who owns what the caller takes (an RLock, a Condition's lock): the task a
+** coroutine scheduler is running in this thread (its token, an odd number
+** that no waiter's address can be: see port.c), else the thread itself.
+** `w` is wait_current_fast() (NULL: no waiter, the owner is NULL). */
+static inline void *wait_owner_of(waiter_t *w) {
+  return w == NULL ? NULL : w->acting != NULL ? w->acting : (void *)w;
+}
+static inline void *wait_owner(void) {
+  return wait_owner_of(wait_current_fast());
 }
 
 /*

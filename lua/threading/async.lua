@@ -24,6 +24,7 @@ local create, resume, yield, running, costatus =
 local unpack = table.unpack or unpack
 local monotonic = threading.monotonic
 local new_port = threading._port
+local new_owner, act = threading._owner, threading._act
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -66,10 +67,11 @@ end
 -- poll depends on: an object of the module (the scheduler retries poll
 -- when it changes; `kind` says which changes, ANY if nil), a Task (when it
 -- ends), DIRECT (its wake-up comes to the port by itself), or nil (any
--- change at all).
-local function block(poll, timeout, watch, kind)
+-- change at all). A shielded wait is not cancelled: a cancellation that
+-- comes meanwhile stays requested (Condition:wait taking its lock back).
+local function block(poll, timeout, watch, kind, shielded)
   local deadline = timeout and monotonic() + timeout
-  local r = pack(yield(REQUEST, poll, deadline, watch, kind))
+  local r = pack(yield(REQUEST, poll, deadline, watch, kind, shielded))
   local tag = r[1]
   if tag == OK then
     return true, unpack(r, 2, r.n)
@@ -305,9 +307,10 @@ local function new_task(s, fn, ...)
       return fn(...)
     end
   end
+  -- owner: who holds the RLocks and Condition locks it takes (port.c)
   local task = setmetatable({
     id = next_id, token = token, sched = s, co = create(body), state = "ready",
-    started = false,
+    started = false, owner = new_owner(),
   }, Task)
   task_of[task.co] = task
   s.ntasks = s.ntasks + 1
@@ -353,11 +356,12 @@ local function unblock(s, task, took)
     end
   end
   task.poll, task.deadline, task.watch_obj, task.watch_kind = nil, nil, nil, nil
+  task.shielded = nil
 end
 
 -- File a task that yielded a request as blocked, and arm its watch.
-local function park(s, task, poll, deadline, watch, kind)
-  task.poll, task.deadline = poll, deadline
+local function park(s, task, poll, deadline, watch, kind, shielded)
+  task.poll, task.deadline, task.shielded = poll, deadline, shielded
   task.state = "blocked"
   s.blocked[task.token] = task
   if getmetatable(watch) == Task then
@@ -399,7 +403,10 @@ local function step(s, task)
   local args = task.resume_args
   task.resume_args = nil
   task.state = "running"
+  -- the locks it takes are the task's, not its thread's
+  local acting = act(task.owner)
   local r = pack(resume(task.co, unpack(args, 1, args.n)))
+  act(acting)
   if costatus(task.co) == "dead" then
     if r[1] then
       finish(s, task, "done", r)
@@ -414,13 +421,13 @@ local function step(s, task)
     make_ready(s, task)
     return
   end
-  if s.cancelled or task.cancel_requested then
+  if (s.cancelled or task.cancel_requested) and not r[7] then
     task.cancel_requested = false
     task.cancelled_by_us = true
     make_ready(s, task, CANCEL)
     return
   end
-  park(s, task, r[3], r[4], r[5], r[6])
+  park(s, task, r[3], r[4], r[5], r[6], r[7])
 end
 
 -- Retry one blocked task: wake it if its request completed, failed, timed
@@ -429,7 +436,7 @@ local function retry(s, task, now)
   if s.blocked[task.token] ~= task then
     return now -- woke already
   end
-  if task.cancel_requested or s.cancelled then
+  if (task.cancel_requested or s.cancelled) and not task.shielded then
     task.cancel_requested = false
     task.cancelled_by_us = true
     unblock(s, task)
@@ -438,7 +445,9 @@ local function retry(s, task, now)
   end
   if task.poll then
     s.polls = s.polls + 1
+    local acting = act(task.owner) -- what the poll takes is the task's
     local r = pack(pcall(task.poll))
+    act(acting)
     if not r[1] then
       unblock(s, task)
       make_ready(s, task, FAIL, r[2])
@@ -1063,135 +1072,66 @@ local function make_acquire(c_acquire, fname)
   end
 end
 
-for _, name in ipairs({ "threading.Lock", "threading.Semaphore",
-  "threading.BoundedSemaphore" }) do
+-- An RLock, and a Condition's lock, belong to the task that took them: C
+-- compares their owner with the task its scheduler runs (port.c), so that
+-- release, re-entry and notify need no wrapper.
+for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
+  "threading.Semaphore", "threading.BoundedSemaphore" }) do
   install(name, { acquire = make_acquire })
 end
 
--- RLock and Condition belong to an OS thread; between the tasks of one
--- scheduler (one OS thread) ownership is kept here, per task.
-local owners = setmetatable({}, { __mode = "k" }) -- handle -> {task=, depth=}
-
--- Take an owned lock for the calling task (re-entering if it holds it).
-local function owned_take(self, c_acquire, t)
-  local me = current_task()
-  local o = owners[self]
-  if o and o.task == me and c_acquire(self, false) then -- an RLock underneath
-    o.depth = o.depth + 1
-    return true
-  end
-  local got = await_poll(function()
-    return owners[self] == nil and c_acquire(self, false)
-  end, t, self)
-  if got then
-    owners[self] = { task = me, depth = 1 }
-  end
-  return got
-end
-
-local function owned_give(self, c_release)
-  local o = owners[self]
-  if o ~= nil and o.task ~= current_task() then
-    error(where() .. "calling 'release' on bad self (cannot release un-acquired lock)", 0)
-  end
-  c_pass("release", true, c_release, self)
-  if o ~= nil then
-    o.depth = o.depth - 1
-    if o.depth == 0 then
-      owners[self] = nil
-    end
-  end
-end
-
-local function install_owned(type_name, extra)
-  local m = registry[type_name] and rawget(registry[type_name], "methods")
-  if not m then
-    return
-  end
-  local c_acquire, c_release = rawget(m, "acquire"), rawget(m, "release")
-  local makers = {
-    acquire = function(c, fname)
-      return function(self, ...)
-        local ok, blocking, t = block_args(...)
-        if current_task() == nil or not ok then
-          return c_pass(fname, true, c, self, ...)
-        end
-        if not blocking then
-          t = 0
-        end
-        return owned_take(self, c, t)
-      end
-    end,
-    release = function(c)
-      return function(self)
-        if current_task() == nil then
-          return c_pass("release", true, c, self)
-        end
-        return owned_give(self, c)
-      end
-    end,
-  }
-  for k, v in pairs(extra or {}) do
-    makers[k] = function(c, fname)
-      return v(c, fname, c_acquire, c_release)
-    end
-  end
-  install(type_name, makers)
-end
-
-install_owned("threading.RLock")
-
 do -- Condition
-  local function owned_by_me(self, fname)
-    local o = owners[self]
-    if o == nil or o.task ~= current_task() then
-      error(("%scalling '%s' on bad self (cannot %s on un-acquired lock)"):format(
-        where(), fname, fname:find("^wait") and "wait" or "notify"), 0)
-    end
-    return o
-  end
   local cm = registry["threading.Condition"] and rawget(registry["threading.Condition"], "methods")
   local c_enlist = cm and rawget(cm, "_enlist")
-  -- Enlist in the condition's queue of waiters (before the lock goes, so
-  -- that no notify can slip in between), release every level, wait until a
-  -- notify picks this wait or the timeout passes, take the lock back. A
-  -- task cancelled after a notify picked it passes that notify on.
-  local function task_wait(self, t, c_acquire, c_release)
-    local depth = owned_by_me(self, "wait").depth
+  local c_is_owned = cm and rawget(cm, "_is_owned")
+  -- Enlist in the condition's queue of waiters and release the lock (at
+  -- once, in C: no notify can slip in between), wait until a notify picks
+  -- this wait or the timeout passes, and take the lock back at the depth it
+  -- had. A task cancelled after a notify picked it passes that notify on. A
+  -- cancellation that comes while it takes the lock back waits until it has
+  -- it and is raised then, as asyncio does.
+  local function task_wait(self, t, fname)
     local me = current_task()
-    local ticket = c_pass("wait", true, c_enlist, self, me.sched.port, me.token)
-    for _ = 1, depth do
-      owned_give(self, c_release)
-    end
+    local ticket = c_pass(fname, true, c_enlist, self, me.sched.port, me.token)
     local ok, err = async.pcall(await_poll, function()
       return ticket:notified()
     end, t, DIRECT)
     local notified = ticket:leave(not ok)
-    for _ = 1, depth do
-      owned_take(self, c_acquire, nil)
+    if not ticket:relock() then
+      block(function()
+        return ticket:relock()
+      end, nil, self, TAKE, true)
+    end
+    if ok and me.cancel_requested then
+      me.cancel_requested = false
+      me.cancelled_by_us = true
+      ok, err = false, "cancelled"
     end
     if not ok then
       error(err, 0)
     end
     return notified
   end
-  install_owned("threading.Condition", {
-    wait = function(c_wait, fname, c_acquire, c_release)
+  install("threading.Condition", {
+    wait = function(c_wait, fname)
       return function(self, timeout)
         local ok, t = timeout_arg(timeout)
         if current_task() == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
-        return task_wait(self, t, c_acquire, c_release)
+        return task_wait(self, t, fname)
       end
     end,
-    wait_for = function(c_wait_for, fname, c_acquire, c_release)
+    wait_for = function(c_wait_for, fname)
       return function(self, predicate, timeout)
         local ok, t = timeout_arg(timeout)
         if current_task() == nil or not ok or not callable(predicate) then
           return c_pass(fname, true, c_wait_for, self, predicate, timeout)
         end
-        owned_by_me(self, "wait_for")
+        if not c_pass1(fname, true, c_is_owned, self) then
+          error(("%scalling '%s' on bad self (cannot wait on un-acquired lock)"):format(
+            where(), fname), 0)
+        end
         local deadline = t and monotonic() + t
         local v = predicate()
         while not v do
@@ -1202,26 +1142,10 @@ do -- Condition
               break
             end
           end
-          task_wait(self, left, c_acquire, c_release)
+          task_wait(self, left, fname)
           v = predicate()
         end
         return v
-      end
-    end,
-    notify = function(c_notify, fname)
-      return function(self, ...)
-        if current_task() ~= nil then
-          owned_by_me(self, "notify")
-        end
-        return c_pass(fname, true, c_notify, self, ...)
-      end
-    end,
-    notify_all = function(c_notify_all, fname)
-      return function(self, ...)
-        if current_task() ~= nil then
-          owned_by_me(self, "notify_all")
-        end
-        return c_pass(fname, true, c_notify_all, self, ...)
       end
     end,
   })
