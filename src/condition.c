@@ -386,9 +386,8 @@ static int ticket_leave_m(lua_State *L) {
 ** it had (one try: a ticket whose lock is taken back says true) */
 static int ticket_relock(lua_State *L) {
   ticket_t *tk = check_ticket(L);
-  lock_t *lk;
   if (tk->c != NULL && tk->depth > 0) {
-    lk = tk->c->lock;
+    lock_t *lk = tk->c->lock;
     if (!lock_try(lk)) {
       lua_pushboolean(L, 0);
       return 1;
