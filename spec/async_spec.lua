@@ -482,6 +482,22 @@ describe("threading.async", function()
     assert.same({ true, false, "cancelled", true }, r)
   end)
 
+  it("keeps an RLock that a finished task left held from every later task, and from"
+     .. " the thread after run (the thread re-entered it)", function()
+    local rl = threading.RLock()
+    local r = { async.run(function()
+      async.spawn(function() rl:acquire() end):await()
+      local tries = {}
+      for i = 1, 3 do
+        local _, got = async.spawn(function() return rl:acquire(false) end):await()
+        tries[i] = got
+      end
+      return rl:locked(), tries
+    end) }
+    r[3] = rl:acquire(false)
+    assert.same({ true, { false, false, false }, false }, r)
+  end)
+
   it("names the thread whose task holds a lock as its owner in threading.waits", function()
     local owner = async.run(function()
       local rl = threading.RLock()
