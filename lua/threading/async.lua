@@ -670,15 +670,22 @@ local function new_scheduler()
 end
 
 -- The end of a scheduler: drop its watches (a wake-up posted to a task that
--- will not run now passes on to the next waiter) and cancel the requests of
--- tasks that will not run again (their connections are released now, not
--- when the server answers).
+-- will not run now passes on to the next waiter), take its tasks out of the
+-- Conditions' queues (likewise), and cancel the requests of tasks that will
+-- not run again (their connections are released now, not when the server
+-- answers).
 local function close_scheduler(s)
   s.port:close()
   for _, task in ipairs(s.all) do
     if task.request ~= nil then
       task.request:cancel()
       task.request = nil
+    end
+    if task.ticket ~= nil then
+      -- a Condition's notify that picked the task passes on to the next
+      -- waiter, and none picks it from now on
+      task.ticket:leave(true)
+      task.ticket = nil
     end
   end
   if s.http ~= nil then
@@ -1093,9 +1100,11 @@ do -- Condition
   local function task_wait(self, t, fname)
     local me = current_task()
     local ticket = c_pass(fname, true, c_enlist, self, me.sched.port, me.token)
+    me.ticket = ticket -- its scheduler's close leaves the queue for it
     local ok, err = async.pcall(await_poll, function()
       return ticket:notified()
     end, t, DIRECT)
+    me.ticket = nil
     local notified = ticket:leave(not ok)
     if not ticket:relock() then
       block(function()
