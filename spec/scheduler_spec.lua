@@ -116,4 +116,15 @@ describe("async.scheduler()", function()
     cond:release()
     assert.same({ true, true }, { t:join(10) })
   end)
+
+  it("breaks a Barrier that a task of a closed scheduler waits at (a thread was released"
+     .. " with it)", function()
+    local b = threading.Barrier(2)
+    local s = async.scheduler()
+    s:spawn(function() b:wait() end)
+    s:step() -- the task waits at the barrier
+    s:close()
+    assert.same({ nil, "broken" }, { b:wait(10) })
+    assert.is_true(b.broken)
+  end)
 end)

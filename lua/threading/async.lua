@@ -670,8 +670,8 @@ local function new_scheduler()
 end
 
 -- The end of a scheduler: drop its watches (a wake-up posted to a task that
--- will not run now passes on to the next waiter), take its tasks out of the
--- Conditions' queues (likewise), and cancel the requests of tasks that will
+-- will not run now passes on to the next waiter), end its tasks' waits on
+-- Conditions and Barriers as cancelled ones end, and cancel the requests of tasks that will
 -- not run again (their connections are released now, not when the server
 -- answers).
 local function close_scheduler(s)
@@ -682,8 +682,9 @@ local function close_scheduler(s)
       task.request = nil
     end
     if task.ticket ~= nil then
-      -- a Condition's notify that picked the task passes on to the next
-      -- waiter, and none picks it from now on
+      -- as a cancelled task's would: its Condition wait leaves the queue
+      -- (a notify that picked it passes on), its Barrier wait breaks the
+      -- barrier
       task.ticket:leave(true)
       task.ticket = nil
     end
@@ -1360,9 +1361,12 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
         if timeout == nil then
           t = default
         end
+        local me = current_task()
+        me.ticket = tk -- its scheduler's close breaks the barrier for it
         local pok, err = async.pcall(await_poll, function()
           return tk:outcome() ~= "waiting"
         end, t, self)
+        me.ticket = nil
         if not pok then
           tk:leave(true) -- a cancelled task breaks the barrier
           error(err, 0)
