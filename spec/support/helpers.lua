@@ -106,6 +106,20 @@ function helpers.blocked_on(obj, n)
   return false
 end
 
+--- A thread that waits on `cond` (up to 10 s) and returns whether a notify
+-- woke it; returns once the thread waits.
+function helpers.start_cond_waiter(cond)
+  local threading = require("threading")
+  local t = threading.start(function(c)
+    c:acquire()
+    local r = c:wait(10)
+    c:release()
+    return r
+  end, cond)
+  assert(helpers.blocked_on(cond, 1), "the thread never waited on the Condition")
+  return t
+end
+
 --- Deep structural equality with cycles (for transfer round trips).
 function helpers.same(a, b, seen)
   if type(a) ~= type(b) then
