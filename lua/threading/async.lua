@@ -711,6 +711,7 @@ function async.run(fn, ...)
   active = s
   local ok, err = pcall(loop, s)
   active = nil
+  act(nil) -- even if an error cut a task's turn short, no task acts now
   -- drops every watch; a wake-up posted to a task that will not run now
   -- passes on to the next waiter
   close_scheduler(s)
@@ -812,6 +813,7 @@ function Scheduler:step()
   active = s
   local ok, err = pcall(drive, s)
   active = nil
+  act(nil) -- even if an error cut a task's turn short, no task acts now
   if not ok then
     error(err, 0)
   end
