@@ -1192,9 +1192,12 @@ local queue_makers = {
       if current_task() == nil or not ok or not blocking or t == 0 then
         return c_pass(fname, true, c_get, self, ...)
       end
+      -- what get returns: the item alone, or nil and why
       local function poll()
         local item, why = c_get(self, false)
-        if item == nil and why == "empty" then
+        if item ~= nil then
+          return true, item
+        elseif why == "empty" then
           return false
         end
         return true, item, why
@@ -1215,9 +1218,12 @@ local queue_makers = {
       if current_task() == nil or not ok or not blocking or t == 0 then
         return c_pass(fname, true, c_put, self, item, ...)
       end
+      -- what put returns: true alone, or nil and why
       local function poll()
         local done, why = c_put(self, item, false)
-        if not done and why == "full" then
+        if done then
+          return true, done
+        elseif why == "full" then
           return false
         end
         return true, done, why
