@@ -195,6 +195,18 @@ local cases = {
     probe = function(o) return not o.t:is_alive() or o.t:join(10) == true end,
   },
   {
+    name = "Timer:join",
+    make = function()
+      local t = threading.Timer(60, function() end)
+      t:start()
+      return t
+    end,
+    wait = function(t, timeout) return t:join(timeout) end,
+    ready = function(t) t:cancel() end,
+    got = { n = 1, true }, timed_out = { n = 2, nil, "timeout" },
+    probe = function(t) return t:join(10) == true end,
+  },
+  {
     name = "Barrier:wait",
     make = function() return threading.Barrier(2) end,
     wait = function(b, t) return b:wait(t) end,
