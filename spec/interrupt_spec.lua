@@ -264,4 +264,56 @@ describe("Ctrl-C (SIGINT)", function()
     assert.truthy(err:find("interrupted!", 1, true), err)
     assert.equal("in flight after the interrupt: 0\n", out)
   end)
+
+  it("interrupts async.run while a task waits on an HTTP request, under a host whose"
+     .. " SIGINT handler sets no hook (the loop pumped on)", function()
+    local srv = require("server").start()
+    local code, out, err = interrupted(([[
+      local async = require("threading.async")
+      local http = require("threading.http")
+      posix.sigint("count") -- an embedding host's handler: it only counts
+      threading.start(function(pid_)
+        local th, px, h = require("threading"), require("testfork"), require("threading.http")
+        local deadline = th.monotonic() + 30
+        while select(2, h._inflight()) < 1 and th.monotonic() < deadline do th.sleep(0.001) end
+        px.kill(pid_, "INT")
+      end, pid)
+      local t0 = threading.monotonic()
+      local ok, e = pcall(async.run, function() return http.get(%q) end)
+      io.write("ended within 10 s: ", tostring(threading.monotonic() - t0 < 10),
+               "; in flight after: ", (http._inflight()), "\n")
+      error(e, 0)
+    ]]):format(srv.url .. "/delay/20"))
+    srv:stop()
+    assert.equal(1, code)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    assert.equal("ended within 10 s: true; in flight after: 0\n", out)
+  end)
+
+  it("interrupts a blocking http.get under a host whose SIGINT handler sets no hook (it"
+     .. " ran to its end)", function()
+    local srv = require("server").start()
+    local code, out, err = interrupted(([[
+      local http = require("threading.http")
+      posix.sigint("count") -- an embedding host's handler: it only counts
+      -- SIGINT once the request is in its transfer
+      threading.start(function(pid_)
+        local th, px, h = require("threading"), require("testfork"), require("threading.http")
+        local deadline = th.monotonic() + 30
+        while select(3, h._inflight()) < 1 and th.monotonic() < deadline do th.sleep(0.001) end
+        px.kill(pid_, "INT")
+      end, pid)
+      local t0 = threading.monotonic()
+      local ok, e = pcall(http.get, %q)
+      -- a 20 s request: run to its end, it would return after 20 s
+      io.write("ended within 10 s: ", tostring(threading.monotonic() - t0 < 10),
+               "; in transfer after: ", (select(3, http._inflight())),
+               "; the host's handler ran: ", posix.sigints(), "\n")
+      error(e, 0)
+    ]]):format(srv.url .. "/delay/20"))
+    srv:stop()
+    assert.equal(1, code)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    assert.equal("ended within 10 s: true; in transfer after: 0; the host's handler ran: 1\n", out)
+  end)
 end)

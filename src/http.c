@@ -22,10 +22,13 @@
 ** buffers of the session, and Lua values are made once the transfer is over.
 ** Between rounds of the transfer loop (at most HTTP_TICK_MS apart) the
 ** request asks the core whether its thread was cancelled, by calling
-** threading.core's _check_cancel in protected mode (see push_probe): a
+** threading.core's _wait_point in protected mode (see push_probe): a
 ** cancellation raised there is kept, the transfer is abandoned and cleaned
 ** up, then it is raised again. That makes every request a cancellation point
-** without this module knowing how the core keeps its threads.
+** without this module knowing how the core keeps its threads. The loop
+** tells the core when it begins and ends, so that in the process's main
+** thread a Ctrl-C interrupts it the same way ("interrupted!"), as it does
+** the core's own waits: the signal ends curl's poll at once.
 */
 #include <ctype.h>
 #include <dlfcn.h>
@@ -50,7 +53,8 @@
 static const char session_key = 's';   /* registry[&session_key]: the idle session */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static _Atomic(lua_CFunction) probe_fn;     /* threading.core's _check_cancel, once known */
+static _Atomic(lua_CFunction) probe_fn;     /* threading.core's _wait_point, once known */
+static atomic_int blocking_inflight;        /* transfers of http.get/request now */
 static CURLcode global_rc;
 static char default_agent[64];
 
@@ -616,12 +620,20 @@ CURLcode http_configure(session_t *s, const request_t *r) {
   return rc;
 }
 
-/* Protected call of threading.core's _check_cancel (upvalue 1): 0 if the
-** thread goes on, else the cancellation error pushed. */
-static int probe_cancel(lua_State *L) {
+enum { PROBE_ROUND, PROBE_BEGIN, PROBE_END };
+
+/* Protected call of threading.core's _wait_point (upvalue 1) for `phase`:
+** 0 if the thread goes on, else the error (a cancellation, an interrupt)
+** pushed. */
+static int probe(lua_State *L, int phase) {
   if (lua_isnil(L, lua_upvalueindex(1))) return 0;
   lua_pushvalue(L, lua_upvalueindex(1));
-  return lua_pcall(L, 0, 0, 0) != 0;
+  if (phase != PROBE_ROUND) lua_pushinteger(L, phase);
+  return lua_pcall(L, phase != PROBE_ROUND, 0, 0) != 0;
+}
+
+static int probe_cancel(lua_State *L) {
+  return probe(L, PROBE_ROUND);
 }
 
 /* Run the transfer. Returns the curl result, or -1 with the cancellation
@@ -632,6 +644,8 @@ static int transfer(lua_State *L, session_t *s) {
   int left, running = 1, cancelled = 0;
   if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
   s->attached = 1;
+  if (probe(L, PROBE_BEGIN)) lua_pop(L, 1);   /* only memory: not interruptible */
+  atomic_fetch_add(&blocking_inflight, 1);
   for (;;) {
     CURLMcode mc = curl_multi_perform(s->multi, &running);
     if (mc == CURLM_OK && running)
@@ -646,11 +660,21 @@ static int transfer(lua_State *L, session_t *s) {
       break;
     }
   }
+  atomic_fetch_sub(&blocking_inflight, 1);
+  /* an interrupt since the last round (after one that raised, nothing) */
+  if (probe(L, PROBE_END)) {
+    if (cancelled) lua_pop(L, 1);
+    cancelled = 1;
+  }
   while ((m = curl_multi_info_read(s->multi, &left)) != NULL)
     if (m->msg == CURLMSG_DONE) result = m->data.result;
   curl_multi_remove_handle(s->multi, s->easy);
   s->attached = 0;
   return cancelled ? -1 : (int)result;
+}
+
+int http_blocking_inflight(void) {
+  return atomic_load(&blocking_inflight);
 }
 
 /* Push the response headers as a table: lower-case names, repeated ones
@@ -814,14 +838,14 @@ static const luaL_Reg http_funcs[] = {
   {NULL, NULL}
 };
 
-/* require("threading.core")._check_cancel, in protected mode. */
+/* require("threading.core")._wait_point, in protected mode. */
 static int require_core(lua_State *L) {
   compat_require(L, "threading.core");
-  lua_getfield(L, -1, "_check_cancel");
+  lua_getfield(L, -1, "_wait_point");
   return 1;
 }
 
-/* Push the cancellation probe: the core's _check_cancel, a C function kept in
+/* Push the cancellation probe: the core's _wait_point, a C function kept in
 ** its shared library, which is never unloaded. Its address is learnt once
 ** per process; later states (a new thread's, say) push it directly instead
 ** of searching package.path and package.cpath for the core again. Pushes

@@ -97,6 +97,9 @@ TH_HIDDEN int http_push_fail(lua_State *L, const char *msg, const char *kind);
 TH_HIDDEN int http_get_async(lua_State *L);
 TH_HIDDEN int http_request_async(lua_State *L);
 TH_HIDDEN int http_inflight(lua_State *L);
+/* Blocking requests (http.get, http.request) in their transfer now, in
+** every thread: the third value of http._inflight. */
+TH_HIDDEN int http_blocking_inflight(void);
 TH_HIDDEN int http_guard(lua_State *L);
 TH_HIDDEN int http_driver(lua_State *L);
 TH_HIDDEN void http_io_open(lua_State *L);

@@ -782,8 +782,9 @@ int http_request_async(lua_State *L) {
 
 /* http._inflight([upto, timeout]) -> requests submitted and not yet ended,
 ** once the I/O thread has handled every cancel made before this call, and
-** how many of them run on drivers; with upto, waits (at most timeout
-** seconds) until the I/O thread's are no more than upto.
+** how many of them run on drivers, and how many blocking requests are in
+** their transfer; with upto, waits (at most timeout seconds) until the I/O
+** thread's are no more than upto.
 ** For the specs: a way to see that a cancel or a lost future frees its
 ** request, with no sleep. */
 int http_inflight(lua_State *L) {
@@ -807,7 +808,8 @@ int http_inflight(lua_State *L) {
   IO_UNLOCK(&io.mu);
   lua_pushinteger(L, (lua_Integer)(atomic_load(&io.inflight) + atomic_load(&local_inflight)));
   lua_pushinteger(L, (lua_Integer)atomic_load(&local_inflight));
-  return 2;
+  lua_pushinteger(L, (lua_Integer)http_blocking_inflight());
+  return 3;
 }
 
 /* http._guard(future) -> a guard whose collection cancels the future if it

@@ -52,8 +52,29 @@ static int threading_check_cancel(lua_State *L) {
   return 0;
 }
 
+/* core._wait_point([phase]): for the waits of modules built apart from the
+** core (threading.http), which wait in loops of their own. Phase 1 before
+** the wait: in the process's main thread, Ctrl-C then interrupts it (see
+** interrupt.c). No phase, between rounds of the wait: a cancellation point,
+** which also raises "interrupted!" once a SIGINT came. Phase 2 after the
+** wait: raises "interrupted!" if a SIGINT came since the last round. */
+static int threading_wait_point(lua_State *L) {
+  lua_Integer phase = luaL_optinteger(L, 1, 0);
+  if (phase == 1) {
+    (void)interrupt_begin();
+    return 0;
+  }
+  if (phase == 2 || interrupt_noted()) {
+    if (interrupt_end()) return interrupt_raise(L);
+    if (phase == 2) return 0;
+  }
+  wait_check_cancel(L);
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
   {"_check_cancel", threading_check_cancel},
+  {"_wait_point", threading_wait_point},
   {"testcancel", threading_check_cancel},
   {"_register_class", transfer_register_class},
   {"monotonic", threading_monotonic},

@@ -536,6 +536,7 @@ local port_wait = function(port, timeout)
   return port:wait(timeout)
 end
 local testcancel = threading.testcancel
+local wait_point = threading._wait_point
 
 -- The HTTP requests of async.run's tasks run in this thread, on a driver
 -- (http_io.c) that the loop pumps instead of sleeping in its port while
@@ -556,7 +557,16 @@ local function sleep_in(s, timeout)
   if s.fd == nil then
     s.fd = s.port:fd()
   end
-  local busy, ended, lost = d.pump(s.fd, timeout, OK)
+  local busy, ended, lost
+  if timeout == 0 then
+    busy, ended, lost = d.pump(s.fd, 0, OK)
+  else
+    -- a wait: in the main thread, Ctrl-C ends it (curl's poll returns at
+    -- the signal) and the end of the wait raises "interrupted!"
+    wait_point(1)
+    busy, ended, lost = d.pump(s.fd, timeout, OK)
+    wait_point(2)
+  end
   if busy then
     timeout = 0
   end

@@ -68,16 +68,24 @@ static int tf_kill(lua_State *L) {
   return 0;
 }
 
-/* sigint("default" | "ignore"): set SIGINT's disposition, as a host
-** that installs no handler leaves it; sigint() -> "default", "ignore" or
-** "handler" */
+static volatile sig_atomic_t sigints_seen;
+
+static void count_sigint(int sig) {
+  (void)sig;
+  sigints_seen++;
+}
+
+/* sigint("default" | "ignore" | "count"): set SIGINT's disposition, as a
+** host that installs no handler leaves it, or as one that handles Ctrl-C
+** its own way ("count": a handler that counts and sets no hook);
+** sigint() -> "default", "ignore" or "handler" */
 static int tf_sigint(lua_State *L) {
-  static const char *const names[] = {"default", "ignore", NULL};
+  static const char *const names[] = {"default", "ignore", "count", NULL};
   struct sigaction sa;
   if (!lua_isnoneornil(L, 1)) {
     int how = luaL_checkoption(L, 1, NULL, names);
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = how == 0 ? SIG_DFL : SIG_IGN;
+    sa.sa_handler = how == 0 ? SIG_DFL : how == 1 ? SIG_IGN : count_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     return 0;
@@ -86,6 +94,12 @@ static int tf_sigint(lua_State *L) {
   if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) lua_pushliteral(L, "default");
   else if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) lua_pushliteral(L, "ignore");
   else lua_pushliteral(L, "handler");
+  return 1;
+}
+
+/* sigints() -> how many SIGINTs the "count" handler has seen */
+static int tf_sigints(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sigints_seen);
   return 1;
 }
 
@@ -102,6 +116,7 @@ static const luaL_Reg funcs[] = {
   {"getpid", tf_getpid},
   {"kill", tf_kill},
   {"sigint", tf_sigint},
+  {"sigints", tf_sigints},
   {"fork", tf_fork},
   {"waitpid", tf_waitpid},
   {"_exit", tf_exit},
