@@ -42,11 +42,10 @@ static int threading_cpu_count(lua_State *L) {
   return 1;
 }
 
-/* threading.testcancel() (and core._check_cancel): raise the cancellation
-** if the calling thread has one pending. A cancellation point for a loop
-** that never blocks (LuaJIT runs no hook in compiled code; a C function
-** such as this one is never compiled), and for modules built apart from
-** the core (threading.http) to make their own waits cancellation points. */
+/* threading.testcancel(): raise the cancellation if the calling thread has
+** one pending. A cancellation point for a loop that never blocks (LuaJIT
+** runs no hook in compiled code; a C function such as this one is never
+** compiled). */
 static int threading_check_cancel(lua_State *L) {
   wait_check_cancel(L);
   return 0;
@@ -73,7 +72,6 @@ static int threading_wait_point(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"_check_cancel", threading_check_cancel},
   {"_wait_point", threading_wait_point},
   {"testcancel", threading_check_cancel},
   {"_register_class", transfer_register_class},
