@@ -170,11 +170,15 @@ void object_newmetatable(lua_State *L, const object_type_t *type,
     lua_setfield(L, -3, "__gc");
   }
   lua_pop(L, 1);
-  /* methods live in their own table, kept in the metatable as `methods` */
+  /* methods live in their own table, kept in the metatable as `methods`;
+  ** their upvalues: the metatable, and the type (so that a method shared
+  ** between types tells its own from a handle's type field, with no Lua
+  ** call: queue_check_self) */
   lua_newtable(L);
   if (methods != NULL) {
     lua_pushvalue(L, -2);
-    luaL_setfuncs(L, methods, 1);
+    lua_pushlightuserdata(L, (void *)type);
+    luaL_setfuncs(L, methods, 2);
   }
   if (!has_index) {
     lua_pushvalue(L, -1);

@@ -451,11 +451,18 @@ shut:
 
 /* -------------------------------------------------------- Lua helpers */
 
-/* One metatable comparison on the fast path; the type named in an error
-** is the method's own (methods are shared between types of a file). */
+/* Methods are shared between the types of a file: the type a method
+** belongs to is its second upvalue (object_newmetatable), and the live
+** handle of that type is recognised by its type field, with no Lua call;
+** any other self goes through its metatable. The type named in an error is
+** the method's own. */
 void *queue_check_self(lua_State *L) {
-  handle_t *h = (handle_t *)lua_touserdata(L, 1);
+  handle_t *h = object_handle_fast(L, 1);
   const char *name;
+  if (h != NULL && h->obj != NULL &&
+      (const void *)h->type == lua_touserdata(L, lua_upvalueindex(2)))
+    return h->obj;
+  h = (handle_t *)lua_touserdata(L, 1);
   if (h != NULL && lua_getmetatable(L, 1)) {
     int same = lua_rawequal(L, -1, lua_upvalueindex(1));
     lua_pop(L, 1);

@@ -1720,8 +1720,8 @@ typedef char small_number_fits[1 + TRANSFER_SMALL_STR >= sizeof(lua_Number) &&
 ** A key needs one call fewer: a float key with an integral value is an
 ** integer key on 5.3+ (Lua converts it), so lua_tointegerx alone tells an
 ** integer key. */
-static unsigned char *small_put(lua_State *L, int idx, unsigned char *p, size_t *index,
-                                int is_key) {
+static inline __attribute__((always_inline)) unsigned char *
+small_put(lua_State *L, int idx, unsigned char *p, size_t *index, int is_key) {
   *index = 0;
   switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
@@ -1812,7 +1812,7 @@ static int small_store(lua_State *L, int idx, tslot_t *run) {
   }
   /* the sender's globals become the receiver's (T_GLOBALS), never a copy */
   compat_pushglobals(L);
-  is_g = lua_rawequal(L, idx, -1);
+  is_g = lua_topointer(L, -1) == lua_topointer(L, idx);
   lua_pop(L, 1);
   if (is_g) return 0;
   base[0] = TS_SMALL;
