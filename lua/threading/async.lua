@@ -49,6 +49,10 @@ local function many(list)
   return setmetatable({ list = list }, Many)
 end
 
+-- The watch of a wait on several tasks at once (gather): the end of any
+-- of them retries the waiter.
+local Tasks = {}
+
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
 
@@ -325,6 +329,8 @@ local function finish(s, task, state, r)
   end
   s.free[#s.free + 1] = task.token
   task.state = state
+  s.nended = s.nended + 1
+  task.end_seq = s.nended -- the order tasks ended in (gather's first failure)
   task.poll, task.deadline, task.resume_args = nil, nil, nil
   if state == "done" then
     task.results = { n = r.n - 1, unpack(r, 2, r.n) }
@@ -368,6 +374,16 @@ local function park(s, task, poll, deadline, watch, kind, shielded)
     local a = watch.awaiters or {}
     watch.awaiters = a
     a[#a + 1] = task
+    task.watching = "task"
+  elseif getmetatable(watch) == Tasks then
+    for i = 1, #watch do
+      local t = watch[i]
+      if not FINAL[t.state] then
+        local a = t.awaiters or {}
+        t.awaiters = a
+        a[#a + 1] = task
+      end
+    end
     task.watching = "task"
   elseif watch == DIRECT then
     task.watching = "direct"
@@ -673,7 +689,7 @@ end
 
 local function new_scheduler()
   return {
-    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {},
+    ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
     blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
     port = new_port(), polls = 0,
   }
@@ -751,6 +767,188 @@ function async.spawn(fn, ...)
     error("async.spawn must be called from a task (inside async.run)", 2)
   end
   return new_task(me.sched, fn, ...)
+end
+
+-- ------------------------------------------------------------ gather, wait_for
+
+-- What gather and wait_for accept, as a task of the calling scheduler: a
+-- function runs as a new task (owned: the caller cancels it when it gives
+-- up); a Future or a Thread is awaited by a new task (owned too; cancelling
+-- it leaves the future or thread alone); a Task of the scheduler is itself.
+-- nil and a description of what was found if x is none of these.
+local function awaitable_kind(x, me)
+  local mt = getmetatable(x)
+  if mt == Task then
+    if x.sched ~= me.sched then
+      return nil, "a task of another scheduler"
+    end
+    return "task"
+  elseif type(x) == "function" or (type(x) == "table" and callable(x)) then
+    return "function"
+  end
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  if name == "threading.Future" or name == "threading.Thread" then
+    return "await"
+  end
+  return nil, type(x)
+end
+
+local function as_task(me, x, kind)
+  if kind == "task" then
+    return x, false
+  elseif kind == "function" then
+    return new_task(me.sched, x), true
+  end
+  return new_task(me.sched, function()
+    local r = pack(x:await())
+    if r[1] then
+      return unpack(r, 2, r.n)
+    end
+    error(r[2], 0)
+  end), true
+end
+
+-- Cancel the tasks a gather or wait_for started and wait until they have
+-- ended (shielded: a cancellation of the caller meanwhile stays requested),
+-- so that what they held is released before the caller goes on.
+local function cancel_owned(tasks, owned)
+  local left = setmetatable({}, Tasks)
+  for i = 1, #tasks do
+    if owned[i] and not FINAL[tasks[i].state] then
+      tasks[i]:cancel()
+      left[#left + 1] = tasks[i]
+    end
+  end
+  if #left > 0 then
+    block(function()
+      for i = 1, #left do
+        if not FINAL[left[i].state] then
+          return false
+        end
+      end
+      return true
+    end, nil, left, nil, true)
+  end
+  for i = 1, #tasks do
+    if owned[i] then
+      tasks[i].awaited = true -- its outcome is the caller's to report
+    end
+  end
+end
+
+--- async.gather(list[, timeout]) -> results | nil, "timeout"
+-- Waits in the calling task until every item of the list has finished and
+-- returns their results in the list's order, each packed: results[i] is
+-- { n = count, ... }. Items: functions (each runs as a new task), Tasks of
+-- this scheduler, Futures and Threads. The first item to fail (or to be
+-- cancelled) has its error raised at once; the tasks gather started are
+-- then cancelled, as they are on a timeout or when the calling task is
+-- cancelled, and gather returns once they have ended. Tasks, futures and
+-- threads passed in are never cancelled by it.
+function async.gather(list, timeout)
+  if type(list) ~= "table" then
+    error("bad argument #1 to 'gather' (table expected, got " .. type(list) .. ")", 2)
+  end
+  local ok, t = timeout_arg(timeout)
+  if not ok then
+    error("bad argument #2 to 'gather' (timeout must be a non-negative number)", 2)
+  end
+  local me = current_task()
+  if me == nil then
+    error("async.gather must be called from a task (inside async.run)", 2)
+  end
+  local n, kinds = #list, {}
+  for i = 1, n do
+    local kind, got = awaitable_kind(list[i], me)
+    if kind == nil then
+      error(("bad argument #1 to 'gather' (list[%d]: function, task, future or thread"
+        .. " expected, got %s)"):format(i, got), 2)
+    end
+    kinds[i] = kind
+  end
+  local tasks, owned = setmetatable({}, Tasks), {}
+  for i = 1, n do
+    tasks[i], owned[i] = as_task(me, list[i], kinds[i])
+  end
+  local failed
+  local function settled()
+    local pending = false
+    for i = 1, n do
+      local tk = tasks[i]
+      local st = tk.state
+      if st == "failed" or st == "cancelled" then
+        if failed == nil or tk.end_seq < failed.end_seq then
+          failed = tk
+        end
+      elseif st ~= "done" then
+        pending = true
+      end
+    end
+    return failed ~= nil or not pending
+  end
+  local r = { true, true }
+  if not settled() then
+    r = pack(async.pcall(block, settled, t, tasks))
+  end
+  if not r[1] or not r[2] then
+    cancel_owned(tasks, owned)
+    if not r[1] then
+      error(r[2], 0) -- the calling task was cancelled
+    end
+    return nil, "timeout"
+  end
+  if failed ~= nil then
+    local _, err = outcome(failed)
+    cancel_owned(tasks, owned)
+    error(err, 0)
+  end
+  local results = {}
+  for i = 1, n do
+    results[i] = pack(select(2, outcome(tasks[i])))
+  end
+  return results
+end
+
+--- async.wait_for(timeout, fn, ...) -> fn's results | nil, "timeout"
+-- Runs fn(...) as a new task and waits for it in the calling task for at
+-- most timeout seconds (nil: no limit). On a timeout the task is cancelled
+-- and wait_for returns once it has ended; fn's error is raised. fn may also
+-- be a Task (cancelled on a timeout too), a Future or a Thread (awaited;
+-- they are left running). A cancellation of the caller cancels the task.
+function async.wait_for(timeout, fn, ...)
+  local ok, t = timeout_arg(timeout)
+  if not ok then
+    error("bad argument #1 to 'wait_for' (timeout must be a non-negative number)", 2)
+  end
+  local me = current_task()
+  if me == nil then
+    error("async.wait_for must be called from a task (inside async.run)", 2)
+  end
+  local kind, got = awaitable_kind(fn, me)
+  if kind == nil then
+    error("bad argument #2 to 'wait_for' (function, task, future or thread expected, got "
+      .. got .. ")", 2)
+  end
+  local task, own
+  if kind == "function" then
+    task, own = new_task(me.sched, fn, ...), true
+  else
+    task, own = as_task(me, fn, kind)
+    own = own or kind == "task"
+  end
+  local tasks = setmetatable({ task }, Tasks)
+  local r = pack(async.pcall(task.await, task, t))
+  if not r[1] or r[2] == nil then
+    cancel_owned(tasks, { own })
+    if not r[1] then
+      error(r[2], 0)
+    end
+    return nil, "timeout"
+  end
+  if r[2] then
+    return unpack(r, 3, r.n)
+  end
+  error(r[3], 0)
 end
 
 -- ------------------------------------------------- schedulers driven from outside
