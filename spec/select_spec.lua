@@ -105,8 +105,8 @@ describe("threading.select", function()
 
   it("refuses what it cannot wait on, naming where it was", function()
     assert.has_error(function() threading.select({ threading.Queue(), {} }) end,
-      "bad argument #1 to 'select' (waitables[2]: queue, event, future, thread, lock or"
-        .. " semaphore expected, got table)")
+      "bad argument #1 to 'select' (waitables[2]: queue, event, future, thread, lock,"
+        .. " semaphore or { queue, item } expected, got table)")
   end)
 
   it("refuses a bad list and a bad timeout with standard errors", function()
@@ -125,5 +125,73 @@ describe("threading.select", function()
       return { threading.select({ threading.Event(), q }, 10) }
     end)
     assert.same({ 2, "from a task" }, r)
+  end)
+end)
+
+describe("threading.select with send cases { queue, item }", function()
+  it("puts the item into a queue that has room and returns its index and true", function()
+    local a, out = threading.Queue(), threading.Queue(1)
+    assert.same({ 2, true }, { threading.select({ a, { out, "sent" } }, 0) })
+    assert.equal("sent", out:get(false))
+  end)
+
+  it("waits until a full queue has room, then puts the item", function()
+    local out = threading.Queue(1)
+    out:put("first")
+    local t = when_selecting(function(q) return q:get() end, out)
+    assert.same({ 1, true }, { threading.select({ { out, "second" } }, 30) })
+    assert.same({ true, "first" }, { t:join(10) })
+    assert.equal("second", out:get(false))
+  end)
+
+  it("puts nothing when a waitable listed before it is ready", function()
+    local e, out = threading.Event(), threading.Queue()
+    e:set()
+    assert.same({ 1, true }, { threading.select({ e, { out, "unsent" } }, 0) })
+    assert.equal(0, out:qsize())
+  end)
+
+  it("takes an item rather than sending when the get is listed first", function()
+    local inbox, out = threading.Queue(), threading.Queue(1)
+    local t = when_selecting(function(q) q:put("in") end, inbox)
+    out:put("full")
+    assert.same({ 1, "in" }, { threading.select({ inbox, { out, "x" } }, 30) })
+    assert.is_true(t:join(10))
+    assert.equal("full", out:get(false))
+    assert.equal(0, out:qsize())
+  end)
+
+  it("times out on a queue that stays full, leaving it as it was", function()
+    local out = threading.Queue(1)
+    out:put("only")
+    assert.same({ nil, "timeout" }, { threading.select({ { out, "more" } }, 0.05) })
+    assert.equal(1, out:qsize())
+    assert.equal("only", out:get(false))
+  end)
+
+  it("counts a shut-down queue as ready, with nil, \"shutdown\"", function()
+    local out = threading.Queue()
+    out:shutdown()
+    assert.same({ 1, nil, "shutdown" }, { threading.select({ { out, "late" } }, 1) })
+  end)
+
+  it("inside a task, suspends only the task until the queue has room", function()
+    local r = async.run(function()
+      local out = threading.Queue(1)
+      out:put("first")
+      local sender = async.spawn(function()
+        return threading.select({ { out, "second" } }, 30)
+      end)
+      local first = out:get() -- the sender is suspended, so this task runs
+      local r = { first, sender:await() }
+      r[#r + 1] = out:get(false)
+      return r
+    end)
+    assert.same({ "first", true, 1, true, "second" }, r)
+  end)
+
+  it("refuses a send case without an item, naming where it was", function()
+    assert.has_error(function() threading.select({ threading.Event(), { threading.Queue() } }) end,
+      "bad argument #1 to 'select' (waitables[2]: send case { queue, item } without an item)")
   end)
 end)

@@ -1665,7 +1665,7 @@ do -- module functions
     if current_task() == nil then
       return c_select(list, timeout)
     end
-    local take, n = select_check(list, timeout, 3)
+    local take, n, objs = select_check(list, timeout, 3)
     local r = select_try(list, take, n)
     if r == nil and timeout ~= 0 then
       local ok, got = block(function()
@@ -1674,7 +1674,7 @@ do -- module functions
           return true, x
         end
         return false
-      end, timeout, many(list))
+      end, timeout, many(objs))
       r = ok and got or nil
     end
     if r == nil then

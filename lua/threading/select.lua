@@ -3,6 +3,8 @@
 -- gave. Queues are ready when they have an item (taken with get), Events
 -- when set, Futures when done (their result), Threads when ended (their
 -- join), Locks, RLocks and semaphores when they can be acquired (acquired).
+-- A send case, the plain table { queue, item }, is ready when the queue
+-- has room (the item is put), as Go's `case ch <- v`.
 --
 -- The objects are tried in order, so when several are ready the first one
 -- listed wins, and only it is taken. A thread waits on a port of its own
@@ -29,6 +31,17 @@ return function(threading)
       return false
     end
     return true, nil, why -- "shutdown": ready, as a closed channel is
+  end
+
+  -- a send case { q, item }: put without waiting
+  local function take_send(case)
+    local ok, why = case[1]:put(case[2], false)
+    if ok then
+      return true, true
+    elseif why == "full" then
+      return false
+    end
+    return true, nil, why -- "shutdown"
   end
 
   local function take_lock(l)
@@ -81,7 +94,8 @@ return function(threading)
     return nil
   end
 
-  -- The taker of each waitable, or a standard error naming the bad one.
+  -- The taker of each waitable and the object to watch for it (a send
+  -- case's queue), or a standard error naming the bad one.
   local function check(list, timeout, level)
     if type(list) ~= "table" then
       error(("bad argument #1 to 'select' (table expected, got %s)"):format(type(list)), level)
@@ -90,18 +104,27 @@ return function(threading)
     if n == 0 then
       error("bad argument #1 to 'select' (no waitables given)", level)
     end
-    local take = {}
+    local take, objs = {}, {}
     for i = 1, n do
-      take[i] = taker_of(list[i])
+      local v = list[i]
+      if type(v) == "table" and getmetatable(v) == nil and taker_of(v[1]) == take_item then
+        if v[2] == nil then
+          error(("bad argument #1 to 'select' (waitables[%d]: send case { queue, item }"
+            .. " without an item)"):format(i), level)
+        end
+        take[i], objs[i] = take_send, v[1]
+      else
+        take[i], objs[i] = taker_of(v), v
+      end
       if take[i] == nil then
         error(("bad argument #1 to 'select' (waitables[%d]: queue, event, future, thread, "
-          .. "lock or semaphore expected, got %s)"):format(i, type(list[i])), level)
+          .. "lock, semaphore or { queue, item } expected, got %s)"):format(i, type(v)), level)
       end
     end
     if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
       error("bad argument #2 to 'select' (timeout must be a non-negative number)", level)
     end
-    return take, n
+    return take, n, objs
   end
 
   local function try(list, take, i)
@@ -123,9 +146,9 @@ return function(threading)
     return nil
   end
 
-  local function wait_ready(port, list, take, n, timeout)
+  local function wait_ready(port, list, take, n, objs, timeout)
     for i = 1, n do
-      port:watch(list[i], i)
+      port:watch(objs[i], i)
     end
     local r = try_all(list, take, n) -- every watch is armed: nothing is missed
     if r then
@@ -143,7 +166,7 @@ return function(threading)
       local tokens, everything = port:wait(left)
       if everything then
         for i = 1, n do
-          port:watch(list[i], i)
+          port:watch(objs[i], i)
         end
         r = try_all(list, take, n)
         if r then
@@ -152,7 +175,7 @@ return function(threading)
       end
       for k = 1, #tokens do
         local i = tokens[k]
-        port:watch(list[i], i) -- a watch fires once: arm it before the try
+        port:watch(objs[i], i) -- a watch fires once: arm it before the try
         r = try(list, take, i)
         if r then
           return r
@@ -162,11 +185,11 @@ return function(threading)
   end
 
   function threading.select(list, timeout)
-    local take, n = check(list, timeout, 3)
+    local take, n, objs = check(list, timeout, 3)
     local r = try_all(list, take, n)
     if r == nil and timeout ~= 0 then
       local port = new_port()
-      local ok, got = pcall(wait_ready, port, list, take, n, timeout)
+      local ok, got = pcall(wait_ready, port, list, take, n, objs, timeout)
       port:close()
       if not ok then
         error(got, 0)
