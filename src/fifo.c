@@ -300,8 +300,10 @@ static int fifo_take(fifo_t *q, tslot_t *out) {
   cells = (size_t)transfer_slot_cells(&out[0]);
   if (cells > 1) memcpy(out + 1, &q->head->slots[q->head_idx + 1], (cells - 1) * sizeof *out);
   q->head_idx += cells;
-  /* seq_cst: ordered before the read of put_sleepers in wake_one */
-  atomic_store(&q->gets, gets + 1);
+  /* seq_cst where a producer may sleep for room: ordered before the read
+  ** of put_sleepers in wake_one; an unbounded queue has no such sleeper */
+  if (q->maxsize > 0) atomic_store(&q->gets, gets + 1);
+  else atomic_store_explicit(&q->gets, gets + 1, memory_order_release);
   WAIT_CHECK(pthread_mutex_unlock(&q->head_mu));
   free(done);          /* every slot of it was taken; producers left it */
   if (q->maxsize > 0) wake_one(q, &q->put_sleepers, &q->put_signals, &q->put_cv);
