@@ -195,6 +195,13 @@ describe("async.gather", function()
     assert.truthy(err:find(want, 1, true), err)
   end)
 
+  it("refuses the calling task, which would wait for itself", function()
+    assert.has_error(function()
+      async.run(function() async.gather({ async.current() }) end)
+    end, "bad argument #1 to 'gather' (list[1]: function, task, future or thread expected,"
+      .. " got the calling task itself)")
+  end)
+
   it("refuses a negative timeout", function()
     assert.has_error(function()
       async.run(function() async.gather({}, -1) end)

@@ -781,6 +781,8 @@ local function awaitable_kind(x, me)
   if mt == Task then
     if x.sched ~= me.sched then
       return nil, "a task of another scheduler"
+    elseif x == me then
+      return nil, "the calling task itself"
     end
     return "task"
   elseif type(x) == "function" or (type(x) == "table" and callable(x)) then
