@@ -365,24 +365,26 @@ local function unblock(s, task, took)
   task.shielded = nil
 end
 
+-- Retry `task` when `t` ends (finish makes its awaiters dirty).
+local function await_end(t, task)
+  if not FINAL[t.state] then
+    local a = t.awaiters or {}
+    t.awaiters = a
+    a[#a + 1] = task
+  end
+end
+
 -- File a task that yielded a request as blocked, and arm its watch.
 local function park(s, task, poll, deadline, watch, kind, shielded)
   task.poll, task.deadline, task.shielded = poll, deadline, shielded
   task.state = "blocked"
   s.blocked[task.token] = task
   if getmetatable(watch) == Task then
-    local a = watch.awaiters or {}
-    watch.awaiters = a
-    a[#a + 1] = task
+    await_end(watch, task)
     task.watching = "task"
   elseif getmetatable(watch) == Tasks then
     for i = 1, #watch do
-      local t = watch[i]
-      if not FINAL[t.state] then
-        local a = t.awaiters or {}
-        t.awaiters = a
-        a[#a + 1] = task
-      end
+      await_end(watch[i], task)
     end
     task.watching = "task"
   elseif watch == DIRECT then
@@ -756,17 +758,22 @@ function async.run(fn, ...)
   error(main.err, 0)
 end
 
+-- The calling task, or an error (at the caller's caller) naming fname.
+local function calling_task(fname)
+  local me = current_task()
+  if me == nil then
+    error(("async.%s must be called from a task (inside async.run)"):format(fname), 3)
+  end
+  return me
+end
+
 --- async.spawn(fn, ...) -> Task: start fn(...) as another task of the
 -- running scheduler.
 function async.spawn(fn, ...)
   if not callable(fn) then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
-  local me = current_task()
-  if me == nil then
-    error("async.spawn must be called from a task (inside async.run)", 2)
-  end
-  return new_task(me.sched, fn, ...)
+  return new_task(calling_task("spawn").sched, fn, ...)
 end
 
 -- ------------------------------------------------------------ gather, wait_for
@@ -795,11 +802,11 @@ local function awaitable_kind(x, me)
   return nil, type(x)
 end
 
-local function as_task(me, x, kind)
+local function as_task(me, x, kind, ...)
   if kind == "task" then
     return x, false
   elseif kind == "function" then
-    return new_task(me.sched, x), true
+    return new_task(me.sched, x, ...), true
   end
   return new_task(me.sched, function()
     local r = pack(x:await())
@@ -855,10 +862,7 @@ function async.gather(list, timeout)
   if not ok then
     error("bad argument #2 to 'gather' (timeout must be a non-negative number)", 2)
   end
-  local me = current_task()
-  if me == nil then
-    error("async.gather must be called from a task (inside async.run)", 2)
-  end
+  local me = calling_task("gather")
   local n, kinds = #list, {}
   for i = 1, n do
     local kind, got = awaitable_kind(list[i], me)
@@ -922,26 +926,18 @@ function async.wait_for(timeout, fn, ...)
   if not ok then
     error("bad argument #1 to 'wait_for' (timeout must be a non-negative number)", 2)
   end
-  local me = current_task()
-  if me == nil then
-    error("async.wait_for must be called from a task (inside async.run)", 2)
-  end
+  local me = calling_task("wait_for")
   local kind, got = awaitable_kind(fn, me)
   if kind == nil then
     error("bad argument #2 to 'wait_for' (function, task, future or thread expected, got "
       .. got .. ")", 2)
   end
-  local task, own
-  if kind == "function" then
-    task, own = new_task(me.sched, fn, ...), true
-  else
-    task, own = as_task(me, fn, kind)
-    own = own or kind == "task"
-  end
+  -- what it waits on is its to cancel, a Task passed in too
+  local task = as_task(me, fn, kind, ...)
   local tasks = setmetatable({ task }, Tasks)
   local r = pack(async.pcall(task.await, task, t))
   if not r[1] or r[2] == nil then
-    cancel_owned(tasks, { own })
+    cancel_owned(tasks, { true })
     if not r[1] then
       error(r[2], 0)
     end
