@@ -998,6 +998,18 @@ describe("queue", function()
       end
     end)
 
+    it("carry a list with one more key past, before or beside its items, in either part", function()
+      local items = {
+        { 1, 2, [4] = 4 }, { 1, 2, [0] = 0 }, { "a", "b", [-1] = true }, { 1, 2, [2.5] = 3 },
+        { 1, 2, x = "y" }, { 1, 2, [SMALL_FIELDS + 1] = 9 },
+        { [1] = 1, [2] = 2, [100] = 100 }, { [100] = 100, [2] = 2, [1] = 1 },
+      }
+      local got = via_thread(items)
+      for i, item in ipairs(items) do
+        assert.equal(exact(item), exact(got[i]))
+      end
+    end)
+
     it("carry a table mixing array and hash parts, and an empty one", function()
       local items = { { 1, 2, 3, x = "a", [true] = false, [-2] = 0.25 }, {} }
       local got = via_thread(items)
