@@ -52,10 +52,17 @@
 ** held by a thread left behind; a port whose scheduler stayed behind stays
 ** on the lists, and a change in the child posts to it harmlessly.
 **
+** An OS thread that waits in C on several objects (threading.wait, the
+** set behind as_completed: future.c) uses a port of its own the same way,
+** with no Lua handle (port_make). A task waiting on such a set makes the
+** set's port relay every post to its scheduler's port, with its token
+** (port_relay): one wake-up per change, however many futures the set has.
+**
 ** Lock order: an object's own mutex (some changes are announced under it),
-** then watch_mu, then a port's mu. Nothing is pushed onto a Lua stack,
-** allocated through Lua or raised, and no Lua runs, while watch_mu or a
-** port's mu is held; an object's reference is released only after
+** then watch_mu, then a port's mu (a relaying port's, then the mu of the
+** port it relays to, which relays to none). Nothing is pushed onto a Lua
+** stack, allocated through Lua or raised, and no Lua runs, while watch_mu
+** or a port's mu is held; an object's reference is released only after
 ** watch_mu is.
 */
 #include <errno.h>
@@ -104,6 +111,9 @@ struct port {
   size_t nnodes;
   int wide;                     /* (watch_mu) hears of every change */
   port_t *prev, *next;          /* (watch_mu) the list of all ports */
+  port_t *relay;                /* (mu) every post is passed on to it, with
+                                   relay_token; a reference (port_relay) */
+  long relay_token;             /* (mu) */
 };
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -122,9 +132,11 @@ static void port_signal(port_t *p) {
   }
 }
 
-/* Post a token (mu held by no one here). */
+/* Post a token (mu held by no one here). A relaying port passes the post
+** on under its mu: the port it relays to relays to none. */
 static void port_post(port_t *p, long token) {
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  if (p->relay != NULL) port_post(p->relay, p->relay_token);
   if (p->nready == p->capready) {
     size_t cap = p->capready ? p->capready * 2 : 16;
     long *r = (long *)realloc(p->ready, cap * sizeof *r);
@@ -308,6 +320,7 @@ static void port_close(port_t *p) {
 static void port_destroy(object_t *o) {
   port_t *p = (port_t *)o;
   port_close(p);
+  if (p->relay != NULL) object_release(&p->relay->obj);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   if (p->prev != NULL) p->prev->next = p->next;
   else all_ports = p->next;
@@ -330,11 +343,10 @@ object_t *port_check(lua_State *L, int idx) {
   return object_check(L, idx, &port_type);
 }
 
-/* threading._port() -> a new port */
-static int port_new(lua_State *L) {
-  handle_t *h = object_newhandle(L, &port_type);
+/* A new port, on the list of all ports; NULL without memory. */
+static port_t *port_alloc(void) {
   port_t *p = (port_t *)calloc(1, sizeof *p);
-  if (p == NULL) return luaL_error(L, "not enough memory");
+  if (p == NULL) return NULL;
   object_init(&p->obj, &port_type);
   p->efd = -1;
   wait_mutex_init(&p->mu);
@@ -344,6 +356,14 @@ static int port_new(lua_State *L) {
   if (all_ports != NULL) all_ports->prev = p;
   all_ports = p;
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
+  return p;
+}
+
+/* threading._port() -> a new port */
+static int port_new(lua_State *L) {
+  handle_t *h = object_newhandle(L, &port_type);
+  port_t *p = port_alloc();
+  if (p == NULL) return luaL_error(L, "not enough memory");
   object_sethandle(L, h, &p->obj);
   return 1;
 }
@@ -360,20 +380,20 @@ static int check_kind(lua_State *L, int idx) {
   return (int)k;
 }
 
-/* The token's node, made if need be; raises without memory. */
-static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
+/* The token's node, made if need be; NULL without memory. */
+static struct watch *node_of(port_t *p, long token) {
   struct watch *w;
   if ((size_t)token >= p->nnodes) {
     size_t n = (size_t)token * 2, i;
     struct watch **nodes = (struct watch **)realloc(p->nodes, n * sizeof *nodes);
-    if (nodes == NULL) luaL_error(L, "not enough memory");
+    if (nodes == NULL) return NULL;
     for (i = p->nnodes; i < n; i++) nodes[i] = NULL;
     p->nodes = nodes;
     p->nnodes = n;
   }
   if ((w = p->nodes[token]) == NULL) {
     w = (struct watch *)calloc(1, sizeof *w);
-    if (w == NULL) luaL_error(L, "not enough memory");
+    if (w == NULL) return NULL;
     w->port = p;
     w->token = token;
     p->nodes[token] = w;
@@ -381,23 +401,18 @@ static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
   return w;
 }
 
-/* port:watch(handle, token[, kind[, front]]) -> true, or false if handle is
-** no object of the module: the object's next change of that kind (kinds:
-** object.h) posts token. front: the task was posted, found what it came
-** for taken by someone else, and keeps its turn. */
-static int port_watch(lua_State *L) {
-  port_t *p = check_port(L);
-  object_t *o = object_test(L, 2), *old, *fired;
-  long token = check_token(L, 3);
-  int kind = check_kind(L, 4), front = lua_toboolean(L, 5);
-  struct watch *w;
-  if (o == NULL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
+/* The same, raising without memory (no lock is held). */
+static struct watch *ensure_node(lua_State *L, port_t *p, long token) {
+  struct watch *w = node_of(p, token);
+  if (w == NULL) luaL_error(L, "not enough memory");
+  return w;
+}
+
+/* Link w to o's list of `kind` (at the front if front), leaving whatever
+** it watched before; the reference to o is taken here. */
+static void rewatch(struct watch *w, object_t *o, int kind, int front) {
+  object_t *old, *fired;
   if (o->type->watch_target != NULL) o = o->type->watch_target(o);
-  w = ensure_node(L, p, token);
-  if (w->more != NULL) unwatch_more(w, 1);      /* it watched several */
   object_retain(o);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   old = unlink_watch(w);
@@ -408,6 +423,80 @@ static int port_watch(lua_State *L) {
   WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
   if (old != NULL) object_release(old);
   if (fired != NULL) object_release(fired);
+}
+
+/* --------------------------------------------- an OS thread's own port */
+
+object_t *port_make(void) {
+  port_t *p = port_alloc();
+  return p != NULL ? &p->obj : NULL;
+}
+
+int port_watch_obj(object_t *port, object_t *o, long token) {
+  struct watch *w = node_of((port_t *)port, token);
+  if (w == NULL) return 0;
+  rewatch(w, o, WATCH_ANY, 0);
+  return 1;
+}
+
+int port_sleep(object_t *port, const deadline_t *dl) {
+  port_t *p = (port_t *)port;
+  int r = WAIT_OK;
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  while (p->nready == 0 && !p->everything && !p->wide_hit && r == WAIT_OK) {
+    if (wait_expired(dl)) r = WAIT_TIMEOUT;
+    else r = wait_on(&p->obj, &p->mu, &p->cv, dl);
+  }
+  if (r == WAIT_TIMEOUT && (p->nready > 0 || p->everything)) r = WAIT_OK;
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  return r;
+}
+
+void port_relay(object_t *port, object_t *to, long token) {
+  port_t *p = (port_t *)port;
+  port_t *old;
+  if (to != NULL) object_retain(to);
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  old = p->relay;
+  p->relay = (port_t *)to;
+  p->relay_token = token;
+  /* what came before the relay was set is the caller's to look at: it
+  ** takes the tokens itself after this */
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  if (old != NULL) object_release(&old->obj);
+}
+
+size_t port_take(object_t *port, long *buf, size_t cap, int *everything) {
+  port_t *p = (port_t *)port;
+  size_t n;
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  n = p->nready < cap ? p->nready : cap;
+  memcpy(buf, p->ready, n * sizeof *buf);
+  memmove(p->ready, p->ready + n, (p->nready - n) * sizeof *buf);
+  p->nready -= n;
+  *everything = p->everything;
+  p->everything = p->wide_hit = 0;
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  return n;
+}
+
+/* port:watch(handle, token[, kind[, front]]) -> true, or false if handle is
+** no object of the module: the object's next change of that kind (kinds:
+** object.h) posts token. front: the task was posted, found what it came
+** for taken by someone else, and keeps its turn. */
+static int port_watch(lua_State *L) {
+  port_t *p = check_port(L);
+  object_t *o = object_test(L, 2);
+  long token = check_token(L, 3);
+  int kind = check_kind(L, 4), front = lua_toboolean(L, 5);
+  struct watch *w;
+  if (o == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  w = ensure_node(L, p, token);
+  if (w->more != NULL) unwatch_more(w, 1);      /* it watched several */
+  rewatch(w, o, kind, front);
   lua_pushboolean(L, 1);
   return 1;
 }

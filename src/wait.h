@@ -119,6 +119,26 @@ static inline void wait_notify_some(object_t *changed, int kind, long n) {
 TH_HIDDEN void port_fire(object_t *o, int kind, long n);
 TH_HIDDEN void port_fire_wide(void);
 TH_HIDDEN void port_post_to(object_t *port, long token);
+/*
+** An OS thread waiting in C on several objects at once (threading.wait)
+** uses a port of its own, watched through the same lists as the tasks':
+** port_make (NULL without memory; object_release frees it and drops its
+** watches), port_watch_obj (the next change of o posts token; 0 without
+** memory, which only a token's first watch can need), port_sleep (until
+** something is posted, the deadline passes or the thread is cancelled:
+** WAIT_OK, WAIT_TIMEOUT, WAIT_CANCELLED; takes nothing) and port_take
+** (moves up to cap posted tokens into buf; *everything: some were lost,
+** look at every object again). None raises; none holds a lock on return.
+** Lock order: a relaying port's mu, then the mu of the port it relays to.
+*/
+TH_HIDDEN object_t *port_make(void);
+TH_HIDDEN int port_watch_obj(object_t *port, object_t *o, long token);
+TH_HIDDEN int port_sleep(object_t *port, const deadline_t *dl);
+TH_HIDDEN size_t port_take(object_t *port, long *buf, size_t cap, int *everything);
+/* From now on every post to `port` is posted to `to` too, with token (a
+** task that waits on a set of futures: its scheduler's port); to NULL
+** stops it. `to` must relay to no port. */
+TH_HIDDEN void port_relay(object_t *port, object_t *to, long token);
 /* The port at idx (raises if it is none); threading._port made it. */
 TH_HIDDEN object_t *port_check(lua_State *L, int idx);
 TH_HIDDEN void port_atfork(int phase);
