@@ -736,6 +736,71 @@ describe("threading.wait", function()
       "bad argument #1 to 'wait' (list of threading.Future expected, item 1 is a number)")
   end)
 
+  it("waits on past a future that only starts running, until it ends", function()
+    -- the future's first change (running) wakes the waiting thread without
+    -- ending its wait; the pause before set_result lets the waiter look at
+    -- that change first, so that it must still hear of the end
+    for round = 1, 5 do
+      local f = threading.Future()
+      local name = "wait-running-" .. round
+      local waiter = threading.Thread({ name = name, target = function(fut)
+        local done = require("threading").wait({ fut })
+        return #done
+      end, args = { f } }):start()
+      local deadline = threading.monotonic() + 10
+      local blocked = false
+      while not blocked and threading.monotonic() < deadline do
+        for _, w in ipairs(threading.waits()) do
+          if w.name == name and w.blocked_on and w.blocked_on:find("threading.Port", 1, true) then
+            blocked = true
+          end
+        end
+        if not blocked then threading.sleep(0.001) end
+      end
+      assert.is_true(blocked)
+      assert.is_true(f:set_running_or_notify_cancel())
+      threading.sleep(0.01)
+      f:set_result(round)
+      local ok, n = waiter:join(10)
+      if not ok then
+        waiter:cancel()
+        waiter:join(10)
+      end
+      assert.same({ true, 1 }, { ok, n })
+    end
+  end)
+
+  it("hears of hundreds of futures that end at once in another thread", function()
+    local fs = {}
+    for i = 1, 300 do fs[i] = threading.Future() end
+    local t = threading.start(function(list)
+      for i = #list, 1, -1 do list[i]:set_result(i) end
+    end, fs)
+    local done, not_done = threading.wait(fs, 10)
+    assert.equal(300, #done)
+    assert.same({}, not_done)
+    assert.is_true((t:join(10)))
+    assert.same({ true, 300 }, { fs[300]:result() })
+  end)
+
+  it("returns at the first failure among many with first_exception", function()
+    local fs = {}
+    for i = 1, 100 do fs[i] = threading.Future() end
+    local t = threading.start(function(list)
+      for i = 1, 50 do list[i]:set_result(i) end
+      list[77]:set_exception("boom")
+    end, fs)
+    local done, not_done = threading.wait(fs, 10, "first_exception")
+    assert.is_true((t:join(10)))
+    local failed = false
+    for _, f in ipairs(done) do
+      if f == fs[77] then failed = true end
+    end
+    assert.is_true(failed)
+    assert.equal(51, #done)
+    assert.equal(49, #not_done)
+  end)
+
   it("can be interrupted by Thread:cancel", function()
     local pool = new_pool(1)
     local started, go = threading.Event(), threading.Event()
@@ -748,7 +813,7 @@ describe("threading.wait", function()
     local blocked = false
     while not blocked and threading.monotonic() < deadline do
       for _, w in ipairs(threading.waits()) do
-        if w.name == "wait-cancel" and w.blocked_on and w.blocked_on:find("FutureWaiter", 1, true) then
+        if w.name == "wait-cancel" and w.blocked_on and w.blocked_on:find("threading.Port", 1, true) then
           blocked = true
         end
       end

@@ -14,22 +14,25 @@
 ** counted: each Lua handle, the pool's queue while it is queued and the
 ** worker that runs it hold one reference each.
 **
-** threading.wait registers one node per unfinished future on that future's
-** list of waiters (under the future's mu); the nodes live in a userdata of
-** the waiting call and are unlinked before it returns. The FutureWaiter
-** they point to counts completions under its own mu and belongs to that
-** call (a reference it drops when done).
+** threading.wait in an OS thread waits on a port of its own (port.c), as
+** a task's wait on several objects does on its scheduler's: it watches
+** every unfinished future, each with its own token, and a change of one
+** posts that token, so each wake-up looks only at the futures that
+** changed. The port belongs to the call and is released before it
+** returns or raises.
 **
-** Lock order: a future's mu, then a FutureWaiter's mu (when a future
-** completes, and as threading.wait registers), then a waiter's mu (inside
-** wait_on). pool.c may hold its work->mu above a future's mu; nothing here
-** takes work->mu. Nothing is pushed onto a Lua stack, allocated through
-** Lua or raised, and no Lua runs, while any of them is held; nor is a
-** buffer freed (that may release objects and take their locks).
+** Lock order: a future's mu, then a waiter's mu (inside wait_on). A
+** future's change is announced after its mu is released (port.c's locks
+** come after an object's own). pool.c may hold its work->mu above a
+** future's mu; nothing here takes work->mu. Nothing is pushed onto a Lua
+** stack, allocated through Lua or raised, and no Lua runs, while any of
+** them is held; nor is a buffer freed (that may release objects and take
+** their locks).
 */
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "capi.h"
 #include "future.h"
@@ -39,32 +42,14 @@
 #include "wait.h"
 
 #define FUTURE_MT "threading.Future"
-#define FWAITER_MT "threading.FutureWaiter" /* what threading.wait blocks on */
 
 static const char *const state_names[] = {
   "pending", "running", "done", "failed", "cancelled"
 };
 
-/* ------------------------------------------------------------- types */
-
-typedef struct fwaiter {
-  object_t obj;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int ndone, nfailed;        /* (mu) registered futures that completed */
-} fwaiter_t;
-
-/* One registration of a threading.wait call on one future. */
-struct fnode {
-  fwaiter_t *w;
-  struct fnode *prev, *next;  /* (the future's mu) */
-};
-
 static void future_destroy(object_t *o);
-static void fwaiter_destroy(object_t *o);
 
 const object_type_t future_type = { FUTURE_MT, future_destroy, NULL };
-static const object_type_t fwaiter_type = { FWAITER_MT, fwaiter_destroy, NULL };
 
 /* ----------------------------------------------------------- futures */
 
@@ -99,19 +84,13 @@ static void future_destroy(object_t *o) {
 }
 
 /* With f->mu held and f not final: give f its final state and output,
-** and wake the threads and threading.wait calls waiting on it. */
+** and wake the threads waiting in result(); the caller announces the
+** change (wait_notify_change) once mu is released, for the waits on
+** several objects and the tasks. */
 static void finish_locked(future_t *f, int state, transfer_t *output) {
-  fnode_t *n;
   f->state = state;
   f->output = output;
   if (f->sleepers > 0) WAIT_CHECK(pthread_cond_broadcast(&f->cv));
-  for (n = f->waiters; n != NULL; n = n->next) {
-    WAIT_CHECK(pthread_mutex_lock(&n->w->mu));
-    n->w->ndone++;
-    if (state == F_FAILED) n->w->nfailed++;
-    WAIT_CHECK(pthread_cond_signal(&n->w->cv));
-    WAIT_CHECK(pthread_mutex_unlock(&n->w->mu));
-  }
 }
 
 /* Give f its final state and output (owned by f from now on); wake whoever
@@ -174,15 +153,6 @@ int future_cancel(future_t *f) {
     return 1;
   }
   return state == F_CANCELLED;
-}
-
-/* ------------------------------------------------------------ waiters */
-
-static void fwaiter_destroy(object_t *o) {
-  fwaiter_t *w = (fwaiter_t *)o;
-  pthread_mutex_destroy(&w->mu);
-  pthread_cond_destroy(&w->cv);
-  free(w);
 }
 
 /* --------------------------------------------------------- Future API */
@@ -326,9 +296,19 @@ static const char *const rw_names[] = {
 typedef struct wentry {
   future_t *f;
   int idx;                    /* position in the caller's list */
-  int linked;                 /* node is on f->waiters */
-  fnode_t node;
+  int counted;                /* seen final: in ndone (and nfailed) */
 } wentry_t;
+
+/* Count e if it is final now (once). */
+static void count_final(wentry_t *e, int *ndone, int *nfailed) {
+  int s;
+  if (e->counted) return;
+  s = future_state(e->f);
+  if (!F_FINAL(s)) return;
+  e->counted = 1;
+  (*ndone)++;
+  if (s == F_FAILED) (*nfailed)++;
+}
 
 static int rw_satisfied(int how, int ndone, int nfailed, int npending) {
   if (ndone >= npending) return 1;
@@ -351,9 +331,9 @@ static void push_lists(lua_State *L, int list, wentry_t *e, int n) {
 /* threading.wait(futures[, timeout[, return_when]]) -> done, not_done */
 static int pool_wait(lua_State *L) {
   deadline_t dl;
-  int how, n, len, i, ndone = 0, nfailed = 0, npending, r = WAIT_OK;
+  int how, n, len, i, ndone = 0, nfailed = 0, r = WAIT_OK;
   wentry_t *e;
-  fwaiter_t *w;
+  object_t *port;
   luaL_checktype(L, 1, LUA_TTABLE);
   dl = wait_deadline_arg(L, 2);
   how = luaL_checkoption(L, 3, "all_completed", rw_names);
@@ -385,67 +365,62 @@ static int pool_wait(lua_State *L) {
       lua_rawset(L, 3);
       e[n].f = (future_t *)o;
       e[n].idx = i;
-      e[n].linked = 0;
+      e[n].counted = 0;
       n++;
     }
     lua_pop(L, 1);
   }
   wait_check_cancel(L);
-  for (i = 0; i < n; i++) {
-    int s = future_state(e[i].f);
-    if (F_FINAL(s)) ndone++;
-    if (s == F_FAILED) nfailed++;
-  }
+  for (i = 0; i < n; i++) count_final(&e[i], &ndone, &nfailed);
   if (rw_satisfied(how, ndone, nfailed, n) || (!dl.forever && wait_expired(&dl))) {
     push_lists(L, 1, e, n);
     return 2;
   }
-  w = (fwaiter_t *)calloc(1, sizeof *w);
-  if (w == NULL) return luaL_error(L, "not enough memory");
-  object_init(&w->obj, &fwaiter_type);
-  wait_mutex_init(&w->mu);
-  wait_cond_init(&w->cv);
-  /* count the futures that are done now; register on the others */
-  npending = n;
+  port = port_make();
+  if (port == NULL) return luaL_error(L, "not enough memory");
+  /* watch every unfinished future (entry i posts token i + 1), then look
+  ** again: a future that ended before its watch was armed is seen now */
   for (i = 0; i < n; i++) {
-    future_t *f = e[i].f;
-    WAIT_CHECK(pthread_mutex_lock(&f->mu));
-    if (F_FINAL(f->state)) {
-      WAIT_CHECK(pthread_mutex_lock(&w->mu));
-      w->ndone++;
-      if (f->state == F_FAILED) w->nfailed++;
-      WAIT_CHECK(pthread_mutex_unlock(&w->mu));
-    } else {
-      e[i].node.w = w;
-      e[i].node.prev = NULL;
-      e[i].node.next = f->waiters;
-      if (f->waiters != NULL) f->waiters->prev = &e[i].node;
-      f->waiters = &e[i].node;
-      e[i].linked = 1;
+    if (e[i].counted) continue;
+    if (!port_watch_obj(port, &e[i].f->obj, i + 1)) {
+      object_release(port);
+      return luaL_error(L, "not enough memory");
     }
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
   }
-  WAIT_CHECK(pthread_mutex_lock(&w->mu));
-  while (!rw_satisfied(how, w->ndone, w->nfailed, npending) && r == WAIT_OK)
-    r = wait_on(&w->obj, &w->mu, &w->cv, &dl);
-  WAIT_CHECK(pthread_mutex_unlock(&w->mu));
-  for (i = 0; i < n; i++) {
-    future_t *f = e[i].f;
-    if (!e[i].linked) continue;
-    WAIT_CHECK(pthread_mutex_lock(&f->mu));
-    if (e[i].node.prev != NULL) e[i].node.prev->next = e[i].node.next;
-    else f->waiters = e[i].node.next;
-    if (e[i].node.next != NULL) e[i].node.next->prev = e[i].node.prev;
-    WAIT_CHECK(pthread_mutex_unlock(&f->mu));
-    e[i].linked = 0;
+  for (i = 0; i < n; i++) count_final(&e[i], &ndone, &nfailed);
+  while (!rw_satisfied(how, ndone, nfailed, n)) {
+    long tokens[64];
+    size_t got, k;
+    int everything;
+    r = port_sleep(port, &dl);
+    if (r != WAIT_OK) break;
+    do {
+      got = port_take(port, tokens, sizeof tokens / sizeof *tokens, &everything);
+      for (k = 0; k < got; k++) {
+        wentry_t *x = &e[tokens[k] - 1];
+        count_final(x, &ndone, &nfailed);
+        /* a change short of the end (it started running): watch on, and
+        ** look once more, for an end that came before the watch */
+        if (!x->counted) {
+          (void)port_watch_obj(port, &x->f->obj, tokens[k]);  /* its node exists */
+          count_final(x, &ndone, &nfailed);
+        }
+      }
+      if (everything) {
+        /* tokens were lost: watch every unfinished future again */
+        for (i = 0; i < n; i++) {
+          if (e[i].counted) continue;
+          (void)port_watch_obj(port, &e[i].f->obj, i + 1);
+          count_final(&e[i], &ndone, &nfailed);
+        }
+      }
+    } while (got == sizeof tokens / sizeof *tokens);
   }
-  object_release(&w->obj);
+  object_release(port);
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
   push_lists(L, 1, e, n);
   return 2;
 }
-
-/* ----------------------------------------------------------- tables */
 
 /* ------------------------------------------------ standalone futures */
 
@@ -592,7 +567,6 @@ static const luaL_Reg future_funcs[] = {
 
 void future_open(lua_State *L) {
   object_newmetatable(L, &future_type, future_methods, future_meta);
-  object_newmetatable(L, &fwaiter_type, NULL, NULL);
   luaL_setfuncs(L, future_funcs, 0);
   lua_pushlightuserdata(L, (void *)&capi);
   lua_setfield(L, -2, "_capi");

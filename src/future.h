@@ -12,10 +12,10 @@
 **   under the mu of the work whose queue holds the future (pool.c); the
 **   task's fields belong to the future until a worker moves it to
 **   F_RUNNING or a cancel drops them, both under mu.
-** - Lock order: a work's mu (pool.c), then a future's mu, then a waiter's
-**   mu (a FutureWaiter's when a future completes, a thread's inside
-**   wait_on). No buffer is freed, and no Lua runs, while a future's mu is
-**   held.
+** - Lock order: a work's mu (pool.c), then a future's mu, then a thread's
+**   waiter's mu (inside wait_on). A change of a future is announced to
+**   the ports watching it (wait_notify_change) after its mu is released.
+**   No buffer is freed, and no Lua runs, while a future's mu is held.
 */
 #ifndef THREADING_FUTURE_H
 #define THREADING_FUTURE_H
@@ -30,16 +30,12 @@
 enum { F_PENDING, F_RUNNING, F_DONE, F_FAILED, F_CANCELLED };
 #define F_FINAL(s) ((s) >= F_DONE)
 
-/* One registration of a threading.wait call on one future (future.c). */
-typedef struct fnode fnode_t;
-
 typedef struct future {
   object_t obj;
   pthread_mutex_t mu;
   pthread_cond_t cv;          /* completion, for result() */
   int state;                  /* (mu) */
   int sleepers;               /* (mu) threads in result()/exception() */
-  fnode_t *waiters;           /* (mu) threading.wait registrations */
   transfer_t *output;         /* (mu) results or the error, set with a final state */
   const char *reason;         /* (mu) F_FAILED without output: a static message */
   /* The task, owned by the future until a worker moves it to RUNNING or a

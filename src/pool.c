@@ -36,10 +36,11 @@
 **
 ** Lock order: work->mu, then a future's mu (fork() locks them all, in that
 ** order), then a waiter's mu (inside wait_on). A future is finished (which
-** takes its mu, then the mu of the FutureWaiters on it: see future.c) with
-** no work->mu held. Nothing is pushed onto a Lua stack, allocated through
-** Lua or raised, and no Lua runs, while any of them is held; nor is a
-** buffer freed (that may release objects and take their locks).
+** takes its mu, then, once that is released, port.c's locks to post the
+** waits watching it: see future.c) with no work->mu held. Nothing is
+** pushed onto a Lua stack, allocated through Lua or raised, and no Lua
+** runs, while any of them is held; nor is a buffer freed (that may release
+** objects and take their locks).
 */
 #include <errno.h>
 #include <limits.h>
