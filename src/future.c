@@ -422,6 +422,168 @@ static int pool_wait(lua_State *L) {
   return 2;
 }
 
+/* ---------------------------------------------------- as_completed's set */
+
+/*
+** threading._completions(futures) -> a set that hands out the futures of the
+** list as they end: set:next([timeout]) -> the index in the list of the
+** next one to end (those that had ended when the set was made first, in
+** list order), nil, "timeout" when none ends in time, or nil once every
+** one was handed out. The set watches each future once, on a port of its
+** own, so each end costs one wake-up and no look at the others (a
+** threading.wait per step looks at every future left). A task waiting on
+** it makes the port relay to its scheduler's (set:_relay(port, token)).
+** The set belongs to the state that made it: it is a plain userdata, never
+** sent to another state.
+*/
+#define CSET_MT "threading.Completions"
+
+typedef struct cset {
+  object_t *port;             /* NULL before it is made */
+  int n;                      /* entries, each with a reference to its future */
+  int left;                   /* not handed out yet */
+  int head, tail;             /* fifo[head..tail): ended, not handed out */
+  wentry_t *e;
+  int *fifo;
+} cset_t;
+
+static int cset_gc(lua_State *L) {
+  cset_t *cs = (cset_t *)luaL_checkudata(L, 1, CSET_MT);
+  int i;
+  if (cs->port != NULL) object_release(cs->port);   /* drops its watches */
+  cs->port = NULL;
+  for (i = 0; i < cs->n; i++) object_release(&cs->e[i].f->obj);
+  cs->n = 0;
+  free(cs->e);
+  free(cs->fifo);
+  cs->e = NULL;
+  cs->fifo = NULL;
+  return 0;
+}
+
+/* Queue entry i if it has ended (once); else watch it again if rewatch. */
+static void cset_look(cset_t *cs, int i, int rewatch) {
+  wentry_t *x = &cs->e[i];
+  int ignored = 0;
+  if (x->counted) return;
+  count_final(x, &ignored, &ignored);
+  if (!x->counted && rewatch) {
+    /* a change short of the end (it started running): watch on, and look
+    ** once more, for an end that came before the watch */
+    (void)port_watch_obj(cs->port, &x->f->obj, i + 1);   /* its node exists */
+    count_final(x, &ignored, &ignored);
+  }
+  if (x->counted) cs->fifo[cs->tail++] = i;
+}
+
+/* Take what the port got: the futures that changed. */
+static void cset_drain(cset_t *cs) {
+  long tokens[64];
+  size_t got, k;
+  int everything, i;
+  do {
+    got = port_take(cs->port, tokens, sizeof tokens / sizeof *tokens, &everything);
+    for (k = 0; k < got; k++) cset_look(cs, (int)tokens[k] - 1, 1);
+    if (everything)
+      for (i = 0; i < cs->n; i++) cset_look(cs, i, 1);
+  } while (got == sizeof tokens / sizeof *tokens);
+}
+
+static int cset_new(lua_State *L) {
+  cset_t *cs;
+  int len, i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  len = (int)compat_rawlen(L, 1);
+  cs = (cset_t *)compat_newuserdata(L, sizeof *cs);
+  memset(cs, 0, sizeof *cs);
+  luaL_getmetatable(L, CSET_MT);
+  lua_setmetatable(L, -2);
+  cs->e = (wentry_t *)malloc((size_t)(len > 0 ? len : 1) * sizeof *cs->e);
+  cs->fifo = (int *)malloc((size_t)(len > 0 ? len : 1) * sizeof *cs->fifo);
+  if (cs->e == NULL || cs->fifo == NULL) return luaL_error(L, "not enough memory");
+  for (i = 1; i <= len; i++) {
+    object_t *o;
+    lua_rawgeti(L, 1, i);
+    o = object_test(L, -1);
+    lua_pop(L, 1);
+    if (o == NULL || o->type != &future_type)
+      return luaL_argerror(L, 1, lua_pushfstring(L, "list of threading.Future expected, item %d is not one", i));
+    cs->e[cs->n].f = (future_t *)object_retain(o);
+    cs->e[cs->n].idx = i;
+    cs->e[cs->n].counted = 0;
+    cs->n++;
+  }
+  cs->left = cs->n;
+  if ((cs->port = port_make()) == NULL) return luaL_error(L, "not enough memory");
+  /* watch each unfinished one, then look at each: an end before its watch
+  ** is seen now, one after it posts */
+  for (i = 0; i < cs->n; i++) {
+    int ignored = 0;
+    count_final(&cs->e[i], &ignored, &ignored);
+    if (cs->e[i].counted) continue;
+    if (!port_watch_obj(cs->port, &cs->e[i].f->obj, i + 1))
+      return luaL_error(L, "not enough memory");
+  }
+  for (i = 0; i < cs->n; i++) {
+    if (cs->e[i].counted) cs->fifo[cs->tail++] = i;
+    else cset_look(cs, i, 0);
+  }
+  return 1;
+}
+
+static cset_t *check_cset(lua_State *L) {
+  cset_t *cs = (cset_t *)luaL_checkudata(L, 1, CSET_MT);
+  if (cs->port == NULL) luaL_argerror(L, 1, "completion set already closed");
+  return cs;
+}
+
+/* set:next([timeout]) -> index | nil, "timeout" | nil */
+static int cset_next(lua_State *L) {
+  cset_t *cs = check_cset(L);
+  deadline_t dl = wait_deadline_arg(L, 2);
+  int r = WAIT_OK;
+  for (;;) {
+    cset_drain(cs);
+    if (cs->head < cs->tail) {
+      cs->left--;
+      lua_pushinteger(L, cs->e[cs->fifo[cs->head++]].idx);
+      return 1;
+    }
+    if (cs->left == 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (r != WAIT_OK) break;
+    wait_check_cancel(L);
+    r = port_sleep(cs->port, &dl);
+  }
+  if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
+  lua_pushnil(L);
+  lua_pushliteral(L, "timeout");
+  return 2;
+}
+
+/* set:_relay(port, token) or set:_relay(): pass every wake-up of the set
+** on to a scheduler's port (a task waits on the set), or stop */
+static int cset_relay(lua_State *L) {
+  cset_t *cs = check_cset(L);
+  if (lua_isnoneornil(L, 2)) {
+    port_relay(cs->port, NULL, 0);
+  } else {
+    object_t *to = port_check(L, 2);
+    lua_Integer token = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, token >= 1 && token <= 0x3fffffff, 3, "token out of range");
+    port_relay(cs->port, to, (long)token);
+  }
+  return 0;
+}
+
+static const luaL_Reg cset_methods[] = {
+  {"next", cset_next},
+  {"_relay", cset_relay},
+  {NULL, NULL}
+};
+
 /* ------------------------------------------------ standalone futures */
 
 /* threading.Future() -> a pending future that its maker completes */
@@ -562,11 +724,19 @@ static const luaL_Reg future_meta[] = {
 static const luaL_Reg future_funcs[] = {
   {"Future", future_new},
   {"wait", pool_wait},
+  {"_completions", cset_new},
   {NULL, NULL}
 };
 
 void future_open(lua_State *L) {
   object_newmetatable(L, &future_type, future_methods, future_meta);
+  luaL_newmetatable(L, CSET_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, cset_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, cset_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_setfuncs(L, future_funcs, 0);
   lua_pushlightuserdata(L, (void *)&capi);
   lua_setfield(L, -2, "_capi");

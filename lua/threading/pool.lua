@@ -1,6 +1,7 @@
 --- The Lua side of pools: Pool:map and threading.as_completed.
--- Both are built on the C primitives (submit, Future:result, threading.wait),
--- so inside a threading.async task they yield instead of blocking.
+-- Both are built on the C primitives (submit, Future:result, threading.wait,
+-- the completion sets of future.c), so inside a threading.async task they
+-- yield instead of blocking.
 return function(threading)
   local error, type = error, type
   local floor, huge = math.floor, math.huge
@@ -163,6 +164,12 @@ return function(threading)
     remove_done_callback = remove_done_callback,
   })
 
+  --- threading._next_completed(set, timeout): set:next(timeout), looked up
+  -- at each step so that threading.async can suspend only the task
+  function threading._next_completed(set, timeout)
+    return set:next(timeout)
+  end
+
   --- threading.as_completed(futures[, timeout]) -> iterator over futures
   -- Yields each future of the list once, as it completes (those already done
   -- first). If the timeout (seconds, counted from the call) passes before all
@@ -179,29 +186,36 @@ return function(threading)
     -- validates and dedupes now, so that misuse raises at the call
     local ready, pending = threading.wait(futures, 0)
     local total, r = #ready + #pending, 1
+    -- the futures left are watched once, by a set that hands them out as
+    -- they end: each end costs one wake-up, however many are left
+    local set = #pending > 0 and threading._completions(pending) or nil
+    local handed = #ready
     return function()
-      while true do
-        local f = ready[r]
-        if f ~= nil then
-          r = r + 1
-          return f
-        end
-        if #pending == 0 then
-          return nil
-        end
-        local left
-        if deadline then
-          left = deadline - threading.monotonic()
-          if left < 0 then
-            left = 0
-          end
-        end
-        ready, pending = threading.wait(pending, left, "first_completed")
-        r = 1
-        if #ready == 0 then
-          error(("timeout (%d of %d futures unfinished)"):format(#pending, total), 2)
+      local f = ready[r]
+      if f ~= nil then
+        r = r + 1
+        return f
+      end
+      if set == nil then
+        return nil
+      end
+      local left
+      if deadline then
+        left = deadline - threading.monotonic()
+        if left < 0 then
+          left = 0
         end
       end
+      local i, why = threading._next_completed(set, left)
+      if i == nil then
+        if why == nil then
+          set = nil   -- every one handed out: the set can go
+          return nil
+        end
+        error(("timeout (%d of %d futures unfinished)"):format(total - handed, total), 2)
+      end
+      handed = handed + 1
+      return pending[i]
     end
   end
 end
