@@ -231,6 +231,36 @@ describe("threading.async", function()
     assert.equal(12, n)
   end)
 
+  it("wakes a task in as_completed at each end, in the order they end", function()
+    -- a thread ends the futures one at a time, last first, and waits for
+    -- the task's acknowledgement of each: nothing else can wake the task
+    local fs = {}
+    for i = 1, 50 do fs[i] = threading.Future() end
+    local ack = threading.Queue()
+    local t = threading.start(function(list, q)
+      for i = #list, 1, -1 do
+        list[i]:set_result(i)
+        if not q:get(10) then return false end
+      end
+      return true
+    end, fs, ack)
+    local order = async.run(function()
+      local got = {}
+      local step = threading.as_completed(fs, 30)
+      local f = step()
+      while f ~= nil do
+        got[#got + 1] = select(2, f:result())
+        ack:put(true)
+        f = step()
+      end
+      return got
+    end)
+    assert.same({ true, true }, { t:join(30) })
+    local want = {}
+    for i = 50, 1, -1 do want[#want + 1] = i end
+    assert.same(want, order)
+  end)
+
   it("joins a Thread inside a task", function()
     local r = { async.run(function()
       local t = threading.start(function() return "joined" end)

@@ -227,6 +227,29 @@ local cases = {
     probe = function(f) return f:done() end,
   },
   {
+    name = "threading.as_completed",
+    make = function() return { threading.Future(), threading.Future() } end,
+    wait = function(fs, t)
+      local got = {}
+      -- the iterator called by hand, in async.pcall: on Lua 5.1 a task
+      -- cannot yield inside a generic for's iterator call, nor inside pcall
+      local ok, err = async.pcall(function()
+        local step = threading.as_completed(fs, t)
+        local f = step()
+        while f ~= nil do
+          got[#got + 1] = f == fs[2] and 2 or 1
+          f = step()
+        end
+      end)
+      if not ok and not tostring(err):find("timeout (", 1, true) then error(err, 0) end
+      return #got, got[1], got[2]
+    end,
+    -- the second ends first, and comes out first
+    ready = function(fs) fs[2]:set_result(2) fs[1]:set_result(1) end,
+    got = { n = 3, 2, 2, 1 }, timed_out = { n = 3, 0 },
+    probe = function(fs) return fs[1]:done() and fs[2]:done() end,
+  },
+  {
     name = "threading.select",
     make = function() return threading.Queue() end,
     wait = function(q, t) return threading.select({ q }, t) end,

@@ -1654,6 +1654,31 @@ do -- module functions
     end, t, many(not_done))
     return c_wait(futures, 0, how)
   end
+  --- as_completed's step: inside a task, suspends only the task. The set's
+  -- port relays each end of one of its futures to the scheduler's port,
+  -- with the task's token, while the task waits: one retry per end.
+  local c_next_completed = threading._next_completed
+  threading._next_completed = function(set, timeout)
+    local ok, t = timeout_arg(timeout)
+    local me = current_task()
+    if me == nil or not ok then
+      return c_next_completed(set, timeout)
+    end
+    local i, why = set:next(0)
+    if i ~= nil or why == nil or t == 0 then
+      return i, why
+    end
+    set:_relay(me.sched.port, me.token)
+    local done, err = async.pcall(await_poll, function()
+      i, why = set:next(0)
+      return i ~= nil or why == nil
+    end, t, DIRECT)
+    set:_relay()
+    if not done then
+      error(err, 0)
+    end
+    return i, why
+  end
   threading.sleep = async.sleep
   --- threading.select: inside a task, suspends only the task (it watches
   -- every object of the list, as threading.wait watches its futures)
