@@ -949,6 +949,42 @@ describe("the scheduler's watches", function()
     assert.is_true(polls <= 3 * rounds, "retries: " .. tostring(polls))
   end)
 
+  it("does not retry Pool:shutdown's wait on changes of other objects (bug: every change)", function()
+    local rounds, polls = 100, nil
+    local pool = threading.Pool(1)
+    local gate = threading.Event()
+    local job = pool:submit(function(e) return e:wait(30) end, gate)
+    async.run(function()
+      local closers = {}
+      for i = 1, 20 do
+        closers[i] = async.spawn(function() pool:shutdown() return true end)
+      end
+      settle()
+      local qa, qb = threading.Queue(), threading.Queue()
+      local before = async._polls()
+      local t = threading.start(function(a, b, n)
+        for i = 1, n do
+          a:put(i)
+          assert(b:get(10))
+        end
+      end, qa, qb, rounds)
+      for _ = 1, rounds do
+        qa:get(10)
+        qb:put(true)
+      end
+      t:await(30)
+      polls = async._polls() - before
+      gate:set()
+      for i = 1, 20 do
+        assert(closers[i]:await(30))
+      end
+    end)
+    assert.is_true(job:result(10))
+    assert.equal(0, pool.workers)
+    -- 20 waits retried on every change would add 80 per round trip
+    assert.is_true(polls <= 3 * rounds, "retries: " .. tostring(polls))
+  end)
+
   it("wakes a task in threading.wait when one of its futures is done", function()
     local got = async.run(function()
       local a, b = threading.Future(), threading.Future()

@@ -37,10 +37,12 @@
 ** Lock order: work->mu, then a future's mu (fork() locks them all, in that
 ** order), then a waiter's mu (inside wait_on). A future is finished (which
 ** takes its mu, then, once that is released, port.c's locks to post the
-** waits watching it: see future.c) with no work->mu held. Nothing is
-** pushed onto a Lua stack, allocated through Lua or raised, and no Lua
-** runs, while any of them is held; nor is a buffer freed (that may release
-** objects and take their locks).
+** waits watching it: see future.c) with no work->mu held, and a worker
+** that leaves is announced to the tasks watching the pool (a task's
+** shutdown) once work->mu is released. Nothing is pushed onto a Lua
+** stack, allocated through Lua or raised, and no Lua runs, while any of
+** them is held; nor is a buffer freed (that may release objects and take
+** their locks).
 */
 #include <errno.h>
 #include <limits.h>
@@ -111,8 +113,14 @@ typedef struct pool {
 static void work_destroy(object_t *o);
 static void pool_destroy(object_t *o);
 
+/* A task watching a Pool watches its work: a worker that leaves (or a
+** start that settles) announces a change of the work. */
+static object_t *pool_watch_target(object_t *o) {
+  return &((pool_t *)o)->work->obj;
+}
+
 static const object_type_t work_type = { WORK_MT, work_destroy, NULL };
-static const object_type_t pool_type = { POOL_MT, pool_destroy, NULL };
+static const object_type_t pool_type = { POOL_MT, pool_destroy, pool_watch_target };
 
 static atomic_long pool_count;        /* for "Pool-N" */
 static atomic_ullong fn_next_id;      /* ids of cached functions */
@@ -635,6 +643,7 @@ static int spawn_worker(work_t *wk) {
   if (th == NULL) wk->nthreads--;
   WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  wait_notify_change(&wk->obj);
   return th != NULL ? 0 : err;
 }
 
@@ -683,6 +692,7 @@ static void worker_ended(object_t *arg, lua_Integer iarg) {
   spawn = work_needs_worker(wk);
   WAIT_CHECK(pthread_cond_broadcast(&wk->exit_cv));
   WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  wait_notify_change(&wk->obj);   /* a task in shutdown watches the pool */
   if (cur != NULL) {
     future_fail_static(cur, "cancelled");
     object_release(&cur->obj);

@@ -217,9 +217,9 @@ blocked under its token and arms a watch: on the object, with the port
 (port.c: the object's next change posts the token), on each object of a
 list (threading.wait's futures, select's waitables: a change of any of them
 posts the token), on a Task (its end marks the waiter dirty), or, for a
-poll that depends on no object it can name (Pool:shutdown's wait for its
-workers), on every change in the process (the port is "wide" while such
-tasks exist).
+poll that depends on no object it can name (none of the module's own
+waits: a Pool announces each worker that leaves, for Pool:shutdown), on
+every change in the process (the port is "wide" while such tasks exist).
 Then it retries the poll once (a change made before the watch was armed
 is not lost). When no task is ready, it sleeps in port:wait until a token
 comes or the nearest deadline (a binary heap) passes, and retries only the
@@ -1612,9 +1612,9 @@ install("threading.Pool", { -- shutdown(wait) waits for the workers to leave
         return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
       end
       c_pass(fname, true, c_shutdown, self, false, cancel_futures)
-      await_poll(function()
+      await_poll(function() -- the pool announces each worker that leaves
         return self.workers == 0
-      end, nil)
+      end, nil, self)
       return c_pass(fname, true, c_shutdown, self, true)
     end
   end,
