@@ -29,17 +29,14 @@
 ** A task that waits on several objects at once (threading.wait on its
 ** futures, select on its waitables) watches each of them (port:watch_many):
 ** the token's further nodes hang from its main one (`more`), one per object,
-** all of kind WATCH_ANY, and any of them posts the token. A wait that names
-** no object (Pool:shutdown's, for its workers) asks the port for every
-** change in the process instead: while such tasks exist the port is
-** `wide`, and each change raises every wide port's flag, which port:wait
-** hands out as token 0.
+** all of kind WATCH_ANY, and any of them posts the token. Every wait of
+** the module names what it waits on: nothing hears of every change.
 **
 ** Who owns what: a watch node belongs to its port (one per task token, and
 ** one more per further object of a wait on several), and
 ** only the scheduler's thread links or unlinks it, except that a change
-** unlinks the nodes it fires. The object lists, each node's links, the
-** list of all ports and their `wide` flags are guarded by watch_mu; a
+** unlinks the nodes it fires. The object lists, each node's links and the
+** list of all ports are guarded by watch_mu; a
 ** linked node holds a reference to its object. The tokens posted are
 ** guarded by the port's mu.
 **
@@ -102,14 +99,12 @@ struct port {
   long *ready;                  /* (mu) tokens posted, in order */
   size_t nready, capready;      /* (mu) */
   int everything;               /* (mu) a token was lost (no memory): retry all */
-  int wide_hit;                 /* (mu) a change came for the wide tasks */
   int poked;                    /* (mu) port:poke(): wake with nothing posted */
   int efd;                      /* an eventfd made by port:fd(), or -1; set
                                    under mu, closed when the port is freed */
   int efd_set;                  /* (mu) efd was written since the last wait */
   struct watch **nodes;         /* the scheduler's: nodes[token], or NULL */
   size_t nnodes;
-  int wide;                     /* (watch_mu) hears of every change */
   port_t *prev, *next;          /* (watch_mu) the list of all ports */
   port_t *relay;                /* (mu) every post is passed on to it, with
                                    relay_token; a reference (port_relay) */
@@ -118,7 +113,6 @@ struct port {
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
 static port_t *all_ports;       /* (watch_mu) */
-atomic_int port_nwide;          /* wide ports (written under watch_mu) */
 
 /* Wake whoever waits on p (mu held): its thread, and the event loop that
 ** polls its fd, which becomes readable until the next port:wait. */
@@ -237,30 +231,6 @@ void port_post_to(object_t *port, long token) {
   port_post((port_t *)port, token);
 }
 
-/* Changes for the wide tasks are one flag, not a token each: a busy
-** process makes millions while a scheduler runs its tasks. */
-void port_fire_wide(void) {
-  port_t *p;
-  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
-  for (p = all_ports; p != NULL; p = p->next) {
-    if (!p->wide) continue;
-    WAIT_CHECK(pthread_mutex_lock(&p->mu));
-    p->wide_hit = 1;
-    port_signal(p);
-    WAIT_CHECK(pthread_mutex_unlock(&p->mu));
-  }
-  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
-}
-
-static void set_wide(port_t *p, int on) {
-  WAIT_CHECK(pthread_mutex_lock(&watch_mu));
-  if (on != p->wide) {
-    p->wide = on;
-    atomic_fetch_add(&port_nwide, on ? 1 : -1);  /* before the caller's retry */
-  }
-  WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
-}
-
 /* Forget what w was posted for (watch_mu held): the caller releases the
 ** object returned, after passing the wake-up on unless the task took it. */
 static object_t *take_fired(struct watch *w) {
@@ -298,7 +268,6 @@ static void unwatch_more(struct watch *w, int drop) {
 
 static void port_close(port_t *p) {
   size_t i;
-  set_wide(p, 0);
   for (i = 0; i < p->nnodes; i++) {
     object_t *o = NULL, *f;
     if (p->nodes[i] == NULL) continue;
@@ -443,7 +412,7 @@ int port_sleep(object_t *port, const deadline_t *dl) {
   port_t *p = (port_t *)port;
   int r = WAIT_OK;
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
-  while (p->nready == 0 && !p->everything && !p->wide_hit && r == WAIT_OK) {
+  while (p->nready == 0 && !p->everything && r == WAIT_OK) {
     if (wait_expired(dl)) r = WAIT_TIMEOUT;
     else r = wait_on(&p->obj, &p->mu, &p->cv, dl);
   }
@@ -475,7 +444,7 @@ size_t port_take(object_t *port, long *buf, size_t cap, int *everything) {
   memmove(p->ready, p->ready + n, (p->nready - n) * sizeof *buf);
   p->nready -= n;
   *everything = p->everything;
-  p->everything = p->wide_hit = 0;
+  p->everything = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
   return n;
 }
@@ -582,13 +551,6 @@ static int port_watch_many(lua_State *L) {
   return 1;
 }
 
-/* port:wide(on): hear of every change in the process (token 0), or stop */
-static int port_wide(lua_State *L) {
-  port_t *p = check_port(L);
-  set_wide(p, lua_toboolean(L, 2));
-  return 0;
-}
-
 /* port:wait([timeout]) -> { tokens... } (empty on timeout), everything:
 ** blocks until a token is posted; raises the thread's cancellation. With
 ** everything true, some tokens were lost: retry every waiting task. A
@@ -598,14 +560,14 @@ static int port_wait(lua_State *L) {
   deadline_t dl = wait_deadline_arg(L, 2);
   long **copy;
   size_t n = 0, i;
-  int r = WAIT_OK, everything, wide;
+  int r = WAIT_OK, everything;
   wait_check_cancel(L);
   lua_settop(L, 2);
   if (lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) == 0) {
     /* a look that finds nothing (a busy loop's) makes no copy */
     int idle;
     WAIT_CHECK(pthread_mutex_lock(&p->mu));
-    idle = p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && !p->efd_set;
+    idle = p->nready == 0 && !p->everything && !p->poked && !p->efd_set;
     WAIT_CHECK(pthread_mutex_unlock(&p->mu));
     if (idle) {
       lua_pushnil(L);
@@ -615,7 +577,7 @@ static int port_wait(lua_State *L) {
   }
   copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
-  while (p->nready == 0 && !p->everything && !p->wide_hit && !p->poked && r == WAIT_OK &&
+  while (p->nready == 0 && !p->everything && !p->poked && r == WAIT_OK &&
          !wait_expired(&dl))
     r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
   p->poked = 0;
@@ -636,18 +598,13 @@ static int port_wait(lua_State *L) {
     p->nready = 0;
   }
   everything = p->everything;
-  wide = p->wide_hit;
-  p->everything = p->wide_hit = 0;
+  p->everything = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
-  lua_createtable(L, (int)n + wide, 0);
+  lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, (*copy)[i]);
     lua_rawseti(L, -2, (int)i + 1);
-  }
-  if (wide) {
-    lua_pushinteger(L, 0);
-    lua_rawseti(L, -2, (int)n + 1);
   }
   object_box_free(L, 3);
   lua_pushboolean(L, everything);
@@ -664,7 +621,7 @@ static int port_fd(lua_State *L) {
   if (p->efd < 0) {
     p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->efd < 0) err = errno;
-    else if (p->nready > 0 || p->everything || p->wide_hit || p->poked) port_signal(p);
+    else if (p->nready > 0 || p->everything || p->poked) port_signal(p);
   }
   fd = p->efd;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
@@ -695,7 +652,6 @@ static const luaL_Reg port_methods[] = {
   {"watch", port_watch},
   {"watch_many", port_watch_many},
   {"unwatch", port_unwatch},
-  {"wide", port_wide},
   {"wait", port_wait},
   {"fd", port_fd},
   {"poke", port_poke},

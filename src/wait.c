@@ -186,8 +186,8 @@ void wait_check_cancel(lua_State *L) {
 /* ---------------------------------------------------- change notices */
 
 /* A state change that could let a waiter of `changed` proceed: the tasks
-** watching it, and every wide port, are posted to (port.c). A few atomic
-** loads while nobody watches. */
+** watching it are posted to (port.c). A few atomic loads while nobody
+** watches. */
 static int watched(object_t *o, int kind) {
   if (kind >= 0) {
     return atomic_load(&o->watches[WATCH_ANY]) != NULL ||
@@ -200,10 +200,8 @@ static int watched(object_t *o, int kind) {
 
 void wait_notify_change(object_t *changed) {
   if (changed != NULL && watched(changed, -1)) port_fire(changed, -1, 0);
-  if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }
 
 void wait_notify_some_slow(object_t *changed, int kind, long n) {
   if (changed != NULL && watched(changed, kind)) port_fire(changed, kind, n);
-  if (atomic_load(&port_nwide) > 0) port_fire_wide();
 }

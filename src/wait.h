@@ -88,8 +88,8 @@ TH_HIDDEN void wait_check_cancel(lua_State *L);
 ** Change notices, for coroutine schedulers (threading.async). Every state
 ** change that could let a waiter proceed (a lock released, a thread or
 ** future finished, an item queued or taken, an event set, a semaphore or
-** barrier released) tells the tasks watching the object (port.c), and the
-** wide ports too. wait_notify_change(changed) posts every task watching
+** barrier released) tells the tasks watching the object (port.c), and
+** only them. wait_notify_change(changed) posts every task watching
 ** `changed`. wait_notify_some(changed, kind, n) is for a change that lets
 ** at most n waiters of one kind proceed (an item put: one WATCH_TAKE
 ** waiter of the queue; a slot freed: one WATCH_ROOM waiter): it posts the
@@ -98,26 +98,22 @@ TH_HIDDEN void wait_check_cancel(lua_State *L);
 */
 TH_HIDDEN void wait_notify_change(object_t *changed);
 TH_HIDDEN void wait_notify_some_slow(object_t *changed, int kind, long n);
-TH_HIDDEN extern atomic_int port_nwide;
 /* Inline, as every release and put calls it: with nobody watching it is a
 ** few loads. */
 static inline void wait_notify_some(object_t *changed, int kind, long n) {
-  if (atomic_load(&port_nwide) > 0 ||
-      (changed != NULL && (kind < 0 || atomic_load(&changed->watches[WATCH_ANY]) != NULL ||
-                           atomic_load(&changed->watches[kind]) != NULL)))
+  if (changed != NULL && (kind < 0 || atomic_load(&changed->watches[WATCH_ANY]) != NULL ||
+                          atomic_load(&changed->watches[kind]) != NULL))
     wait_notify_some_slow(changed, kind, n);
 }
 
 /*
 ** Ports (port.c): port_fire posts the tasks watching o (kind < 0: all of
-** them; else the n oldest of that kind and every WATCH_ANY one),
-** port_fire_wide every wide port (while port_nwide > 0); port_post_to
-** posts a token to a port directly (a Condition's notify, to the task a
-** node belongs to; any lock may be held but a port's); port_atfork takes
-** their locks around fork().
+** them; else the n oldest of that kind and every WATCH_ANY one);
+** port_post_to posts a token to a port directly (a Condition's notify, to
+** the task a node belongs to; any lock may be held but a port's);
+** port_atfork takes their locks around fork().
 */
 TH_HIDDEN void port_fire(object_t *o, int kind, long n);
-TH_HIDDEN void port_fire_wide(void);
 TH_HIDDEN void port_post_to(object_t *port, long token);
 /*
 ** An OS thread waiting in C on several objects at once (threading.wait)

@@ -69,9 +69,10 @@ end
 -- poll's other values) or the timeout passes (then return false). poll runs
 -- in the scheduler; an error it raises is raised here. `watch` is what
 -- poll depends on: an object of the module (the scheduler retries poll
--- when it changes; `kind` says which changes, ANY if nil), a Task (when it
--- ends), DIRECT (its wake-up comes to the port by itself), or nil (any
--- change at all). A shielded wait is not cancelled: a cancellation that
+-- when it changes; `kind` says which changes, ANY if nil), a list of them
+-- (many), a Task or list of Tasks (when they end), or DIRECT (its wake-up
+-- comes to the port by itself); nil only with no poll (a sleep, woken by
+-- its deadline). A shielded wait is not cancelled: a cancellation that
 -- comes meanwhile stays requested (Condition:wait taking its lock back).
 local function block(poll, timeout, watch, kind, shielded)
   local deadline = timeout and monotonic() + timeout
@@ -216,12 +217,11 @@ form), a deadline and what the poll depends on. The scheduler files it as
 blocked under its token and arms a watch: on the object, with the port
 (port.c: the object's next change posts the token), on each object of a
 list (threading.wait's futures, select's waitables: a change of any of them
-posts the token), on a Task (its end marks the waiter dirty), or, for a
-poll that depends on no object it can name (none of the module's own
-waits: a Pool announces each worker that leaves, for Pool:shutdown), on
-every change in the process (the port is "wide" while such tasks exist).
-Then it retries the poll once (a change made before the watch was armed
-is not lost). When no task is ready, it sleeps in port:wait until a token
+posts the token), or on a Task (its end marks the waiter dirty). Every
+wait names what it waits on (a Pool announces each worker that leaves, for
+Pool:shutdown): nothing hears of every change. Then it retries the poll
+once (a change made before the watch was armed is not lost). When no task
+is ready, it sleeps in port:wait until a token
 comes or the nearest deadline (a binary heap) passes, and retries only the
 tasks whose tokens came, whose deadlines passed, or that were marked dirty
 (cancelled, or awaiting a task that ended). Nothing else is retried.
@@ -354,12 +354,6 @@ local function unblock(s, task, took)
   task.watching = nil
   if how == "object" or how == "many" then
     s.port:unwatch(task.token, took)
-  elseif how == "wide" then
-    s.wide[task.token] = nil
-    s.nwide = s.nwide - 1
-    if s.nwide == 0 then
-      s.port:wide(false)
-    end
   end
   task.poll, task.deadline, task.watch_obj, task.watch_kind = nil, nil, nil, nil
   task.shielded = nil
@@ -396,11 +390,15 @@ local function park(s, task, poll, deadline, watch, kind, shielded)
     task.watching = "object"
     task.watch_obj, task.watch_kind = watch, kind
   elseif poll ~= nil then
-    task.watching = "wide"
-    s.wide[task.token] = task
-    s.nwide = s.nwide + 1
-    if s.nwide == 1 then
-      s.port:wide(true)
+    -- nothing it names can be watched (a handle no longer alive): no
+    -- change would come, so the last try settles it, failing if need be
+    local try = poll
+    task.poll = function()
+      local r = pack(try())
+      if r[1] then
+        return unpack(r, 1, r.n)
+      end
+      error("threading.async: a wait on something that cannot be watched", 0)
     end
   end
   if deadline then
@@ -487,9 +485,9 @@ local function retry(s, task, now)
   return now
 end
 
--- Retry the tasks that may proceed: those whose tokens came (token 0:
--- every wide task), the dirty ones, those whose deadlines passed; all of
--- them if tokens were lost or the scheduler was cancelled.
+-- Retry the tasks that may proceed: those whose tokens came, the dirty
+-- ones, those whose deadlines passed; all of them if tokens were lost or
+-- the scheduler was cancelled.
 local function retry_woken(s, tokens, everything)
   local now
   if everything or s.cancelled then
@@ -503,28 +501,18 @@ local function retry_woken(s, tokens, everything)
   end
   for i = 1, tokens and #tokens or 0 do
     local tok = tokens[i]
-    if tok == 0 then
-      local wide = {}
-      for _, task in pairs(s.wide) do
-        wide[#wide + 1] = task
-      end
-      for j = 1, #wide do
-        now = retry(s, wide[j], now)
-      end
-    else
-      local task = s.blocked[tok]
-      if task then
+    local task = s.blocked[tok]
+    if task then
+      now = retry(s, task, now)
+      if s.blocked[tok] == task and task.watching == "object" then
+        -- still waiting: the watch fired (it is one-shot) and someone
+        -- else took what it came for, so arm it again, keeping the
+        -- task's turn, and try once more
+        s.port:watch(task.watch_obj, tok, task.watch_kind, true)
         now = retry(s, task, now)
-        if s.blocked[tok] == task and task.watching == "object" then
-          -- still waiting: the watch fired (it is one-shot) and someone
-          -- else took what it came for, so arm it again, keeping the
-          -- task's turn, and try once more
-          s.port:watch(task.watch_obj, tok, task.watch_kind, true)
-          now = retry(s, task, now)
-        elseif s.blocked[tok] == task and task.watching == "many" then
-          s.port:watch_many(task.watch_obj, tok)
-          now = retry(s, task, now)
-        end
+      elseif s.blocked[tok] == task and task.watching == "many" then
+        s.port:watch_many(task.watch_obj, tok)
+        now = retry(s, task, now)
       end
     end
   end
@@ -692,7 +680,7 @@ end
 local function new_scheduler()
   return {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
-    blocked = {}, dirty = {}, heap = { n = 0 }, wide = {}, nwide = 0,
+    blocked = {}, dirty = {}, heap = { n = 0 },
     port = new_port(), polls = 0,
   }
 end
