@@ -204,6 +204,46 @@ describe("threading.async", function()
     assert.equal(0, pool.workers)
   end)
 
+  it("waits at the end of a <close> Pool's scope in a task while other tasks go on", function()
+    if _VERSION ~= "Lua 5.4" then
+      return -- to-be-closed variables exist from Lua 5.4 on
+    end
+    -- the worker waits for an event that only another task sets, once the
+    -- scope is ending: if the close blocked the thread, it would time out
+    local chunk = assert(load([[
+      local threading, async = ...
+      local closing, gate, f = threading.Event(), threading.Event(), nil
+      return async.run(function()
+        async.spawn(function()
+          closing:wait()
+          gate:set()
+        end)
+        do
+          local pool <close> = threading.Pool(1)
+          f = pool:submit(function(e) return e:wait(5) end, gate)
+          closing:set()
+        end
+        return f:done(), f:result(0)
+      end)
+    ]]))
+    -- done, and the worker's wait saw the gate set: result gives true, true
+    assert.same({ true, true, true }, { chunk(threading, async) })
+  end)
+
+  it("refuses Pool:shutdown() from a task in one of its own workers (bug: it waited for itself)", function()
+    local pool = new_pool(1)
+    local f = pool:submit(function(p)
+      local a = require("threading.async")
+      return a.run(function()
+        -- bounded, so that a wait for itself fails the spec, not hangs it
+        return a.wait_for(5, function() return pcall(p.shutdown, p) end)
+      end)
+    end, pool)
+    local _, ok, err = f:result(10)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("cannot wait for a pool's workers from one of them", 1, true))
+  end)
+
   it("returns nil, 'timeout' from Future:result inside a task", function()
     local pool = new_pool(1)
     local go = threading.Event()

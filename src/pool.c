@@ -1089,6 +1089,9 @@ static int pool__index(lua_State *L) {
     n = p->work->nthreads;
     WAIT_CHECK(pthread_mutex_unlock(&p->work->mu));
     lua_pushinteger(L, n);
+  } else if (strcmp(k, "_in_worker") == 0) {
+    /* for threading.async: is the caller one of the pool's workers? */
+    lua_pushboolean(L, work_self_index(p->work) >= 0);
   } else {
     lua_pushnil(L);
   }

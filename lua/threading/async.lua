@@ -1593,20 +1593,40 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
   })
 end
 
-install("threading.Pool", { -- shutdown(wait) waits for the workers to leave
-  shutdown = function(c_shutdown, fname)
-    return function(self, wait, cancel_futures)
-      if current_task() == nil or wait == false then
-        return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
+do -- Pool: shutdown(wait) and the end of a `local pool <close>` scope wait
+  -- for the workers to leave
+  local function leave(c_shutdown, fname, self, cancel_futures)
+    c_pass(fname, true, c_shutdown, self, false, cancel_futures)
+    await_poll(function() -- the pool announces each worker that leaves
+      return self.workers == 0
+    end, nil, self)
+    return c_pass(fname, true, c_shutdown, self, true)
+  end
+  local raw = install("threading.Pool", {
+    shutdown = function(c_shutdown, fname)
+      return function(self, wait, cancel_futures)
+        -- from one of its own workers, C refuses to wait before anything
+        if current_task() == nil or wait == false or self._in_worker then
+          return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
+        end
+        return leave(c_shutdown, fname, self, cancel_futures)
       end
-      c_pass(fname, true, c_shutdown, self, false, cancel_futures)
-      await_poll(function() -- the pool announces each worker that leaves
-        return self.workers == 0
-      end, nil, self)
-      return c_pass(fname, true, c_shutdown, self, true)
+    end,
+  })
+  local mt = registry["threading.Pool"]
+  local c_close = rawget(mt, "__close")
+  if raw and raw.shutdown and c_close then
+    -- Lua 5.4 lets __close yield when the scope ends normally, not while
+    -- an error unwinds it (then the C close waits, blocking the thread)
+    local c_shutdown = raw.shutdown
+    mt.__close = function(self, err)
+      if err ~= nil or current_task() == nil or self._in_worker then
+        return c_close(self, err)
+      end
+      leave(c_shutdown, "shutdown", self, false)
     end
-  end,
-})
+  end
+end
 
 do -- module functions
   local c_wait = threading.wait
