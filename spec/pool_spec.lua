@@ -662,6 +662,21 @@ describe("Future", function()
   end)
 end)
 
+-- Whether the thread named `name` is seen blocked on a port (a wait on
+-- several futures) within 10 s: threading.waits() is looked at until then.
+local function until_blocked(name)
+  local deadline = threading.monotonic() + 10
+  while threading.monotonic() < deadline do
+    for _, w in ipairs(threading.waits()) do
+      if w.name == name and w.blocked_on and w.blocked_on:find("threading.Port", 1, true) then
+        return true
+      end
+    end
+    threading.sleep(0.001)
+  end
+  return false
+end
+
 describe("threading.wait", function()
   it("waits for every future by default", function()
     local pool = new_pool(2)
@@ -747,17 +762,7 @@ describe("threading.wait", function()
         local done = require("threading").wait({ fut })
         return #done
       end, args = { f } }):start()
-      local deadline = threading.monotonic() + 10
-      local blocked = false
-      while not blocked and threading.monotonic() < deadline do
-        for _, w in ipairs(threading.waits()) do
-          if w.name == name and w.blocked_on and w.blocked_on:find("threading.Port", 1, true) then
-            blocked = true
-          end
-        end
-        if not blocked then threading.sleep(0.001) end
-      end
-      assert.is_true(blocked)
+      assert.is_true(until_blocked(name))
       assert.is_true(f:set_running_or_notify_cancel())
       threading.sleep(0.01)
       f:set_result(round)
@@ -808,18 +813,7 @@ describe("threading.wait", function()
     local t = threading.Thread({ name = "wait-cancel", target = function(fut)
       return require("threading").wait({ fut })
     end, args = { f } }):start()
-    -- until the thread is seen blocked in wait (bounded)
-    local deadline = threading.monotonic() + 10
-    local blocked = false
-    while not blocked and threading.monotonic() < deadline do
-      for _, w in ipairs(threading.waits()) do
-        if w.name == "wait-cancel" and w.blocked_on and w.blocked_on:find("threading.Port", 1, true) then
-          blocked = true
-        end
-      end
-      if not blocked then threading.sleep(0.001) end
-    end
-    assert.is_true(blocked)
+    assert.is_true(until_blocked("wait-cancel"))
     t:cancel()
     assert.same({ false, "cancelled" }, { t:join(10) })
     go:set()
@@ -853,6 +847,51 @@ describe("threading.as_completed", function()
     go:set()
     assert.is_false(ok)
     assert.truthy(err:find("timeout (1 of 1 futures unfinished)", 1, true))
+  end)
+
+  it("can be interrupted by Thread:cancel, as threading.wait can", function()
+    local f = threading.Future()
+    local t = threading.Thread({ name = "completed-cancel", target = function(fut)
+      for _ in require("threading").as_completed({ fut }) do end
+    end, args = { f } }):start()
+    assert.is_true(until_blocked("completed-cancel"))
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    f:set_result(1) -- its set is gone with the thread's state: nobody to tell
+    assert.same({ true, 1 }, { f:result(0) })
+  end)
+
+  it("lets a loop be left early: the futures end after its set is collected", function()
+    local fs = {}
+    for i = 1, 3 do fs[i] = threading.Future() end
+    fs[1]:set_result(1)
+    fs[2]:set_result(2)
+    do
+      local it = threading.as_completed(fs)
+      assert.equal(fs[1], it())
+      assert.equal(fs[2], it()) -- the set still watches fs[3]
+      it = nil -- luacheck: ignore 311
+    end
+    collectgarbage()
+    collectgarbage()
+    threading.start(function(f) f:set_result(3) end, fs[3]):join(10)
+    assert.same({ true, 3 }, { fs[3]:result(0) })
+  end)
+
+  it("hands out futures that end in another thread while the loop runs, each once", function()
+    local fs = {}
+    for i = 1, 200 do fs[i] = threading.Future() end
+    local t = threading.start(function(list)
+      for i = #list, 1, -1 do list[i]:set_result(i) end
+    end, fs)
+    local seen, n = {}, 0
+    for f in threading.as_completed(fs, 10) do
+      assert.is_nil(seen[f])
+      seen[f] = true
+      n = n + 1
+    end
+    assert.is_true((t:join(10)))
+    assert.equal(200, n)
   end)
 
   it("rejects a list that is not a table and a negative timeout", function()
