@@ -954,6 +954,24 @@ describe("the scheduler's watches", function()
     async.sleep(0)
     async.sleep(0)
   end
+  -- In a task: `rounds` round trips with a thread on two queues of their
+  -- own; returns how many retries of blocked calls the scheduler made.
+  local function unrelated_round_trips(rounds)
+    local qa, qb = threading.Queue(), threading.Queue()
+    local before = async._polls()
+    local t = threading.start(function(a, b, n)
+      for i = 1, n do
+        a:put(i)
+        assert(b:get(10))
+      end
+    end, qa, qb, rounds)
+    for _ = 1, rounds do
+      qa:get(10)
+      qb:put(true)
+    end
+    t:await(30)
+    return async._polls() - before
+  end
   it("does not retry threading.wait and select on changes of other objects (bug: every change)", function()
     local rounds, polls = 100, nil
     async.run(function()
@@ -965,20 +983,7 @@ describe("the scheduler's watches", function()
       end
       settle()
       -- round trips with a thread on queues none of the 40 waits on
-      local qa, qb = threading.Queue(), threading.Queue()
-      local before = async._polls()
-      local t = threading.start(function(a, b, n)
-        for i = 1, n do
-          a:put(i)
-          assert(b:get(10))
-        end
-      end, qa, qb, rounds)
-      for _ = 1, rounds do
-        qa:get(10)
-        qb:put(true)
-      end
-      t:await(30)
-      polls = async._polls() - before
+      polls = unrelated_round_trips(rounds)
       f:set_result("done")
       for i = 1, 40 do
         assert(waiters[i]:await(30))
@@ -1000,20 +1005,7 @@ describe("the scheduler's watches", function()
         closers[i] = async.spawn(function() pool:shutdown() return true end)
       end
       settle()
-      local qa, qb = threading.Queue(), threading.Queue()
-      local before = async._polls()
-      local t = threading.start(function(a, b, n)
-        for i = 1, n do
-          a:put(i)
-          assert(b:get(10))
-        end
-      end, qa, qb, rounds)
-      for _ = 1, rounds do
-        qa:get(10)
-        qb:put(true)
-      end
-      t:await(30)
-      polls = async._polls() - before
+      polls = unrelated_round_trips(rounds)
       gate:set()
       for i = 1, 20 do
         assert(closers[i]:await(30))

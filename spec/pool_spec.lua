@@ -662,6 +662,17 @@ describe("Future", function()
   end)
 end)
 
+-- n new Futures, and a thread started to complete them, the last first
+-- (future i gets the result i).
+local function ended_by_a_thread(n)
+  local fs = {}
+  for i = 1, n do fs[i] = threading.Future() end
+  local t = threading.start(function(list)
+    for i = #list, 1, -1 do list[i]:set_result(i) end
+  end, fs)
+  return fs, t
+end
+
 -- Whether the thread named `name` is seen blocked on a port (a wait on
 -- several futures) within 10 s: threading.waits() is looked at until then.
 local function until_blocked(name)
@@ -776,11 +787,7 @@ describe("threading.wait", function()
   end)
 
   it("hears of hundreds of futures that end at once in another thread", function()
-    local fs = {}
-    for i = 1, 300 do fs[i] = threading.Future() end
-    local t = threading.start(function(list)
-      for i = #list, 1, -1 do list[i]:set_result(i) end
-    end, fs)
+    local fs, t = ended_by_a_thread(300)
     local done, not_done = threading.wait(fs, 10)
     assert.equal(300, #done)
     assert.same({}, not_done)
@@ -879,11 +886,7 @@ describe("threading.as_completed", function()
   end)
 
   it("hands out futures that end in another thread while the loop runs, each once", function()
-    local fs = {}
-    for i = 1, 200 do fs[i] = threading.Future() end
-    local t = threading.start(function(list)
-      for i = #list, 1, -1 do list[i]:set_result(i) end
-    end, fs)
+    local fs, t = ended_by_a_thread(200)
     local seen, n = {}, 0
     for f in threading.as_completed(fs, 10) do
       assert.is_nil(seen[f])
