@@ -167,6 +167,36 @@ describe("Ctrl-C (SIGINT)", function()
     assert.equal("left in the queue: item\n", out)
   end)
 
+  it("interrupts threading.wait on several futures, which are left as they were", function()
+    local code, out, err = interrupted([[
+      local fs = { threading.Future(), threading.Future() }
+      interrupt_when("Port", function(list)
+        list[2]:set_result(2)
+        return "done after: " .. tostring(list[1]:done()) .. ", " .. tostring(list[2]:done())
+      end, fs)
+      threading.wait(fs)
+      print("not reached")
+    ]])
+    assert.equal(1, code)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    assert.equal("done after: false, true\n", out)
+  end)
+
+  it("interrupts a threading.as_completed loop", function()
+    local code, out, err = interrupted([[
+      local f = threading.Future()
+      interrupt_when("Port", function(fut)
+        fut:set_result(1)
+        return "set after the interrupt: " .. tostring(fut:done())
+      end, f)
+      for _ in threading.as_completed({ f }) do print("not reached") end
+      print("not reached")
+    ]])
+    assert.equal(1, code)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    assert.equal("set after the interrupt: true\n", out)
+  end)
+
   it("interrupts async.run while all its tasks wait", function()
     local code, out, err = interrupted([[
       local async = require("threading.async")
