@@ -897,6 +897,26 @@ describe("threading.as_completed", function()
     assert.equal(200, n)
   end)
 
+  it("hands out a future cancelled while the loop waits, as it ends", function()
+    local pool = new_pool(1)
+    local started, go = threading.Event(), threading.Event()
+    local busy = pool:submit(blocker, started, go)
+    local queued = pool:submit(function() return "ran" end)
+    assert.is_true(started:wait(10))
+    -- a thread cancels the queued one, then lets the busy one end
+    local t = threading.start(function(q, g)
+      assert(q:cancel())
+      g:set()
+    end, queued, go)
+    local order = {}
+    for f in threading.as_completed({ busy, queued }, 10) do
+      order[#order + 1] = f
+    end
+    assert.is_true((t:join(10)))
+    assert.same({ queued, busy }, order)
+    assert.is_true(queued:cancelled())
+  end)
+
   it("rejects a list that is not a table and a negative timeout", function()
     assert.has_error(function() threading.as_completed(1) end,
       "bad argument #1 to 'as_completed' (table expected, got number)")
