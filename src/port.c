@@ -57,7 +57,10 @@
 **
 ** Lock order: an object's own mutex (some changes are announced under it),
 ** then watch_mu, then a port's mu (a relaying port's, then the mu of the
-** port it relays to, which relays to none). Nothing is pushed onto a Lua
+** port it relays to, which relays to none; a relaying port is posted to
+** only by port_fire, under watch_mu, so fork's prepare, which takes
+** watch_mu before every port's mu in list order, never meets a post that
+** holds one port's mu and wants another's). Nothing is pushed onto a Lua
 ** stack, allocated through Lua or raised, and no Lua runs, while watch_mu
 ** or a port's mu is held; an object's reference is released only after
 ** watch_mu is.
