@@ -443,9 +443,11 @@ size_t port_take(object_t *port, long *buf, size_t cap, int *everything) {
   size_t n;
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
   n = p->nready < cap ? p->nready : cap;
-  memcpy(buf, p->ready, n * sizeof *buf);
-  memmove(p->ready, p->ready + n, (p->nready - n) * sizeof *buf);
-  p->nready -= n;
+  if (n > 0) {                      /* (ready is NULL before the first post) */
+    memcpy(buf, p->ready, n * sizeof *buf);
+    memmove(p->ready, p->ready + n, (p->nready - n) * sizeof *buf);
+    p->nready -= n;
+  }
   *everything = p->everything;
   p->everything = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
