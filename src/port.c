@@ -73,6 +73,7 @@
 #include <unistd.h>
 
 #include "object.h"
+#include "spin.h"
 #include "types.h"
 #include "wait.h"
 
@@ -112,6 +113,8 @@ struct port {
   port_t *relay;                /* (mu) every post is passed on to it, with
                                    relay_token; a reference (port_relay) */
   long relay_token;             /* (mu) */
+  atomic_uint signals;          /* bumped by each port_signal (under mu):
+                                   what a thread about to sleep spins on */
 };
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -120,6 +123,7 @@ static port_t *all_ports;       /* (watch_mu) */
 /* Wake whoever waits on p (mu held): its thread, and the event loop that
 ** polls its fd, which becomes readable until the next port:wait. */
 static void port_signal(port_t *p) {
+  atomic_fetch_add_explicit(&p->signals, 1, memory_order_release);
   WAIT_CHECK(pthread_cond_signal(&p->cv));
   if (p->efd >= 0 && !p->efd_set) {
     uint64_t one = 1;
@@ -411,10 +415,34 @@ int port_watch_obj(object_t *port, object_t *o, long token) {
   return 1;
 }
 
+struct spin_arg {
+  port_t *p;
+  unsigned seen;
+};
+
+static int signalled(const void *arg) {
+  const struct spin_arg *a = (const struct spin_arg *)arg;
+  return atomic_load_explicit(&a->p->signals, memory_order_acquire) != a->seen;
+}
+
+/* With mu held and nothing posted: let mu go and watch for a post for a
+** few microseconds (spin.h) before the caller sleeps, as a queue's get
+** does. A thread answered at once (a select ping-pong between two threads)
+** then pays no futex wake and no context switch on either side. */
+static void port_spin(port_t *p) {
+  struct spin_arg a;
+  a.p = p;
+  a.seen = atomic_load_explicit(&p->signals, memory_order_relaxed);
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+  (void)spin_until(signalled, &a);
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+}
+
 int port_sleep(object_t *port, const deadline_t *dl) {
   port_t *p = (port_t *)port;
   int r = WAIT_OK;
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  if (p->nready == 0 && !p->everything && !wait_expired(dl)) port_spin(p);
   while (p->nready == 0 && !p->everything && r == WAIT_OK) {
     if (wait_expired(dl)) r = WAIT_TIMEOUT;
     else r = wait_on(&p->obj, &p->mu, &p->cv, dl);
@@ -582,6 +610,7 @@ static int port_wait(lua_State *L) {
   }
   copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  if (p->nready == 0 && !p->everything && !p->poked && !wait_expired(&dl)) port_spin(p);
   while (p->nready == 0 && !p->everything && !p->poked && r == WAIT_OK &&
          !wait_expired(&dl))
     r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
