@@ -221,10 +221,10 @@ posts the token), or on a Task (its end marks the waiter dirty). Every
 wait names what it waits on (a Pool announces each worker that leaves, for
 Pool:shutdown): nothing hears of every change. Then it retries the poll
 once (a change made before the watch was armed is not lost). When no task
-is ready, it sleeps in port:wait until a token
-comes or the nearest deadline (a binary heap) passes, and retries only the
-tasks whose tokens came, whose deadlines passed, or that were marked dirty
-(cancelled, or awaiting a task that ended). Nothing else is retried.
+is ready, it sleeps in port:wait until a token comes or the nearest
+deadline (a binary heap) passes, and retries only the tasks whose tokens
+came, whose deadlines passed, or that were marked dirty (cancelled, or
+awaiting a task that ended). Nothing else is retried.
 ]]
 
 local function heap_push(h, deadline, task)
