@@ -310,6 +310,16 @@ static void count_final(wentry_t *e, int *ndone, int *nfailed) {
   if (s == F_FAILED) (*nfailed)++;
 }
 
+/* e's token came: count it if it has ended; else (it only started
+** running) watch it again and look once more, for an end that came before
+** the watch. */
+static void recount(object_t *port, wentry_t *e, long token, int *ndone, int *nfailed) {
+  count_final(e, ndone, nfailed);
+  if (e->counted) return;
+  (void)port_watch_obj(port, &e->f->obj, token);   /* its node exists */
+  count_final(e, ndone, nfailed);
+}
+
 static int rw_satisfied(int how, int ndone, int nfailed, int npending) {
   if (ndone >= npending) return 1;
   if (how == RW_FIRST) return ndone > 0;
@@ -396,24 +406,10 @@ static int pool_wait(lua_State *L) {
     if (r != WAIT_OK) break;
     do {
       got = port_take(port, tokens, sizeof tokens / sizeof *tokens, &everything);
-      for (k = 0; k < got; k++) {
-        wentry_t *x = &e[tokens[k] - 1];
-        count_final(x, &ndone, &nfailed);
-        /* a change short of the end (it started running): watch on, and
-        ** look once more, for an end that came before the watch */
-        if (!x->counted) {
-          (void)port_watch_obj(port, &x->f->obj, tokens[k]);  /* its node exists */
-          count_final(x, &ndone, &nfailed);
-        }
-      }
-      if (everything) {
-        /* tokens were lost: watch every unfinished future again */
-        for (i = 0; i < n; i++) {
-          if (e[i].counted) continue;
-          (void)port_watch_obj(port, &e[i].f->obj, i + 1);
-          count_final(&e[i], &ndone, &nfailed);
-        }
-      }
+      for (k = 0; k < got; k++)
+        recount(port, &e[tokens[k] - 1], tokens[k], &ndone, &nfailed);
+      if (everything)   /* tokens were lost: look at every future again */
+        for (i = 0; i < n; i++) recount(port, &e[i], i + 1, &ndone, &nfailed);
     } while (got == sizeof tokens / sizeof *tokens);
   }
   object_release(port);
@@ -466,13 +462,8 @@ static void cset_look(cset_t *cs, int i, int rewatch) {
   wentry_t *x = &cs->e[i];
   int ignored = 0;
   if (x->counted) return;
-  count_final(x, &ignored, &ignored);
-  if (!x->counted && rewatch) {
-    /* a change short of the end (it started running): watch on, and look
-    ** once more, for an end that came before the watch */
-    (void)port_watch_obj(cs->port, &x->f->obj, i + 1);   /* its node exists */
-    count_final(x, &ignored, &ignored);
-  }
+  if (rewatch) recount(cs->port, x, i + 1, &ignored, &ignored);
+  else count_final(x, &ignored, &ignored);
   if (x->counted) cs->fifo[cs->tail++] = i;
 }
 
