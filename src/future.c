@@ -296,28 +296,62 @@ static const char *const rw_names[] = {
 typedef struct wentry {
   future_t *f;
   int idx;                    /* position in the caller's list */
-  int counted;                /* seen final: in ndone (and nfailed) */
+  int counted;                /* seen final: in the counts */
 } wentry_t;
 
+/* The entries seen final: how many, how many failed, and, for a set that
+** hands them out, fifo[0..tail) in the order they were seen (fifo NULL:
+** threading.wait only counts). */
+typedef struct counts {
+  int ndone, nfailed;
+  int *fifo, tail;
+} counts_t;
+
 /* Count e if it is final now (once). */
-static void count_final(wentry_t *e, int *ndone, int *nfailed) {
+static void count_final(wentry_t *e, int i, counts_t *c) {
   int s;
   if (e->counted) return;
   s = future_state(e->f);
   if (!F_FINAL(s)) return;
   e->counted = 1;
-  (*ndone)++;
-  if (s == F_FAILED) (*nfailed)++;
+  c->ndone++;
+  if (s == F_FAILED) c->nfailed++;
+  if (c->fifo != NULL) c->fifo[c->tail++] = i;
 }
 
-/* e's token came: count it if it has ended; else (it only started
+/* Watch every entry not counted yet (entry i posts token i + 1), then
+** look at each again: an end that came before its watch is counted now,
+** one after it posts. 0 without memory (the caller releases the port). */
+static int watch_entries(object_t *port, wentry_t *e, int n, counts_t *c) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (!e[i].counted && !port_watch_obj(port, &e[i].f->obj, i + 1)) return 0;
+  for (i = 0; i < n; i++) count_final(&e[i], i, c);
+  return 1;
+}
+
+/* Entry i's token came: count it if it has ended; else (it only started
 ** running) watch it again and look once more, for an end that came before
 ** the watch. */
-static void recount(object_t *port, wentry_t *e, long token, int *ndone, int *nfailed) {
-  count_final(e, ndone, nfailed);
-  if (e->counted) return;
-  (void)port_watch_obj(port, &e->f->obj, token);   /* its node exists */
-  count_final(e, ndone, nfailed);
+static void recount(object_t *port, wentry_t *e, int i, counts_t *c) {
+  count_final(&e[i], i, c);
+  if (e[i].counted) return;
+  (void)port_watch_obj(port, &e[i].f->obj, i + 1);   /* its node exists */
+  count_final(&e[i], i, c);
+}
+
+/* Take what the port got and recount the entries whose tokens came (every
+** entry if tokens were lost). */
+static void drain_entries(object_t *port, wentry_t *e, int n, counts_t *c) {
+  long tokens[64];
+  size_t got, k;
+  int everything, i;
+  do {
+    got = port_take(port, tokens, sizeof tokens / sizeof *tokens, &everything);
+    for (k = 0; k < got; k++) recount(port, e, (int)tokens[k] - 1, c);
+    if (everything)
+      for (i = 0; i < n; i++) recount(port, e, i, c);
+  } while (got == sizeof tokens / sizeof *tokens);
 }
 
 static int rw_satisfied(int how, int ndone, int nfailed, int npending) {
@@ -341,7 +375,8 @@ static void push_lists(lua_State *L, int list, wentry_t *e, int n) {
 /* threading.wait(futures[, timeout[, return_when]]) -> done, not_done */
 static int pool_wait(lua_State *L) {
   deadline_t dl;
-  int how, n, len, i, ndone = 0, nfailed = 0, r = WAIT_OK;
+  int how, n, len, i, r = WAIT_OK;
+  counts_t c = { 0, 0, NULL, 0 };
   wentry_t *e;
   object_t *port;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -381,36 +416,21 @@ static int pool_wait(lua_State *L) {
     lua_pop(L, 1);
   }
   wait_check_cancel(L);
-  for (i = 0; i < n; i++) count_final(&e[i], &ndone, &nfailed);
-  if (rw_satisfied(how, ndone, nfailed, n) || (!dl.forever && wait_expired(&dl))) {
+  for (i = 0; i < n; i++) count_final(&e[i], i, &c);
+  if (rw_satisfied(how, c.ndone, c.nfailed, n) || (!dl.forever && wait_expired(&dl))) {
     push_lists(L, 1, e, n);
     return 2;
   }
   port = port_make();
   if (port == NULL) return luaL_error(L, "not enough memory");
-  /* watch every unfinished future (entry i posts token i + 1), then look
-  ** again: a future that ended before its watch was armed is seen now */
-  for (i = 0; i < n; i++) {
-    if (e[i].counted) continue;
-    if (!port_watch_obj(port, &e[i].f->obj, i + 1)) {
-      object_release(port);
-      return luaL_error(L, "not enough memory");
-    }
+  if (!watch_entries(port, e, n, &c)) {
+    object_release(port);
+    return luaL_error(L, "not enough memory");
   }
-  for (i = 0; i < n; i++) count_final(&e[i], &ndone, &nfailed);
-  while (!rw_satisfied(how, ndone, nfailed, n)) {
-    long tokens[64];
-    size_t got, k;
-    int everything;
+  while (!rw_satisfied(how, c.ndone, c.nfailed, n)) {
     r = port_sleep(port, &dl);
     if (r != WAIT_OK) break;
-    do {
-      got = port_take(port, tokens, sizeof tokens / sizeof *tokens, &everything);
-      for (k = 0; k < got; k++)
-        recount(port, &e[tokens[k] - 1], tokens[k], &ndone, &nfailed);
-      if (everything)   /* tokens were lost: look at every future again */
-        for (i = 0; i < n; i++) recount(port, &e[i], i + 1, &ndone, &nfailed);
-    } while (got == sizeof tokens / sizeof *tokens);
+    drain_entries(port, e, n, &c);
   }
   object_release(port);
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
@@ -438,9 +458,9 @@ typedef struct cset {
   object_t *port;             /* NULL before it is made */
   int n;                      /* entries, each with a reference to its future */
   int left;                   /* not handed out yet */
-  int head, tail;             /* fifo[head..tail): ended, not handed out */
+  int head;                   /* c.fifo[head..c.tail): ended, not handed out */
   wentry_t *e;
-  int *fifo;
+  counts_t c;
 } cset_t;
 
 static int cset_gc(lua_State *L) {
@@ -451,33 +471,10 @@ static int cset_gc(lua_State *L) {
   for (i = 0; i < cs->n; i++) object_release(&cs->e[i].f->obj);
   cs->n = 0;
   free(cs->e);
-  free(cs->fifo);
+  free(cs->c.fifo);
   cs->e = NULL;
-  cs->fifo = NULL;
+  cs->c.fifo = NULL;
   return 0;
-}
-
-/* Queue entry i if it has ended (once); else watch it again if rewatch. */
-static void cset_look(cset_t *cs, int i, int rewatch) {
-  wentry_t *x = &cs->e[i];
-  int ignored = 0;
-  if (x->counted) return;
-  if (rewatch) recount(cs->port, x, i + 1, &ignored, &ignored);
-  else count_final(x, &ignored, &ignored);
-  if (x->counted) cs->fifo[cs->tail++] = i;
-}
-
-/* Take what the port got: the futures that changed. */
-static void cset_drain(cset_t *cs) {
-  long tokens[64];
-  size_t got, k;
-  int everything, i;
-  do {
-    got = port_take(cs->port, tokens, sizeof tokens / sizeof *tokens, &everything);
-    for (k = 0; k < got; k++) cset_look(cs, (int)tokens[k] - 1, 1);
-    if (everything)
-      for (i = 0; i < cs->n; i++) cset_look(cs, i, 1);
-  } while (got == sizeof tokens / sizeof *tokens);
 }
 
 static int cset_new(lua_State *L) {
@@ -490,8 +487,8 @@ static int cset_new(lua_State *L) {
   luaL_getmetatable(L, CSET_MT);
   lua_setmetatable(L, -2);
   cs->e = (wentry_t *)malloc((size_t)(len > 0 ? len : 1) * sizeof *cs->e);
-  cs->fifo = (int *)malloc((size_t)(len > 0 ? len : 1) * sizeof *cs->fifo);
-  if (cs->e == NULL || cs->fifo == NULL) return luaL_error(L, "not enough memory");
+  cs->c.fifo = (int *)malloc((size_t)(len > 0 ? len : 1) * sizeof *cs->c.fifo);
+  if (cs->e == NULL || cs->c.fifo == NULL) return luaL_error(L, "not enough memory");
   for (i = 1; i <= len; i++) {
     object_t *o;
     lua_rawgeti(L, 1, i);
@@ -506,19 +503,9 @@ static int cset_new(lua_State *L) {
   }
   cs->left = cs->n;
   if ((cs->port = port_make()) == NULL) return luaL_error(L, "not enough memory");
-  /* watch each unfinished one, then look at each: an end before its watch
-  ** is seen now, one after it posts */
-  for (i = 0; i < cs->n; i++) {
-    int ignored = 0;
-    count_final(&cs->e[i], &ignored, &ignored);
-    if (cs->e[i].counted) continue;
-    if (!port_watch_obj(cs->port, &cs->e[i].f->obj, i + 1))
-      return luaL_error(L, "not enough memory");
-  }
-  for (i = 0; i < cs->n; i++) {
-    if (cs->e[i].counted) cs->fifo[cs->tail++] = i;
-    else cset_look(cs, i, 0);
-  }
+  /* those ended now are queued first, in list order */
+  for (i = 0; i < cs->n; i++) count_final(&cs->e[i], i, &cs->c);
+  if (!watch_entries(cs->port, cs->e, cs->n, &cs->c)) return luaL_error(L, "not enough memory");
   return 1;
 }
 
@@ -534,10 +521,10 @@ static int cset_next(lua_State *L) {
   deadline_t dl = wait_deadline_arg(L, 2);
   int r = WAIT_OK;
   for (;;) {
-    cset_drain(cs);
-    if (cs->head < cs->tail) {
+    drain_entries(cs->port, cs->e, cs->n, &cs->c);
+    if (cs->head < cs->c.tail) {
       cs->left--;
-      lua_pushinteger(L, cs->e[cs->fifo[cs->head++]].idx);
+      lua_pushinteger(L, cs->e[cs->c.fifo[cs->head++]].idx);
       return 1;
     }
     if (cs->left == 0) {
