@@ -273,7 +273,9 @@ static void unwatch_more(struct watch *w, int drop) {
   w->more = NULL;
 }
 
-static void port_close(port_t *p) {
+/* Drop every watch of p and the references they hold; free the nodes too
+** unless keep (a port kept for the next wait reuses them). */
+static void port_close(port_t *p, int keep) {
   size_t i;
   for (i = 0; i < p->nnodes; i++) {
     object_t *o = NULL, *f;
@@ -284,10 +286,12 @@ static void port_close(port_t *p) {
     WAIT_CHECK(pthread_mutex_unlock(&watch_mu));
     if (o != NULL) object_release(o);
     settle_fired(f, p->nodes[i]->kind, 1);
-    unwatch_more(p->nodes[i], 1);
+    unwatch_more(p->nodes[i], !keep);
+    if (keep) continue;
     free(p->nodes[i]);
     p->nodes[i] = NULL;
   }
+  if (keep) return;
   free(p->nodes);
   p->nodes = NULL;
   p->nnodes = 0;
@@ -295,7 +299,7 @@ static void port_close(port_t *p) {
 
 static void port_destroy(object_t *o) {
   port_t *p = (port_t *)o;
-  port_close(p);
+  port_close(p, 0);
   if (p->relay != NULL) object_release(&p->relay->obj);
   WAIT_CHECK(pthread_mutex_lock(&watch_mu));
   if (p->prev != NULL) p->prev->next = p->next;
@@ -584,6 +588,11 @@ static int port_watch_many(lua_State *L) {
   return 1;
 }
 
+/* The most tokens one port:wait returns; the rest stay posted for the next,
+** which returns at once. They are copied to the C stack under mu, so a
+** wait allocates nothing but the table it returns. */
+#define PORT_WAIT_MAX 64
+
 /* port:wait([timeout]) -> { tokens... } (empty on timeout), everything:
 ** blocks until a token is posted; raises the thread's cancellation. With
 ** everything true, some tokens were lost: retry every waiting task. A
@@ -591,13 +600,12 @@ static int port_watch_many(lua_State *L) {
 static int port_wait(lua_State *L) {
   port_t *p = check_port(L);
   deadline_t dl = wait_deadline_arg(L, 2);
-  long **copy;
+  long copy[PORT_WAIT_MAX];
   size_t n = 0, i;
   int r = WAIT_OK, everything;
   wait_check_cancel(L);
-  lua_settop(L, 2);
   if (lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) == 0) {
-    /* a look that finds nothing (a busy loop's) makes no copy */
+    /* a look that finds nothing (a busy loop's) makes no table */
     int idle;
     WAIT_CHECK(pthread_mutex_lock(&p->mu));
     idle = p->nready == 0 && !p->everything && !p->poked && !p->efd_set;
@@ -608,39 +616,37 @@ static int port_wait(lua_State *L) {
       return 2;
     }
   }
-  copy = (long **)object_newbox(L, free);   /* 3: frees the copy on an error */
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
   if (p->nready == 0 && !p->everything && !p->poked && !wait_expired(&dl)) port_spin(p);
   while (p->nready == 0 && !p->everything && !p->poked && r == WAIT_OK &&
          !wait_expired(&dl))
     r = wait_on(&p->obj, &p->mu, &p->cv, &dl);
+  if (r == WAIT_CANCELLED) {
+    /* what was posted stays, for whoever waits next */
+    WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+    return wait_raise_cancel(L);
+  }
   p->poked = 0;
-  if (p->efd_set) {                   /* readable no more until the next post */
+  if (p->nready > 0) {
+    n = p->nready < PORT_WAIT_MAX ? p->nready : PORT_WAIT_MAX;
+    memcpy(copy, p->ready, n * sizeof *copy);
+    memmove(p->ready, p->ready + n, (p->nready - n) * sizeof *copy);
+    p->nready -= n;
+  }
+  if (p->efd_set && p->nready == 0) {   /* readable no more until the next post */
     uint64_t v;
     ssize_t got;
     do got = read(p->efd, &v, sizeof v); while (got < 0 && errno == EINTR);
     p->efd_set = 0;
   }
-  if (p->nready > 0) {
-    *copy = (long *)malloc(p->nready * sizeof **copy);
-    if (*copy != NULL) {
-      n = p->nready;
-      memcpy(*copy, p->ready, n * sizeof **copy);
-    } else {
-      p->everything = 1;
-    }
-    p->nready = 0;
-  }
   everything = p->everything;
   p->everything = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
-  if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
-    lua_pushinteger(L, (*copy)[i]);
+    lua_pushinteger(L, copy[i]);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  object_box_free(L, 3);
   lua_pushboolean(L, everything);
   return 2;
 }
@@ -675,9 +681,18 @@ static int port_poke(lua_State *L) {
   return 0;
 }
 
-/* port:close(): drop every watch (and the references they hold) */
+/* port:close(): drop every watch (and the references they hold) and what
+** was posted and not yet taken, so that the port can serve the next wait as
+** a new one would (threading.select keeps one between calls). Once the
+** watches are gone nothing posts to it. */
 static int port_close_m(lua_State *L) {
-  port_close(check_port(L));
+  port_t *p = check_port(L);
+  port_close(p, 1);
+  WAIT_CHECK(pthread_mutex_lock(&p->mu));
+  p->nready = 0;
+  p->everything = 0;
+  p->poked = 0;
+  WAIT_CHECK(pthread_mutex_unlock(&p->mu));
   return 0;
 }
 
