@@ -195,3 +195,58 @@ describe("threading.select with send cases { queue, item }", function()
       "bad argument #1 to 'select' (waitables[2]: send case { queue, item } without an item)")
   end)
 end)
+
+-- The port that select keeps between calls (and a scheduler sleeps on).
+describe("threading._port", function()
+  it("drops on close what was posted and not yet taken, so a kept port starts clean", function()
+    local p, q = threading._port(), threading.Queue()
+    assert.is_true(p:watch(q, 5))
+    q:put(1)
+    p:close()
+    assert.same({ nil, false }, { p:wait(0) })
+  end)
+
+  it("hands over at the next wait the tokens beyond what one wait returns", function()
+    local p, qs = threading._port(), {}
+    for i = 1, 100 do
+      qs[i] = threading.Queue()
+      assert.is_true(p:watch(qs[i], i))
+    end
+    for i = 1, 100 do qs[i]:put(i) end
+    local got, waits = {}, 0
+    while #got < 100 and waits < 100 do
+      waits = waits + 1
+      local tokens = p:wait(0)
+      for _, t in ipairs(tokens or {}) do got[#got + 1] = t end
+    end
+    local want = {}
+    for i = 1, 100 do want[i] = i end
+    assert.same(want, got)
+    assert.is_true(waits > 1)
+    p:close()
+  end)
+
+  it("watches again after close: a closed port serves the next wait", function()
+    local p, q = threading._port(), threading.Queue()
+    assert.is_true(p:watch(q, 1))
+    p:close()
+    assert.is_true(p:watch(q, 2))
+    q:put("x")
+    assert.same({ 2 }, (p:wait(0)))
+    p:close()
+  end)
+end)
+
+describe("threading.select, one call after another", function()
+  it("waits for its own waitables after a wait that ended on other ones", function()
+    local a, b, c = threading.Queue(), threading.Queue(), threading.Queue()
+    local t = when_selecting(function(x, y) x:put(1) y:put(2) end, a, b)
+    assert.equal(1, (threading.select({ a, b }, 30)))
+    assert.is_true(t:join(10))
+    -- b's item is still there; the next call watches only c
+    t = when_selecting(function(z) z:put(3) end, c)
+    assert.same({ 1, 3 }, { threading.select({ c }, 30) })
+    assert.is_true(t:join(10))
+    assert.equal(2, b:get(false))
+  end)
+end)

@@ -1690,13 +1690,14 @@ do -- module functions
   threading.sleep = async.sleep
   --- threading.select: inside a task, suspends only the task (it watches
   -- every object of the list, as threading.wait watches its futures)
-  local c_select, select_check, select_try =
-    threading.select, threading._select_check, threading._select_try
+  local c_select, select_check, select_objects, select_try =
+    threading.select, threading._select_check, threading._select_objects,
+    threading._select_try
   threading.select = function(list, timeout)
     if current_task() == nil then
       return c_select(list, timeout)
     end
-    local take, n, objs = select_check(list, timeout, 3)
+    local take, n = select_check(list, timeout, 3)
     local r = select_try(list, take, n)
     if r == nil and timeout ~= 0 then
       local ok, got = block(function()
@@ -1705,7 +1706,7 @@ do -- module functions
           return true, x
         end
         return false
-      end, timeout, many(objs))
+      end, timeout, many(select_objects(list, take, n)))
       r = ok and got or nil
     end
     if r == nil then

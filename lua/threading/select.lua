@@ -12,8 +12,8 @@
 -- of them changes and tries that one again. Inside a task of
 -- threading.async only the task waits (async.lua wraps this function).
 return function(threading)
-  local error, getmetatable, pairs, select, type =
-    error, getmetatable, pairs, select, type
+  local error, getmetatable, pairs, select, setmetatable, type =
+    error, getmetatable, pairs, select, setmetatable, type
   local registry = debug.getregistry()
   local monotonic = threading.monotonic
   local new_port = threading._port
@@ -81,21 +81,29 @@ return function(threading)
     end,
   }
 
+  -- Each metatable's taker, found once: a type's metatable never changes
+  -- in a state, and looking it up by name costs a registry read per type.
+  local taker_by_mt = setmetatable({}, { __mode = "k" })
+
   local function taker_of(v)
     local mt = getmetatable(v)
     if mt == nil then
       return nil
     end
-    for name, take in pairs(takers) do
+    local take = taker_by_mt[mt]
+    if take ~= nil then
+      return take
+    end
+    for name, t in pairs(takers) do
       if registry[name] == mt then
-        return take
+        taker_by_mt[mt] = t
+        return t
       end
     end
     return nil
   end
 
-  -- The taker of each waitable and the object to watch for it (a send
-  -- case's queue), or a standard error naming the bad one.
+  -- The taker of each waitable, or a standard error naming the bad one.
   local function check(list, timeout, level)
     if type(list) ~= "table" then
       error(("bad argument #1 to 'select' (table expected, got %s)"):format(type(list)), level)
@@ -104,35 +112,50 @@ return function(threading)
     if n == 0 then
       error("bad argument #1 to 'select' (no waitables given)", level)
     end
-    local take, objs = {}, {}
+    local take = {}
     for i = 1, n do
       local v = list[i]
-      if type(v) == "table" and getmetatable(v) == nil and taker_of(v[1]) == take_item then
+      local t = taker_of(v)
+      if t == nil and type(v) == "table" and getmetatable(v) == nil
+          and taker_of(v[1]) == take_item then
         if v[2] == nil then
           error(("bad argument #1 to 'select' (waitables[%d]: send case { queue, item }"
             .. " without an item)"):format(i), level)
         end
-        take[i], objs[i] = take_send, v[1]
-      else
-        take[i], objs[i] = taker_of(v), v
+        t = take_send
       end
-      if take[i] == nil then
+      if t == nil then
         error(("bad argument #1 to 'select' (waitables[%d]: queue, event, future, thread, "
           .. "lock, semaphore or { queue, item } expected, got %s)"):format(i, type(v)), level)
       end
+      take[i] = t
     end
     if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
       error("bad argument #2 to 'select' (timeout must be a non-negative number)", level)
     end
-    return take, n, objs
+    return take, n
+  end
+
+  -- What to watch for each waitable: itself, or a send case's queue (only
+  -- a wait that must sleep asks).
+  local function objects(list, take, n)
+    local objs = {}
+    for i = 1, n do
+      objs[i] = take[i] == take_send and list[i][1] or list[i]
+    end
+    return objs
+  end
+
+  -- a taker's answer: nil if not ready, else { i, what taking gave }
+  local function answer(i, ok, ...)
+    if ok then
+      return pack(i, ...)
+    end
+    return nil
   end
 
   local function try(list, take, i)
-    local r = pack(take[i](list[i]))
-    if r[1] then
-      return pack(i, unpack(r, 2, r.n))
-    end
-    return nil
+    return answer(i, take[i](list[i]))
   end
 
   -- One pass over every waitable, in order: the first ready one's results.
@@ -184,13 +207,22 @@ return function(threading)
     end
   end
 
+  -- One port per state, kept between calls: making one costs more than a
+  -- select that finds something ready. Closing it drops its watches and
+  -- whatever they posted, so the next call starts clean. A call made while
+  -- it is in use (a finalizer's select during another's wait) makes its
+  -- own.
+  local spare
+
   function threading.select(list, timeout)
-    local take, n, objs = check(list, timeout, 3)
+    local take, n = check(list, timeout, 3)
     local r = try_all(list, take, n)
     if r == nil and timeout ~= 0 then
-      local port = new_port()
-      local ok, got = pcall(wait_ready, port, list, take, n, objs, timeout)
+      local port = spare or new_port()
+      spare = nil
+      local ok, got = pcall(wait_ready, port, list, take, n, objects(list, take, n), timeout)
       port:close()
+      spare = port
       if not ok then
         error(got, 0)
       end
@@ -202,7 +234,9 @@ return function(threading)
     return unpack(r, 1, r.n)
   end
 
-  -- for threading.async: check and one pass, without waiting
+  -- for threading.async: check, the objects to watch, and one pass, without
+  -- waiting
   threading._select_check = check
+  threading._select_objects = objects
   threading._select_try = try_all
 end
