@@ -66,7 +66,7 @@ static void barrier_destroy(object_t *o) {
   free(b);
 }
 
-static const object_type_t barrier_type = { BARRIER_MT, barrier_destroy, NULL };
+static const object_type_t barrier_type = { BARRIER_MT, barrier_destroy, NULL, NULL };
 
 static barrier_t *check_barrier(lua_State *L, int idx) {
   return (barrier_t *)object_check(L, idx, &barrier_type);

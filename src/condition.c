@@ -82,7 +82,7 @@ static object_t *cond_watch_target(object_t *o) {
   return &((cond_t *)o)->lock->obj;
 }
 
-static const object_type_t cond_type = { COND_MT, cond_destroy, cond_watch_target };
+static const object_type_t cond_type = { COND_MT, cond_destroy, cond_watch_target, NULL };
 
 static cond_t *check_cond(lua_State *L, int idx) {
   return (cond_t *)object_check(L, idx, &cond_type);

@@ -39,7 +39,9 @@ static void event_destroy(object_t *o) {
   free(e);
 }
 
-static const object_type_t event_type = { EVENT_MT, event_destroy, NULL };
+static int event_select_take(lua_State *L, object_t *o);
+static const select_ops_t event_select = { event_select_take, NULL };
+static const object_type_t event_type = { EVENT_MT, event_destroy, NULL, &event_select };
 
 static event_t *check_event(lua_State *L, int idx) {
   return (event_t *)object_check(L, idx, &event_type);
@@ -87,6 +89,13 @@ static int event_clear(lua_State *L) {
 static int event_is_set(lua_State *L) {
   event_t *e = check_event(L, 1);
   lua_pushboolean(L, atomic_load(&e->flag));
+  return 1;
+}
+
+/* threading.select: set -> true (nothing is taken: it stays set) */
+static int event_select_take(lua_State *L, object_t *o) {
+  if (!atomic_load(&((event_t *)o)->flag)) return -1;
+  lua_pushboolean(L, 1);
   return 1;
 }
 

@@ -107,8 +107,11 @@ typedef struct fifo {
 } fifo_t;
 
 static void fifo_destroy(object_t *o);
-static const object_type_t queue_type = { QUEUE_MT, fifo_destroy, NULL };
-static const object_type_t simple_type = { SIMPLE_MT, fifo_destroy, NULL };
+static int fifo_select_take(lua_State *L, object_t *o);
+static int fifo_select_send(lua_State *L, object_t *o, int idx, const char *root);
+static const select_ops_t fifo_select = { fifo_select_take, fifo_select_send };
+static const object_type_t queue_type = { QUEUE_MT, fifo_destroy, NULL, &fifo_select };
+static const object_type_t simple_type = { SIMPLE_MT, fifo_destroy, NULL, &fifo_select };
 
 /* ------------------------------------------------------------ storage */
 
@@ -357,24 +360,34 @@ static fifo_t *check_fifo(lua_State *L) {
   return (fifo_t *)queue_check_self(L);
 }
 
-static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
+/* Put the value at idx (of Lua type `type`, not nil): QR_OK, QR_FULL,
+** QR_SHUT or QR_CANCEL; raises for a value that cannot be sent, and
+** without memory. */
+static int fifo_put_value(lua_State *L, fifo_t *q, int idx, int type, int block, double tmo,
+                          const char *root) {
   tslot_t item[TSLOT_RUN_MAX];
-  int type = lua_type(L, 2), r, cells;
+  int r, cells;
+  item[0].tag = TS_NIL;
+  cells = transfer_slot_store_run(L, idx, type, item, root);
+  r = fifo_put(q, item, (size_t)cells, block && !q->simple, tmo);
+  if (r == QR_OK) return r;
+  transfer_slot_clear(&item[0]);
+  if (r != QR_FULL && r != QR_SHUT && r != QR_CANCEL) return luaL_error(L, "not enough memory");
+  return r;
+}
+
+static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
+  int type = lua_type(L, 2), r;
   luaL_argcheck(L, type > LUA_TNIL, 2, "item must not be nil");
   if (block && !q->simple) wait_check_cancel(L);
-  item[0].tag = TS_NIL;
-  cells = transfer_slot_store_run(L, 2, type, item, "item");
-  r = fifo_put(q, item, (size_t)cells, block && !q->simple, tmo);
-  if (r == QR_OK) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  transfer_slot_clear(&item[0]);
+  r = fifo_put_value(L, q, 2, type, block, tmo, "item");
   switch (r) {
+    case QR_OK:
+      lua_pushboolean(L, 1);
+      return 1;
     case QR_FULL: return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
-    case QR_CANCEL: return wait_raise_cancel(L);
-    default: return luaL_error(L, "not enough memory");
+    default: return wait_raise_cancel(L);
   }
 }
 
@@ -390,6 +403,29 @@ static int fifo_get_common(lua_State *L, fifo_t *q, int block, double tmo) {
     case QR_EMPTY: return queue_push_fail(L, "empty");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
     default: return wait_raise_cancel(L);
+  }
+}
+
+/* threading.select's get: the item, or nil, "shutdown" */
+static int fifo_select_take(lua_State *L, object_t *o) {
+  tslot_t item[TSLOT_RUN_MAX];
+  switch (fifo_get((fifo_t *)o, 0, -1, item)) {
+    case QR_OK:
+      transfer_slot_take(L, item);
+      return 1;
+    case QR_SHUT: return queue_push_fail(L, "shutdown");
+    default: return -1;
+  }
+}
+
+/* threading.select's send case: true, or nil, "shutdown" */
+static int fifo_select_send(lua_State *L, object_t *o, int idx, const char *root) {
+  switch (fifo_put_value(L, (fifo_t *)o, idx, lua_type(L, idx), 0, -1, root)) {
+    case QR_OK:
+      lua_pushboolean(L, 1);
+      return 1;
+    case QR_SHUT: return queue_push_fail(L, "shutdown");
+    default: return -1;
   }
 }
 

@@ -48,8 +48,10 @@ static const char *const state_names[] = {
 };
 
 static void future_destroy(object_t *o);
+static int future_select_take(lua_State *L, object_t *o);
+static const select_ops_t future_select = { future_select_take, NULL };
 
-const object_type_t future_type = { FUTURE_MT, future_destroy, NULL };
+const object_type_t future_type = { FUTURE_MT, future_destroy, NULL, &future_select };
 
 /* ----------------------------------------------------------- futures */
 
@@ -192,13 +194,9 @@ static void push_error(lua_State *L, future_t *f, int state) {
     lua_pushstring(L, f->reason != NULL ? f->reason : "unknown error");
 }
 
-/* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
-static int future_result(lua_State *L) {
-  future_t *f = check_future(L, 1);
-  deadline_t dl = wait_deadline_arg(L, 2);
-  int state = future_wait(L, f, &dl);
-  lua_settop(L, 1);
-  if (!F_FINAL(state)) return push_timeout(L);
+/* Push what Future:result gives for f in its final state: true, ... or
+** false, err. */
+static int push_outcome(lua_State *L, future_t *f, int state) {
   if (state == F_DONE) {
     lua_pushboolean(L, 1);
     return 1 + (f->output != NULL ? transfer_decode(L, f->output) : 0);
@@ -206,6 +204,16 @@ static int future_result(lua_State *L) {
   lua_pushboolean(L, 0);
   push_error(L, f, state);
   return 2;
+}
+
+/* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
+static int future_result(lua_State *L) {
+  future_t *f = check_future(L, 1);
+  deadline_t dl = wait_deadline_arg(L, 2);
+  int state = future_wait(L, f, &dl);
+  lua_settop(L, 1);
+  if (!F_FINAL(state)) return push_timeout(L);
+  return push_outcome(L, f, state);
 }
 
 /* Future:exception([timeout]) -> nil (it succeeded) | err | nil, "timeout" */
@@ -256,6 +264,13 @@ static int future_state(future_t *f) {
   s = f->state;
   WAIT_CHECK(pthread_mutex_unlock(&f->mu));
   return s;
+}
+
+/* threading.select: done -> what Future:result gives */
+static int future_select_take(lua_State *L, object_t *o) {
+  future_t *f = (future_t *)o;
+  int state = future_state(f);
+  return F_FINAL(state) ? push_outcome(L, f, state) : -1;
 }
 
 static int future_done(lua_State *L) {

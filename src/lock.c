@@ -26,8 +26,10 @@
 #define RLOCK_MT "threading.RLock"
 
 static void lock_destroy(object_t *o);
-const object_type_t lock_type = { LOCK_MT, lock_destroy, NULL };
-const object_type_t rlock_type = { RLOCK_MT, lock_destroy, NULL };
+static int lock_select_take(lua_State *L, object_t *o);
+static const select_ops_t lock_select = { lock_select_take, NULL };
+const object_type_t lock_type = { LOCK_MT, lock_destroy, NULL, &lock_select };
+const object_type_t rlock_type = { RLOCK_MT, lock_destroy, NULL, &lock_select };
 
 static void lock_destroy(object_t *o) {
   lock_t *lk = (lock_t *)o;
@@ -234,6 +236,15 @@ static int lock_release_plain(lua_State *L) {
   atomic_store_explicit(&lk->owner, NULL, memory_order_relaxed);
   if (!lock_give(lk)) return luaL_argerror(L, 1, "release unlocked lock");
   return 0;
+}
+
+/* threading.select: acquired for the caller (an RLock re-enters) -> true */
+static int lock_select_take(lua_State *L, object_t *o) {
+  deadline_t dl;
+  dl.forever = 1;
+  if (lock_acquire_as((lock_t *)o, wait_owner(), 0, &dl) != LOCK_TAKEN) return -1;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* Lock:locked() -> boolean */

@@ -22,12 +22,26 @@
 
 typedef struct object object_t;
 
+/* How threading.select (select.c) takes, without waiting, what a wait on
+** an object of a type is for. take(L, o) pushes what taking it gives (a
+** queue's item, true for a lock acquired, a future's result) and returns
+** how many values, or returns -1, pushing nothing, if o is not ready. send
+** (queues only) puts the value at stack index item into o the same way
+** (true once put); root names the value in a refused transfer. Either may
+** raise (a value that cannot be sent or received); neither is called with
+** a lock held. */
+typedef struct select_ops {
+  int (*take)(lua_State *L, object_t *o);
+  int (*send)(lua_State *L, object_t *o, int item, const char *root);
+} select_ops_t;
+
 typedef struct object_type {
   const char *name;                 /* metatable name, "threading.Lock" */
   void (*destroy)(object_t *o);     /* frees the object; refs reached 0 */
   /* The object whose changes a coroutine task waiting on o must hear of
   ** (port.c), when it is not o itself (a Condition: its lock). */
   object_t *(*watch_target)(object_t *o);
+  const select_ops_t *select;       /* NULL: not a waitable of select */
 } object_type_t;
 
 struct watch;

@@ -119,8 +119,8 @@ static object_t *pool_watch_target(object_t *o) {
   return &((pool_t *)o)->work->obj;
 }
 
-static const object_type_t work_type = { WORK_MT, work_destroy, NULL };
-static const object_type_t pool_type = { POOL_MT, pool_destroy, pool_watch_target };
+static const object_type_t work_type = { WORK_MT, work_destroy, NULL, NULL };
+static const object_type_t pool_type = { POOL_MT, pool_destroy, pool_watch_target, NULL };
 
 static atomic_long pool_count;        /* for "Pool-N" */
 static atomic_ullong fn_next_id;      /* ids of cached functions */

@@ -313,7 +313,7 @@ static void port_destroy(object_t *o) {
   free(p);
 }
 
-static const object_type_t port_type = { PORT_MT, port_destroy, NULL };
+static const object_type_t port_type = { PORT_MT, port_destroy, NULL, NULL };
 
 static port_t *check_port(lua_State *L) {
   return (port_t *)object_check(L, 1, &port_type);
@@ -339,12 +339,17 @@ static port_t *port_alloc(void) {
   return p;
 }
 
-/* threading._port() -> a new port */
-static int port_new(lua_State *L) {
+object_t *port_push_new(lua_State *L) {
   handle_t *h = object_newhandle(L, &port_type);
   port_t *p = port_alloc();
-  if (p == NULL) return luaL_error(L, "not enough memory");
+  if (p == NULL) luaL_error(L, "not enough memory");
   object_sethandle(L, h, &p->obj);
+  return &p->obj;
+}
+
+/* threading._port() -> a new port */
+static int port_new(lua_State *L) {
+  (void)port_push_new(L);
   return 1;
 }
 
@@ -685,14 +690,18 @@ static int port_poke(lua_State *L) {
 ** was posted and not yet taken, so that the port can serve the next wait as
 ** a new one would (threading.select keeps one between calls). Once the
 ** watches are gone nothing posts to it. */
-static int port_close_m(lua_State *L) {
-  port_t *p = check_port(L);
+void port_clear(object_t *port) {
+  port_t *p = (port_t *)port;
   port_close(p, 1);
   WAIT_CHECK(pthread_mutex_lock(&p->mu));
   p->nready = 0;
   p->everything = 0;
   p->poked = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
+}
+
+static int port_close_m(lua_State *L) {
+  port_clear(&check_port(L)->obj);
   return 0;
 }
 

@@ -79,8 +79,11 @@ typedef struct queue {
 } queue_t;
 
 static void queue_destroy(object_t *o);
-static const object_type_t lifo_type = { LIFO_MT, queue_destroy, NULL };
-static const object_type_t prio_type = { PRIO_MT, queue_destroy, NULL };
+static int queue_select_take(lua_State *L, object_t *o);
+static int queue_select_send(lua_State *L, object_t *o, int idx, const char *root);
+static const select_ops_t queue_select = { queue_select_take, queue_select_send };
+static const object_type_t lifo_type = { LIFO_MT, queue_destroy, NULL, &queue_select };
+static const object_type_t prio_type = { PRIO_MT, queue_destroy, NULL, &queue_select };
 
 /* ------------------------------------------------------------ storage */
 
@@ -510,24 +513,32 @@ int queue_iter_released(lua_State *L) {
   return luaL_error(L, "cannot iterate: the queue's handle was already released");
 }
 
+/* A bad item for a PriorityQueue: a bad-argument error of put's, or, for
+** the item of a select's send case (root: where it was), of select's. */
+static int prio_refuse(lua_State *L, int idx, const char *root, const char *msg) {
+  if (root == NULL) return luaL_argerror(L, idx, msg);
+  return luaL_error(L, "bad argument #1 to 'select' (%s: %s)", root, msg);
+}
+
 /* Check the PriorityQueue key of the item at idx and fill e's key from it,
 ** all but a string's copy (PK_STR with k.s NULL: see prio_key_copy). Pushes
-** the key. Raises a bad-argument error when the item has no usable key. */
-static void prio_key(lua_State *L, int idx, pentry_t *e) {
+** the key. Raises a bad-argument error when the item has no usable key
+** (root: as for prio_refuse). */
+static void prio_key(lua_State *L, int idx, pentry_t *e, const char *root) {
   int t = lua_type(L, idx);
   if (t == LUA_TTABLE) {
     lua_rawgeti(L, idx, 1);
     t = lua_type(L, -1);
     if (t != LUA_TNUMBER && t != LUA_TSTRING)
-      luaL_argerror(L, idx, lua_pushfstring(L,
-                    "priority expected at item[1] (number or string), got %s",
-                    luaL_typename(L, -1)));
+      prio_refuse(L, idx, root, lua_pushfstring(L,
+                  "priority expected at item[1] (number or string), got %s",
+                  luaL_typename(L, -1)));
   } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {
     lua_pushvalue(L, idx);
   } else {
-    luaL_argerror(L, idx, lua_pushfstring(L,
-                  "number, string or table with a priority at [1] expected, got %s",
-                  luaL_typename(L, idx)));
+    prio_refuse(L, idx, root, lua_pushfstring(L,
+                "number, string or table with a priority at [1] expected, got %s",
+                luaL_typename(L, idx)));
   }
   if (t == LUA_TNUMBER) {
     if (compat_isinteger(L, -1)) {
@@ -536,7 +547,7 @@ static void prio_key(lua_State *L, int idx, pentry_t *e) {
     } else {
       e->ktag = PK_NUM;
       e->k.n = lua_tonumber(L, -1);
-      luaL_argcheck(L, e->k.n == e->k.n, idx, "priority is NaN");
+      if (e->k.n != e->k.n) prio_refuse(L, idx, root, "priority is NaN");
     }
   } else {
     /* a short string item is its own key: its slot keeps the bytes */
@@ -558,31 +569,66 @@ static int prio_key_copy(lua_State *L, pentry_t *e) {
   return 1;
 }
 
-static int queue_put_common(lua_State *L, queue_t *q, int block, double tmo) {
+/* Put the value at idx (not nil): QR_OK, QR_FULL, QR_SHUT or QR_CANCEL;
+** raises for a value that cannot be sent (root: as for prio_refuse, and
+** NULL names it "item" in a refused transfer), and without memory. Leaves
+** the stack as it found it. */
+static int queue_put_value(lua_State *L, queue_t *q, int idx, int block, double tmo,
+                           const char *root) {
   pentry_t e;
-  int r;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
+  int r, top = lua_gettop(L);
   e.ktag = PK_INT;
-  if (q->kind == Q_PRIO) prio_key(L, 2, &e);
+  if (q->kind == Q_PRIO) prio_key(L, idx, &e, root);
   if (block) wait_check_cancel(L);
   /* nothing is allocated before the item is stored: a refusal leaks nothing */
   e.item.tag = TS_NIL;
-  transfer_slot_store(L, 2, &e.item, "item");
+  transfer_slot_store(L, idx, &e.item, root != NULL ? root : "item");
   if (e.ktag == PK_STR && !prio_key_copy(L, &e)) {
     transfer_slot_clear(&e.item);
     return luaL_error(L, "not enough memory");
   }
+  lua_settop(L, top);
   r = queue_put_entry(q, &e, block, tmo);
-  if (r == QR_OK) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
+  if (r == QR_OK) return r;
   pentry_clear(&e);
-  switch (r) {
+  if (r != QR_FULL && r != QR_SHUT && r != QR_CANCEL) return luaL_error(L, "not enough memory");
+  return r;
+}
+
+static int queue_put_common(lua_State *L, queue_t *q, int block, double tmo) {
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
+  switch (queue_put_value(L, q, 2, block, tmo, NULL)) {
+    case QR_OK:
+      lua_pushboolean(L, 1);
+      return 1;
     case QR_FULL: return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
-    case QR_CANCEL: return wait_raise_cancel(L);
-    default: return luaL_error(L, "not enough memory");
+    default: return wait_raise_cancel(L);
+  }
+}
+
+/* threading.select's send case: true, or nil, "shutdown" */
+static int queue_select_send(lua_State *L, object_t *o, int idx, const char *root) {
+  switch (queue_put_value(L, (queue_t *)o, idx, 0, -1, root)) {
+    case QR_OK:
+      lua_pushboolean(L, 1);
+      return 1;
+    case QR_SHUT: return queue_push_fail(L, "shutdown");
+    default: return -1;
+  }
+}
+
+/* threading.select's get: the item, or nil, "shutdown" */
+static int queue_select_take(lua_State *L, object_t *o) {
+  tslot_t item;
+  char *key;
+  switch (queue_get_item((queue_t *)o, 0, -1, &item, &key)) {
+    case QR_OK:
+      free(key);
+      transfer_slot_take(L, &item);
+      return 1;
+    case QR_SHUT: return queue_push_fail(L, "shutdown");
+    default: return -1;
   }
 }
 

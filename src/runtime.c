@@ -44,7 +44,7 @@ const char *const thread_status_names[] = {
 };
 
 static void thread_destroy(object_t *o);
-const object_type_t thread_type = { THREAD_MT, thread_destroy, NULL };
+const object_type_t thread_type = { THREAD_MT, thread_destroy, NULL, &thread_select };
 
 /* ------------------------------------------------------------ registry */
 

@@ -80,6 +80,8 @@ struct thread {
 };
 
 TH_HIDDEN extern const object_type_t thread_type;
+/* threading.select on a Thread: its join, once it has ended (thread.c) */
+TH_HIDDEN extern const select_ops_t thread_select;
 
 /* A new thread object (status "new", one reference), or NULL. */
 TH_HIDDEN thread_t *runtime_thread_new(void);

@@ -49,8 +49,10 @@ static void sem_destroy(object_t *o) {
   free(s);
 }
 
-static const object_type_t sem_type = { SEM_MT, sem_destroy, NULL };
-static const object_type_t bsem_type = { BSEM_MT, sem_destroy, NULL };
+static int sem_select_take(lua_State *L, object_t *o);
+static const select_ops_t sem_select = { sem_select_take, NULL };
+static const object_type_t sem_type = { SEM_MT, sem_destroy, NULL, &sem_select };
+static const object_type_t bsem_type = { BSEM_MT, sem_destroy, NULL, &sem_select };
 
 static sem_t *check_sem(lua_State *L, int idx) {
   handle_t *h = object_handle_fast(L, idx);
@@ -136,6 +138,13 @@ static int sem_acquire(lua_State *L) {
   WAIT_CHECK(pthread_mutex_unlock(&s->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, got);
+  return 1;
+}
+
+/* threading.select: a unit taken -> true */
+static int sem_select_take(lua_State *L, object_t *o) {
+  if (!sem_try((sem_t *)o)) return -1;
+  lua_pushboolean(L, 1);
   return 1;
 }
 

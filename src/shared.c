@@ -94,7 +94,7 @@ static void value_destroy(object_t *o) {
   free(v);
 }
 
-static const object_type_t value_type = { VALUE_MT, value_destroy, NULL };
+static const object_type_t value_type = { VALUE_MT, value_destroy, NULL, NULL };
 
 static value_t *check_value(lua_State *L, int idx) {
   return (value_t *)object_check(L, idx, &value_type);

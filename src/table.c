@@ -64,7 +64,7 @@ typedef struct stable {
 } stable_t;
 
 static void stable_destroy(object_t *o);
-static const object_type_t table_type = { TABLE_MT, stable_destroy, NULL };
+static const object_type_t table_type = { TABLE_MT, stable_destroy, NULL, NULL };
 
 /* --------------------------------------------------------------- keys */
 

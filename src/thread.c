@@ -463,15 +463,38 @@ static int thread_ended(const void *arg) {
   return atomic_load_explicit(&((const thread_t *)arg)->ended, memory_order_acquire);
 }
 
+/* What join refuses whatever the time: raises. */
+static void join_check(lua_State *L, const thread_t *t) {
+  if (t == runtime_self()) luaL_error(L, "cannot join the current thread");
+  /* the main thread ends with the main script (its state closing) */
+  if (t->foreign && t != runtime_main())
+    luaL_error(L, "cannot join a thread that threading did not start");
+}
+
+/* Push what join gives for a thread that has ended with `status`. */
+static int push_ending(lua_State *L, const thread_t *t, int status) {
+  switch (status) {
+    case ST_DONE:
+      lua_pushboolean(L, 1);
+      return 1 + (t->output ? transfer_decode(L, t->output) : 0);
+    case ST_FAILED:
+      lua_pushboolean(L, 0);
+      if (t->output == NULL || transfer_decode(L, t->output) == 0)
+        lua_pushstring(L, t->error_text ? t->error_text : "unknown error");
+      return 2;
+    default:
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "cancelled");
+      return 2;
+  }
+}
+
 /* Thread:join([timeout]) -> true, ... | false, err | nil, "timeout" */
 static int thread_join(lua_State *L) {
   thread_t *t = check_thread(L, 1);
   deadline_t dl = wait_deadline_arg(L, 2);
   int status, r = WAIT_OK;
-  if (t == runtime_self()) return luaL_error(L, "cannot join the current thread");
-  /* the main thread ends with the main script (its state closing) */
-  if (t->foreign && t != runtime_main())
-    return luaL_error(L, "cannot join a thread that threading did not start");
+  join_check(L, t);
   wait_check_cancel(L);
   /* a short thread often ends within microseconds: watch for it before
   ** paying for a sleep and a wake-up */
@@ -488,25 +511,27 @@ static int thread_join(lua_State *L) {
   status = t->status;
   WAIT_CHECK(pthread_mutex_unlock(&t->mu));
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
-  switch (status) {
-    case ST_RUNNING:
-      lua_pushnil(L);
-      lua_pushliteral(L, "timeout");
-      return 2;
-    case ST_DONE:
-      lua_pushboolean(L, 1);
-      return 1 + (t->output ? transfer_decode(L, t->output) : 0);
-    case ST_FAILED:
-      lua_pushboolean(L, 0);
-      if (t->output == NULL || transfer_decode(L, t->output) == 0)
-        lua_pushstring(L, t->error_text ? t->error_text : "unknown error");
-      return 2;
-    default:
-      lua_pushboolean(L, 0);
-      lua_pushliteral(L, "cancelled");
-      return 2;
+  if (status == ST_RUNNING) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    return 2;
   }
+  return push_ending(L, t, status);
 }
+
+/* threading.select: ended -> what join gives; refuses what join refuses */
+static int thread_select_take(lua_State *L, object_t *o) {
+  thread_t *t = (thread_t *)o;
+  int status;
+  join_check(L, t);
+  WAIT_CHECK(pthread_mutex_lock(&t->mu));
+  status = t->status;
+  WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+  if (status == ST_NEW) return luaL_error(L, "cannot join a thread before it is started");
+  return status == ST_RUNNING ? -1 : push_ending(L, t, status);
+}
+
+const select_ops_t thread_select = { thread_select_take, NULL };
 
 /* Thread:is_alive() -> boolean */
 static int thread_is_alive(lua_State *L) {

@@ -137,6 +137,11 @@ TH_HIDDEN size_t port_take(object_t *port, long *buf, size_t cap, int *everythin
 TH_HIDDEN void port_relay(object_t *port, object_t *to, long token);
 /* The port at idx (raises if it is none); threading._port made it. */
 TH_HIDDEN object_t *port_check(lua_State *L, int idx);
+/* Push a new port's handle (threading._port); raises without memory. */
+TH_HIDDEN object_t *port_push_new(lua_State *L);
+/* Drop every watch of the port and what was posted (port:close): it then
+** serves the next wait as a new port would. */
+TH_HIDDEN void port_clear(object_t *port);
 TH_HIDDEN void port_atfork(int phase);
 TH_HIDDEN void port_open(lua_State *L);
 
