@@ -64,6 +64,7 @@ local core_sources = {
   "src/fifo.c",
   "src/table.c",
   "src/future.c",
+  "src/select.c",
   "src/pool.c",
 }
 -- a rockspec runs without the standard library: no table.concat
@@ -104,7 +105,6 @@ build = {
       ["threading.sync"] = "lua/threading/sync.lua",
       ["threading.timer"] = "lua/threading/timer.lua",
       ["threading.pool"] = "lua/threading/pool.lua",
-      ["threading.select"] = "lua/threading/select.lua",
       ["threading.async"] = "lua/threading/async.lua",
       ["threading.async.luv"] = "lua/threading/async/luv.lua",
     },

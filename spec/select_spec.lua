@@ -118,6 +118,52 @@ describe("threading.select", function()
       "bad argument #2 to 'select' (timeout must be a non-negative number)")
   end)
 
+  it("takes from every kind of queue", function()
+    for _, kind in ipairs({ "Queue", "SimpleQueue", "LifoQueue", "PriorityQueue" }) do
+      local empty, q = threading[kind](), threading[kind]()
+      q:put(7)
+      assert.same({ 2, 7 }, { threading.select({ empty, q }, 0) }, kind)
+      assert.equal(0, q:qsize(), kind)
+    end
+  end)
+
+  it("re-enters an RLock that the calling thread holds", function()
+    local r = threading.RLock()
+    assert.is_true(r:acquire())
+    assert.same({ 1, true }, { threading.select({ r }, 0) })
+    r:release()
+    r:release()
+    assert.has_error(function() r:release() end)
+  end)
+
+  it("refuses a Thread that was never started, as join does", function()
+    local t = threading.Thread(function() end)
+    assert.has_error(function() threading.select({ t }, 0) end,
+      "cannot join a thread before it is started")
+  end)
+
+  it("waits on many waitables and takes the one that changed", function()
+    local qs = {}
+    for i = 1, 200 do qs[i] = threading.Queue() end
+    local t = when_selecting(function(q) q:put("late") end, qs[150])
+    assert.same({ 150, "late" }, { threading.select(qs, 30) })
+    assert.is_true(t:join(10))
+  end)
+
+  it("takes only one when more changes come at once than one look takes", function()
+    local qs = {}
+    for i = 1, 100 do qs[i] = threading.Queue() end
+    local t = when_selecting(function(...)
+      for _, q in ipairs({ ... }) do q:put(true) end
+    end, (table.unpack or unpack)(qs))
+    local i = threading.select(qs, 30)
+    assert.is_true(t:join(10))
+    local left = 0
+    for k = 1, 100 do left = left + qs[k]:qsize() end
+    assert.equal(99, left)
+    assert.equal(0, qs[i]:qsize())
+  end)
+
   it("suspends only the calling task inside threading.async", function()
     local r = async.run(function()
       local q = threading.Queue()
@@ -188,6 +234,21 @@ describe("threading.select with send cases { queue, item }", function()
       return r
     end)
     assert.same({ "first", true, 1, true, "second" }, r)
+  end)
+
+  it("names a send item that cannot be sent by where it was, and puts nothing", function()
+    local out = threading.Queue()
+    assert.has_error(function()
+      threading.select({ threading.Event(), { out, coroutine.create(function() end) } }, 0)
+    end, "cannot transfer value at waitables[2][2]: coroutine")
+    assert.equal(0, out:qsize())
+  end)
+
+  it("refuses a PriorityQueue item without a priority, naming where it was", function()
+    assert.has_error(function()
+      threading.select({ { threading.PriorityQueue(), {} } }, 0)
+    end, "bad argument #1 to 'select' (waitables[1][2]: priority expected at item[1]"
+      .. " (number or string), got nil)")
   end)
 
   it("refuses a send case without an item, naming where it was", function()

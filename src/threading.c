@@ -100,6 +100,7 @@ int luaopen_threading_core(lua_State *L) {
   future_open(L);
   pool_open(L);
   port_open(L);
+  select_open(L);
   lua_pushliteral(L, THREADING_VERSION);
   lua_setfield(L, -2, "_VERSION");
   thread_register_state(L);

@@ -1697,19 +1697,19 @@ do -- module functions
     if current_task() == nil then
       return c_select(list, timeout)
     end
-    local take, n = select_check(list, timeout, 3)
-    local r = select_try(list, take, n)
-    if r == nil and timeout ~= 0 then
+    select_check(list, timeout, 2)
+    local r = pack(select_try(list))
+    if r.n == 0 and timeout ~= 0 then
       local ok, got = block(function()
-        local x = select_try(list, take, n)
-        if x then
+        local x = pack(select_try(list))
+        if x.n > 0 then
           return true, x
         end
         return false
-      end, timeout, many(select_objects(list, take, n)))
+      end, timeout, many(select_objects(list)))
       r = ok and got or nil
     end
-    if r == nil then
+    if r == nil or r.n == 0 then
       return nil, "timeout"
     end
     return unpack(r, 1, r.n)

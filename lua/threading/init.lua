@@ -73,7 +73,7 @@ threading._guard = guard
 
 -- Parts written in Lua, each in its own file under lua/threading/; each is
 -- a function(threading) that adds to the module table.
-local parts = { "sync", "timer", "pool", "select" }
+local parts = { "sync", "timer", "pool" }
 for _, name in ipairs(parts) do
   require("threading." .. name)(threading)
 end
