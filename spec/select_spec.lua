@@ -164,6 +164,27 @@ describe("threading.select", function()
     assert.equal(0, qs[i]:qsize())
   end)
 
+  it("ends a cancelled thread blocked in it promptly, and the queue it watched loses no item", function()
+    local q = threading.Queue()
+    local t = threading.Thread{ name = "selecting", target = function(a)
+      return require("threading").select({ a, require("threading").Event() })
+    end, args = { q } }
+    t:start()
+    local deadline = threading.monotonic() + 30
+    local function blocked()
+      for _, w in ipairs(threading.waits()) do
+        if w.name == "selecting" and (w.blocked_on or ""):find("Port", 1, true) then return true end
+      end
+      return false
+    end
+    while not blocked() and threading.monotonic() < deadline do threading.sleep(0.001) end
+    assert.is_true(blocked())
+    t:cancel()
+    assert.same({ false, "cancelled" }, { t:join(10) })
+    q:put("kept")
+    assert.same({ 1, "kept" }, { threading.select({ q }, 0) })
+  end)
+
   it("suspends only the calling task inside threading.async", function()
     local r = async.run(function()
       local q = threading.Queue()
