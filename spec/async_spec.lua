@@ -1204,3 +1204,68 @@ describe("the scheduler's watches", function()
     assert.equal(1, done)
   end)
 end)
+
+describe("the task wrappers of blocking methods", function()
+  local sethook, getinfo = debug.sethook, debug.getinfo
+
+  -- How many functions of the module's Lua files run while fn does (a
+  -- method lookup that asks async's __index runs one).
+  local function module_calls(fn)
+    local n = 0
+    sethook(function()
+      local info = getinfo(2, "S")
+      if info and info.what == "Lua" and info.short_src:find("threading/", 1, true) then
+        n = n + 1
+      end
+    end, "c")
+    fn()
+    sethook()
+    return n
+  end
+
+  local function lookups()
+    local lock, q, ev = threading.Lock(), threading.Queue(), threading.Event()
+    return module_calls(function()
+      local _, _, _, _, _ = lock.acquire, lock.release, q.get, q.put, ev.wait
+    end)
+  end
+
+  it("cost a lookup outside a scheduler no Lua call in a state that loaded the module", function()
+    assert.equal(0, lookups())
+  end)
+
+  it("cost a lookup no Lua call again once async.run has returned", function()
+    async.run(function() async.sleep(0) end)
+    assert.equal(0, lookups())
+  end)
+
+  it("cost a lookup no Lua call again once async.run has raised", function()
+    pcall(async.run, function() error("boom", 0) end)
+    assert.equal(0, lookups())
+  end)
+
+  it("cost a lookup no Lua call again after a step of a stepped scheduler", function()
+    local s = async.scheduler()
+    s:spawn(function() async.sleep(0) end)
+    s:step()
+    s:close()
+    assert.equal(0, lookups())
+  end)
+
+  it("give a task the wrapper, and a thread the C method, of the same method", function()
+    local lock = threading.Lock()
+    local in_task = async.run(function() return lock.acquire end)
+    assert.equal("Lua", getinfo(in_task, "S").what)
+    assert.equal("C", getinfo(lock.acquire, "S").what)
+  end)
+
+  it("keep a wrapper looked up in a task working outside the scheduler", function()
+    local q = threading.Queue()
+    local get = async.run(function() return q.get end)
+    q:put(7)
+    assert.equal(7, get(q, 1))
+    local ok, err = pcall(get, q, -1)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'get' %(timeout must be a non%-negative number%)", err)
+  end)
+end)

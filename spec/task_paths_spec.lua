@@ -15,6 +15,10 @@
 --   probe(o)        after a cancelled wait and ready(o): true when what
 --                   ready gave is still there (the cancelled call took
 --                   nothing), or the object is as a cancellation leaves it
+--   ready_first     false where a ready(o) made before the call does not
+--                   count (a notify, the other party of a barrier)
+--   got_first       wait's results when ready(o) came before the call, if
+--                   not `got`
 local threading = require("threading")
 local async = require("threading.async")
 
@@ -94,6 +98,7 @@ local cases = {
       return unpack(r, 2, r.n)
     end,
     ready = function(c) c:acquire() c:notify() c:release() end,
+    ready_first = false,
     got = { n = 1, true }, timed_out = { n = 1, false },
     probe = function(c) return c:acquire(false) end,
   },
@@ -211,6 +216,7 @@ local cases = {
     make = function() return threading.Barrier(2) end,
     wait = function(b, t) return b:wait(t) end,
     ready = function(b) b:wait(10) end,
+    ready_first = false,
     got = { n = 1, 1 }, timed_out = { n = 2, nil, "broken" },
     -- a waiter that leaves breaks the barrier, a task's cancellation too
     probe = function(b) return b.broken end,
@@ -247,6 +253,7 @@ local cases = {
     -- the second ends first, and comes out first
     ready = function(fs) fs[2]:set_result(2) fs[1]:set_result(1) end,
     got = { n = 3, 2, 2, 1 }, timed_out = { n = 3, 0 },
+    got_first = { n = 3, 2, 1, 2 }, -- both done already: in the list's order
     probe = function(fs) return fs[1]:done() and fs[2]:done() end,
   },
   {
@@ -301,6 +308,22 @@ for _, case in ipairs(cases) do
       assert.is_true(r[2], "the main task did not run while the call waited")
       assert.same(case.got, r[3])
     end)
+
+    if case.ready_first ~= false then
+      it("returns at once what it returns in a thread when it is ready already", function()
+        local got = with_case(case, function(o)
+          if case.owner then
+            case.ready(o)
+          else
+            threading.start(case.ready, o):join(30)
+          end
+          local task = async.spawn(function() return pack(case.wait(o, nil)) end)
+          local _, r = task:await(30)
+          return r
+        end)
+        assert.same(case.got_first or case.got, got)
+      end)
+    end
 
     if case.timed_out then
       it("times out as it does in a thread", function()

@@ -56,6 +56,26 @@ local Tasks = {}
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
 
+-- The blocking methods that have a task's wrapper (see "wrappers"): each
+-- is { methods table, name, C method }. While a scheduler runs (arm), they
+-- are out of their methods tables, so that a lookup asks __index, which
+-- gives a task the wrapper; otherwise (disarm) the C methods are there.
+local installed = {}
+
+local function arm()
+  for i = 1, #installed do
+    local e = installed[i]
+    rawset(e[1], e[2], nil)
+  end
+end
+
+local function disarm()
+  for i = 1, #installed do
+    local e = installed[i]
+    rawset(e[1], e[2], e[3])
+  end
+end
+
 --- The task the calling coroutine belongs to, or nil outside any.
 local function current_task()
   if active == nil then
@@ -725,8 +745,10 @@ function async.run(fn, ...)
   s.pumps = true -- its loop can pump HTTP requests (a stepped one cannot)
   local main = new_task(s, fn, ...)
   active = s
+  arm()
   local ok, err = pcall(loop, s)
   active = nil
+  disarm()
   act(nil) -- even if an error cut a task's turn short, no task acts now
   -- drops every watch; a wake-up posted to a task that will not run now
   -- passes on to the next waiter
@@ -1005,8 +1027,10 @@ function Scheduler:step()
     error("step cannot be called while a scheduler runs in this state", 2)
   end
   active = s
+  arm()
   local ok, err = pcall(drive, s)
   active = nil
+  disarm()
   act(nil) -- even if an error cut a task's turn short, no task acts now
   if not ok then
     error(err, 0)
@@ -1195,44 +1219,60 @@ end
 Blocking methods are not replaced: a type's methods table gets an __index
 that returns the C method itself, unless the caller is a task of a running
 scheduler, which gets the wrapper. So outside tasks nothing changes (not
-even an error message); the cost is one Lua call per lookup of a wrapped
-method, in states that loaded this module.
+even an error message). The methods table keeps the C methods while no
+scheduler runs in this state, so that a lookup there finds them without
+reaching __index: loading this module costs the calls of the rest of the
+program nothing. A running scheduler takes them out (arm), so that each
+lookup asks __index, one Lua call, and puts them back when it stops
+(disarm).
 ]]
+local dispatch = {} -- methods table -> { raw = {name: C}, wrapped = {name: wrapper} }
+
+-- Give the methods `makers` names of type_name a task's wrapper each
+-- (make(C method, name) returns it); returns the C methods by name. Every
+-- type has one __index, however many calls install its wrappers.
 local function install(type_name, makers)
   local mt = registry[type_name]
   local methods = type(mt) == "table" and rawget(mt, "methods")
   if type(methods) ~= "table" then
     return nil
   end
-  local raw, wrapped = {}, {}
+  local d = dispatch[methods]
+  if d == nil then
+    local raw, wrapped = {}, {}
+    d = { raw = raw, wrapped = wrapped }
+    dispatch[methods] = d
+    local old = getmetatable(methods)
+    local old_index = type(old) == "table" and old.__index or nil
+    setmetatable(methods, {
+      __index = function(t, k)
+        local c = raw[k]
+        if c ~= nil then
+          if active ~= nil and current_task() ~= nil then
+            return wrapped[k]
+          end
+          return c
+        end
+        if type(old_index) == "function" then
+          return old_index(t, k)
+        elseif old_index ~= nil then
+          return old_index[k]
+        end
+        return nil
+      end,
+    })
+  end
+  local mine = {}
   for name, make in pairs(makers) do
     local c = rawget(methods, name)
     if c ~= nil then
-      raw[name] = c
-      wrapped[name] = make(c, name)
-      methods[name] = nil
+      mine[name] = c
+      d.raw[name] = c
+      d.wrapped[name] = make(c, name)
+      installed[#installed + 1] = { methods, name, c }
     end
   end
-  local old = getmetatable(methods)
-  local old_index = type(old) == "table" and old.__index or nil
-  setmetatable(methods, {
-    __index = function(t, k)
-      local c = raw[k]
-      if c ~= nil then
-        if active ~= nil and current_task() ~= nil then
-          return wrapped[k]
-        end
-        return c
-      end
-      if type(old_index) == "function" then
-        return old_index(t, k)
-      elseif old_index ~= nil then
-        return old_index[k]
-      end
-      return nil
-    end,
-  })
-  return raw
+  return mine
 end
 
 -- Wait in the calling task until poll() is true or the timeout passes.
@@ -1270,9 +1310,16 @@ local function make_acquire(c_acquire, fname)
     if current_task() == nil or not ok or not blocking or t == 0 then
       return c_pass(fname, true, c_acquire, self, ...)
     end
-    return await_poll(function()
+    -- the common case first, with nothing made for it: the lock is free
+    local pok, got = pcall(c_acquire, self, false)
+    if not pok then
+      c_fail(fname, true, got)
+    elseif got then
+      return true
+    end
+    return (block(function()
       return c_acquire(self, false)
-    end, t, self, TAKE)
+    end, t, self, TAKE))
   end
 end
 
@@ -1368,6 +1415,13 @@ do -- Event
         if current_task() == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
+        -- the common case first, with nothing made for it: it is set
+        local pok, set = pcall(c_is_set, self)
+        if not pok then
+          c_fail(fname, true, set)
+        elseif set or t == 0 then
+          return set
+        end
         -- set since the wait began counts, even if cleared at once
         local sets = c_sets(self)
         return await_poll(function()
@@ -1386,24 +1440,32 @@ local queue_makers = {
       if current_task() == nil or not ok or not blocking or t == 0 then
         return c_pass(fname, true, c_get, self, ...)
       end
-      -- what get returns: the item alone, or nil and why
-      local function poll()
-        local item, why = c_get(self, false)
-        if item ~= nil then
-          return true, item
-        elseif why == "empty" then
+      -- what get returns: the item alone, or nil and why; the common case
+      -- (an item is there) first, with nothing made for it
+      local pok, item, why = pcall(c_get, self, false)
+      if not pok then
+        c_fail(fname, true, item)
+      elseif item ~= nil then
+        return item
+      elseif why ~= "empty" then
+        return nil, why
+      end
+      local got
+      got, item, why = block(function()
+        local v, w = c_get(self, false)
+        if v ~= nil then
+          return true, v
+        elseif w == "empty" then
           return false
         end
-        return true, item, why
+        return true, v, w
+      end, t, self, TAKE)
+      if not got then
+        return nil, "empty"
+      elseif item ~= nil then
+        return item
       end
-      local r = pack(c_pass(fname, true, poll))
-      if not r[1] then
-        r = pack(block(poll, t, self, TAKE))
-        if not r[1] then
-          return nil, "empty"
-        end
-      end
-      return unpack(r, 2, r.n)
+      return nil, why
     end
   end,
   put = function(c_put, fname)
@@ -1412,24 +1474,32 @@ local queue_makers = {
       if current_task() == nil or not ok or not blocking or t == 0 then
         return c_pass(fname, true, c_put, self, item, ...)
       end
-      -- what put returns: true alone, or nil and why
-      local function poll()
-        local done, why = c_put(self, item, false)
-        if done then
-          return true, done
-        elseif why == "full" then
+      -- what put returns: true alone, or nil and why; the common case
+      -- (there is room) first, with nothing made for it
+      local pok, done, why = pcall(c_put, self, item, false)
+      if not pok then
+        c_fail(fname, true, done)
+      elseif done then
+        return done
+      elseif why ~= "full" then
+        return done, why
+      end
+      local got
+      got, done, why = block(function()
+        local d, w = c_put(self, item, false)
+        if d then
+          return true, d
+        elseif w == "full" then
           return false
         end
-        return true, done, why
+        return true, d, w
+      end, t, self, ROOM)
+      if not got then
+        return nil, "full"
+      elseif done then
+        return done
       end
-      local r = pack(c_pass(fname, true, poll))
-      if not r[1] then
-        r = pack(block(poll, t, self, ROOM))
-        if not r[1] then
-          return nil, "full"
-        end
-      end
-      return unpack(r, 2, r.n)
+      return done, why
     end
   end,
   join = function(c_join, fname)
