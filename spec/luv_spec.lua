@@ -52,6 +52,38 @@ describe_luv("threading.async.luv", function()
     uv.run("nowait") -- lets libuv finish closing the handles
   end
 
+  -- A spec that fails may leave its heartbeat running, which would keep
+  -- the next spec's loop alive for good: close whatever it left open.
+  after_each(function()
+    uv.walk(function(handle)
+      if not handle:is_closing() then
+        handle:close()
+      end
+    end)
+    uv.run("nowait")
+  end)
+
+  -- uv.run(), stopped with an error if the loop still runs after a
+  -- generous limit: a task that failed before it stopped its heartbeat
+  -- fails its spec instead of hanging the suite. The watchdog is unref'd,
+  -- so it never keeps the loop alive itself.
+  local function run_loop()
+    local limit, late = 60, false
+    local dog = uv.new_timer()
+    dog:start(limit * 1000, 0, function()
+      late = true
+      uv.stop()
+    end)
+    dog:unref()
+    local r = uv.run()
+    dog:close()
+    uv.run("nowait")
+    if late then
+      error("the loop was still running after " .. limit .. " s", 2)
+    end
+    return r
+  end
+
   it("awaits a future that a thread completes after the loop has ticked", function()
     local s, hb, got = tl.scheduler(uv), heartbeat(), nil
     local f = threading.Future()
@@ -63,7 +95,7 @@ describe_luv("threading.async.luv", function()
       got = select(2, f:await())
       hb.stop()
     end)
-    uv.run()
+    run_loop()
     assert.equal(42, got)
     finish(s)
   end)
@@ -78,7 +110,7 @@ describe_luv("threading.async.luv", function()
       got = select(2, t:await())
       hb.stop()
     end)
-    uv.run()
+    run_loop()
     assert.equal("joined", got)
     finish(s)
   end)
@@ -94,7 +126,7 @@ describe_luv("threading.async.luv", function()
       got = q:get()
       hb.stop()
     end)
-    uv.run()
+    run_loop()
     assert.equal("item", got)
     finish(s)
   end)
@@ -106,7 +138,7 @@ describe_luv("threading.async.luv", function()
       status = assert(http.get(srv.url .. "/delay/0.3")).status
       ticks = hb.stop()
     end)
-    uv.run()
+    run_loop()
     srv:stop()
     assert.equal(200, status)
     assert.is_true(ticks >= 1, "the loop was blocked during the request")
@@ -124,7 +156,7 @@ describe_luv("threading.async.luv", function()
         sum = sum + v
       end)
     end
-    uv.run()
+    run_loop()
     pool:shutdown()
     assert.equal(10100, sum)
     finish(s)
@@ -136,7 +168,7 @@ describe_luv("threading.async.luv", function()
       threading.sleep(0.05)
       woke = true
     end)
-    uv.run()
+    run_loop()
     assert.is_true(woke)
     finish(s)
   end)
@@ -144,7 +176,7 @@ describe_luv("threading.async.luv", function()
   it("lets uv.run return once its tasks have ended", function()
     local s = tl.scheduler(uv)
     s:spawn(function() end)
-    assert.is_false(uv.run()) -- no active handle left
+    assert.is_false(run_loop()) -- no active handle left
     assert.equal(0, s:tasks())
     finish(s)
   end)
