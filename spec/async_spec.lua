@@ -1259,6 +1259,19 @@ describe("the task wrappers of blocking methods", function()
     assert.equal("C", getinfo(lock.acquire, "S").what)
   end)
 
+  it("leave a method that the program set in a type's methods as it set it", function()
+    local methods = debug.getregistry()["threading.Event"].methods
+    local c_wait = rawget(methods, "wait")
+    local function mine() return "mine" end
+    rawset(methods, "wait", mine)
+    local ev = threading.Event()
+    local in_task = async.run(function() return ev:wait(0) end)
+    local after = rawget(methods, "wait")
+    rawset(methods, "wait", c_wait)
+    assert.equal("mine", in_task)
+    assert.equal(mine, after)
+  end)
+
   it("keep a wrapper looked up in a task working outside the scheduler", function()
     local q = threading.Queue()
     local get = async.run(function() return q.get end)

@@ -62,17 +62,25 @@ local active -- the scheduler running in this state, or nil
 -- gives a task the wrapper; otherwise (disarm) the C methods are there.
 local installed = {}
 
+-- Only a C method still in its place is taken out, and only what was taken
+-- out is put back: a method that a program set itself stays as it set it.
 local function arm()
   for i = 1, #installed do
     local e = installed[i]
-    rawset(e[1], e[2], nil)
+    e.out = rawget(e[1], e[2]) == e[3]
+    if e.out then
+      rawset(e[1], e[2], nil)
+    end
   end
 end
 
 local function disarm()
   for i = 1, #installed do
     local e = installed[i]
-    rawset(e[1], e[2], e[3])
+    if e.out and rawget(e[1], e[2]) == nil then
+      rawset(e[1], e[2], e[3])
+    end
+    e.out = false
   end
 end
 
