@@ -1272,6 +1272,36 @@ describe("the task wrappers of blocking methods", function()
     assert.equal(mine, after)
   end)
 
+  it("raise the error a thread gets for bad arguments in a task", function()
+    local lock, sem = threading.Lock(), threading.Semaphore(1)
+    local q, ev = threading.Queue(), threading.Event()
+    local calls = {
+      function() return lock:acquire("x") end,
+      function() return lock:acquire(false, 1) end,
+      function() return sem:acquire(false, 1) end,
+      function() return q:get(true, -1) end,
+      function() return q:put(1, true, "x") end,
+      function() return ev:wait(-1) end,
+    }
+    -- the message without its "file:line: " (a C method adds none)
+    local function message(f)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      return (tostring(err):gsub("^[^:]*:%d+: ", ""))
+    end
+    local in_thread, in_task = {}, {}
+    for i, f in ipairs(calls) do
+      in_thread[i] = message(f)
+    end
+    async.run(function()
+      for i, f in ipairs(calls) do
+        in_task[i] = message(f)
+      end
+    end)
+    assert.same(in_thread, in_task)
+    assert.matches("^bad argument #1 to 'acquire'", in_task[1])
+  end)
+
   it("keep a wrapper looked up in a task working outside the scheduler", function()
     local q = threading.Queue()
     local get = async.run(function() return q.get end)

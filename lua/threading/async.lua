@@ -1313,10 +1313,13 @@ end
 
 -- Lock and Semaphore: acquire(false) is the non-blocking form.
 local function make_acquire(c_acquire, fname)
-  return function(self, ...)
-    local ok, blocking, t = block_args(...)
-    if current_task() == nil or not ok or not blocking or t == 0 then
-      return c_pass(fname, true, c_acquire, self, ...)
+  return function(self, blocking, timeout)
+    local ok, blocks, t = true, true, nil
+    if blocking ~= nil or timeout ~= nil then -- else the common call: no arguments
+      ok, blocks, t = block_args(blocking, timeout)
+    end
+    if current_task() == nil or not ok or not blocks or t == 0 then
+      return c_pass(fname, true, c_acquire, self, blocking, timeout)
     end
     -- the common case first, with nothing made for it: the lock is free
     local pok, got = pcall(c_acquire, self, false)
