@@ -1275,13 +1275,14 @@ describe("the task wrappers of blocking methods", function()
   it("raise the error a thread gets for bad arguments in a task", function()
     local lock, sem = threading.Lock(), threading.Semaphore(1)
     local q, ev = threading.Queue(), threading.Event()
+    -- no tail calls: LuaJIT cannot name the function of one in its errors
     local calls = {
-      function() return lock:acquire("x") end,
-      function() return lock:acquire(false, 1) end,
-      function() return sem:acquire(false, 1) end,
-      function() return q:get(true, -1) end,
-      function() return q:put(1, true, "x") end,
-      function() return ev:wait(-1) end,
+      function() local _ = lock:acquire("x") end,
+      function() local _ = lock:acquire(false, 1) end,
+      function() local _ = sem:acquire(false, 1) end,
+      function() local _ = q:get(true, -1) end,
+      function() local _ = q:put(1, true, "x") end,
+      function() local _ = ev:wait(-1) end,
     }
     -- the message without its "file:line: " (a C method adds none)
     local function message(f)
@@ -1300,6 +1301,21 @@ describe("the task wrappers of blocking methods", function()
     end)
     assert.same(in_thread, in_task)
     assert.matches("^bad argument #1 to 'acquire'", in_task[1])
+  end)
+
+  it("call the C method for a coroutine that a task made", function()
+    local q = threading.Queue()
+    q:put("item")
+    local _, c_err = pcall(function() local _ = q:get(true, -1) end)
+    local got, err = async.run(function()
+      return coroutine.wrap(function()
+        local item = q:get()
+        local _, e = pcall(function() local _ = q:get(true, -1) end)
+        return item, e
+      end)()
+    end)
+    assert.equal("item", got)
+    assert.equal((c_err:gsub("^[^:]*:%d+: ", "")), (err:gsub("^[^:]*:%d+: ", "")))
   end)
 
   it("keep a wrapper looked up in a task working outside the scheduler", function()

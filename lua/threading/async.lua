@@ -57,19 +57,19 @@ local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
 
 -- The blocking methods that have a task's wrapper (see "wrappers"): each
--- is { methods table, name, C method }. While a scheduler runs (arm), they
--- are out of their methods tables, so that a lookup asks __index, which
--- gives a task the wrapper; otherwise (disarm) the C methods are there.
+-- is { methods table, name, C method, wrapper }. While a scheduler runs
+-- (arm), the wrappers stand in their methods tables; otherwise (disarm)
+-- the C methods do. Only a C method still in its place is swapped, and
+-- only a wrapper still in its place is swapped back: a method that a
+-- program set itself stays as it set it.
 local installed = {}
 
--- Only a C method still in its place is taken out, and only what was taken
--- out is put back: a method that a program set itself stays as it set it.
 local function arm()
   for i = 1, #installed do
     local e = installed[i]
     e.out = rawget(e[1], e[2]) == e[3]
     if e.out then
-      rawset(e[1], e[2], nil)
+      rawset(e[1], e[2], e[4])
     end
   end
 end
@@ -77,7 +77,7 @@ end
 local function disarm()
   for i = 1, #installed do
     local e = installed[i]
-    if e.out and rawget(e[1], e[2]) == nil then
+    if e.out and rawget(e[1], e[2]) == e[4] then
       rawset(e[1], e[2], e[3])
     end
     e.out = false
@@ -1224,63 +1224,32 @@ end
 -- ------------------------------------------------------------ wrappers
 
 --[[
-Blocking methods are not replaced: a type's methods table gets an __index
-that returns the C method itself, unless the caller is a task of a running
-scheduler, which gets the wrapper. So outside tasks nothing changes (not
-even an error message). The methods table keeps the C methods while no
-scheduler runs in this state, so that a lookup there finds them without
-reaching __index: loading this module costs the calls of the rest of the
-program nothing. A running scheduler takes them out (arm), so that each
-lookup asks __index, one Lua call, and puts them back when it stops
-(disarm).
+A blocking method's wrapper stands in its type's methods table only while
+a scheduler runs in this state (arm and disarm, above): while none runs,
+the table holds the C method, so loading this module costs the rest of
+the program nothing. A wrapper called by anything but a task (a coroutine
+that a task made, say) calls the C method, and an argument error reads as
+the C method's would (c_pass): outside tasks nothing changes, not even an
+error message.
 ]]
-local dispatch = {} -- methods table -> { raw = {name: C}, wrapped = {name: wrapper} }
 
 -- Give the methods `makers` names of type_name a task's wrapper each
--- (make(C method, name) returns it); returns the C methods by name. Every
--- type has one __index, however many calls install its wrappers.
+-- (make(C method, name) returns it); returns the C methods by name.
 local function install(type_name, makers)
   local mt = registry[type_name]
   local methods = type(mt) == "table" and rawget(mt, "methods")
   if type(methods) ~= "table" then
     return nil
   end
-  local d = dispatch[methods]
-  if d == nil then
-    local raw, wrapped = {}, {}
-    d = { raw = raw, wrapped = wrapped }
-    dispatch[methods] = d
-    local old = getmetatable(methods)
-    local old_index = type(old) == "table" and old.__index or nil
-    setmetatable(methods, {
-      __index = function(t, k)
-        local c = raw[k]
-        if c ~= nil then
-          if active ~= nil and current_task() ~= nil then
-            return wrapped[k]
-          end
-          return c
-        end
-        if type(old_index) == "function" then
-          return old_index(t, k)
-        elseif old_index ~= nil then
-          return old_index[k]
-        end
-        return nil
-      end,
-    })
-  end
-  local mine = {}
+  local raw = {}
   for name, make in pairs(makers) do
     local c = rawget(methods, name)
     if c ~= nil then
-      mine[name] = c
-      d.raw[name] = c
-      d.wrapped[name] = make(c, name)
-      installed[#installed + 1] = { methods, name, c }
+      raw[name] = c
+      installed[#installed + 1] = { methods, name, c, make(c, name) }
     end
   end
-  return mine
+  return raw
 end
 
 -- Wait in the calling task until poll() is true or the timeout passes.
