@@ -1287,7 +1287,7 @@ local function make_acquire(c_acquire, fname)
     if blocking ~= nil or timeout ~= nil then -- else the common call: no arguments
       ok, blocks, t = block_args(blocking, timeout)
     end
-    if current_task() == nil or not ok or not blocks or t == 0 then
+    if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
       return c_pass(fname, true, c_acquire, self, blocking, timeout)
     end
     -- the common case first, with nothing made for it: the lock is free
@@ -1391,8 +1391,11 @@ do -- Event
   install("threading.Event", {
     wait = function(c_wait, fname)
       return function(self, timeout)
-        local ok, t = timeout_arg(timeout)
-        if current_task() == nil or not ok then
+        local ok, t = true, nil
+        if timeout ~= nil then
+          ok, t = timeout_arg(timeout)
+        end
+        if active == nil or task_of[running()] == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
         -- the common case first, with nothing made for it: it is set
@@ -1415,10 +1418,13 @@ end
 -- Queues: get(false) and put(item, false) are the non-blocking forms.
 local queue_makers = {
   get = function(c_get, fname)
-    return function(self, ...)
-      local ok, blocking, t = block_args(...)
-      if current_task() == nil or not ok or not blocking or t == 0 then
-        return c_pass(fname, true, c_get, self, ...)
+    return function(self, blocking, timeout)
+      local ok, blocks, t = true, true, nil
+      if blocking ~= nil or timeout ~= nil then -- else the common call: no arguments
+        ok, blocks, t = block_args(blocking, timeout)
+      end
+      if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
+        return c_pass(fname, true, c_get, self, blocking, timeout)
       end
       -- what get returns: the item alone, or nil and why; the common case
       -- (an item is there) first, with nothing made for it
@@ -1449,10 +1455,13 @@ local queue_makers = {
     end
   end,
   put = function(c_put, fname)
-    return function(self, item, ...)
-      local ok, blocking, t = block_args(...)
-      if current_task() == nil or not ok or not blocking or t == 0 then
-        return c_pass(fname, true, c_put, self, item, ...)
+    return function(self, item, blocking, timeout)
+      local ok, blocks, t = true, true, nil
+      if blocking ~= nil or timeout ~= nil then -- else the common call: the item alone
+        ok, blocks, t = block_args(blocking, timeout)
+      end
+      if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
+        return c_pass(fname, true, c_put, self, item, blocking, timeout)
       end
       -- what put returns: true alone, or nil and why; the common case
       -- (there is room) first, with nothing made for it
