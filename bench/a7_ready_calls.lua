@@ -1,4 +1,4 @@
--- bench: A7 | a task's calls that need not wait: Lock pair, Queue put+get, set Event's wait | <= 1/2 of Python's time
+-- bench: A7 | a task's calls that find their object ready (Lock, Queue, Event) | <= 1/2 of Python's time
 -- One task, alone in its scheduler, makes 100,000 rounds of the blocking
 -- calls that find their object ready: an uncontended Lock acquire and
 -- release, a put and a get on a Queue, and the wait of an Event that is
