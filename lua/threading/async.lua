@@ -1416,6 +1416,27 @@ do -- Event
 end
 
 -- Queues: get(false) and put(item, false) are the non-blocking forms.
+
+-- The waiting half of a task's get or put: suspend the task until try()
+-- gives something else than nil, `busy` (an item, true; or nil and why
+-- not, a shutdown), and return that; nil, busy once the timeout passes.
+local function await_try(try, busy, t, watch, kind)
+  local got, v, why = block(function()
+    local x, w = try()
+    if x ~= nil then
+      return true, x
+    elseif w == busy then
+      return false
+    end
+    return true, nil, w
+  end, t, watch, kind)
+  if not got then
+    return nil, busy
+  elseif v ~= nil then
+    return v
+  end
+  return nil, why
+end
 local queue_makers = {
   get = function(c_get, fname)
     return function(self, blocking, timeout)
@@ -1436,22 +1457,9 @@ local queue_makers = {
       elseif why ~= "empty" then
         return nil, why
       end
-      local got
-      got, item, why = block(function()
-        local v, w = c_get(self, false)
-        if v ~= nil then
-          return true, v
-        elseif w == "empty" then
-          return false
-        end
-        return true, v, w
-      end, t, self, TAKE)
-      if not got then
-        return nil, "empty"
-      elseif item ~= nil then
-        return item
-      end
-      return nil, why
+      return await_try(function()
+        return c_get(self, false)
+      end, "empty", t, self, TAKE)
     end
   end,
   put = function(c_put, fname)
@@ -1473,22 +1481,9 @@ local queue_makers = {
       elseif why ~= "full" then
         return done, why
       end
-      local got
-      got, done, why = block(function()
-        local d, w = c_put(self, item, false)
-        if d then
-          return true, d
-        elseif w == "full" then
-          return false
-        end
-        return true, d, w
-      end, t, self, ROOM)
-      if not got then
-        return nil, "full"
-      elseif done then
-        return done
-      end
-      return done, why
+      return await_try(function()
+        return c_put(self, item, false)
+      end, "full", t, self, ROOM)
     end
   end,
   join = function(c_join, fname)
