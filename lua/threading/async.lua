@@ -1415,8 +1415,6 @@ do -- Event
   })
 end
 
--- Queues: get(false) and put(item, false) are the non-blocking forms.
-
 -- The waiting half of a task's get or put: suspend the task until try()
 -- gives something else than nil, `busy` (an item, true; or nil and why
 -- not, a shutdown), and return that; nil, busy once the timeout passes.
@@ -1437,6 +1435,8 @@ local function await_try(try, busy, t, watch, kind)
   end
   return nil, why
 end
+
+-- Queues: get(false) and put(item, false) are the non-blocking forms.
 local queue_makers = {
   get = function(c_get, fname)
     return function(self, blocking, timeout)
