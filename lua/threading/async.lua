@@ -1280,14 +1280,24 @@ local function block_args(blocking, timeout)
   return ok, true, t
 end
 
+-- Is this a task's call, with ([blocking[, timeout]]) that are good and
+-- ask it to wait if it must? Then true and the timeout (nil: none); else
+-- false, and the C method takes the call (and raises on bad arguments).
+local function task_waits(blocking, timeout)
+  if active == nil or task_of[running()] == nil then
+    return false
+  elseif blocking == nil and timeout == nil then -- the common call
+    return true, nil
+  end
+  local ok, blocks, t = block_args(blocking, timeout)
+  return ok and blocks and t ~= 0, t
+end
+
 -- Lock and Semaphore: acquire(false) is the non-blocking form.
 local function make_acquire(c_acquire, fname)
   return function(self, blocking, timeout)
-    local ok, blocks, t = true, true, nil
-    if blocking ~= nil or timeout ~= nil then -- else the common call: no arguments
-      ok, blocks, t = block_args(blocking, timeout)
-    end
-    if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
+    local waits, t = task_waits(blocking, timeout)
+    if not waits then
       return c_pass(fname, true, c_acquire, self, blocking, timeout)
     end
     -- the common case first, with nothing made for it: the lock is free
@@ -1440,11 +1450,8 @@ end
 local queue_makers = {
   get = function(c_get, fname)
     return function(self, blocking, timeout)
-      local ok, blocks, t = true, true, nil
-      if blocking ~= nil or timeout ~= nil then -- else the common call: no arguments
-        ok, blocks, t = block_args(blocking, timeout)
-      end
-      if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
+      local waits, t = task_waits(blocking, timeout)
+      if not waits then
         return c_pass(fname, true, c_get, self, blocking, timeout)
       end
       -- what get returns: the item alone, or nil and why; the common case
@@ -1464,11 +1471,8 @@ local queue_makers = {
   end,
   put = function(c_put, fname)
     return function(self, item, blocking, timeout)
-      local ok, blocks, t = true, true, nil
-      if blocking ~= nil or timeout ~= nil then -- else the common call: the item alone
-        ok, blocks, t = block_args(blocking, timeout)
-      end
-      if active == nil or task_of[running()] == nil or not ok or not blocks or t == 0 then
+      local waits, t = task_waits(blocking, timeout)
+      if not waits then
         return c_pass(fname, true, c_put, self, item, blocking, timeout)
       end
       -- what put returns: true alone, or nil and why; the common case
