@@ -1252,6 +1252,17 @@ describe("the task wrappers of blocking methods", function()
     assert.equal(0, lookups())
   end)
 
+  it("stay in place between the steps of a stepped scheduler until it is closed", function()
+    local lock = threading.Lock()
+    local s = async.scheduler()
+    s:spawn(function() async.sleep(0) end)
+    s:step() -- from the first step on, a step swaps no method
+    local between = lock.acquire
+    s:close()
+    assert.equal("Lua", getinfo(between, "S").what)
+    assert.equal("C", getinfo(lock.acquire, "S").what)
+  end)
+
   it("give a task the wrapper, and a thread the C method, of the same method", function()
     local lock = threading.Lock()
     local in_task = async.run(function() return lock.acquire end)

@@ -57,12 +57,16 @@ local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
 
 -- The blocking methods that have a task's wrapper (see "wrappers"): each
--- is { methods table, name, C method, wrapper }. While a scheduler runs
--- (arm), the wrappers stand in their methods tables; otherwise (disarm)
--- the C methods do. Only a C method still in its place is swapped, and
--- only a wrapper still in its place is swapped back: a method that a
--- program set itself stays as it set it.
+-- is { methods table, name, C method, wrapper }. While a scheduler may run
+-- tasks (arm), the wrappers stand in their methods tables; otherwise
+-- (disarm) the C methods do. Only a C method still in its place is
+-- swapped, and only a wrapper still in its place is swapped back: a method
+-- that a program set itself stays as it set it. Swapping them all costs a
+-- few microseconds, so it is done per holder, not per step: async.run
+-- holds them while it runs, a stepped scheduler from its first step until
+-- it is closed (hold, let_go).
 local installed = {}
+local holders = 0
 
 local function arm()
   for i = 1, #installed do
@@ -81,6 +85,20 @@ local function disarm()
       rawset(e[1], e[2], e[3])
     end
     e.out = false
+  end
+end
+
+local function hold()
+  holders = holders + 1
+  if holders == 1 then
+    arm()
+  end
+end
+
+local function let_go()
+  holders = holders - 1
+  if holders == 0 then
+    disarm()
   end
 end
 
@@ -753,10 +771,10 @@ function async.run(fn, ...)
   s.pumps = true -- its loop can pump HTTP requests (a stepped one cannot)
   local main = new_task(s, fn, ...)
   active = s
-  arm()
+  hold()
   local ok, err = pcall(loop, s)
   active = nil
-  disarm()
+  let_go()
   act(nil) -- even if an error cut a task's turn short, no task acts now
   -- drops every watch; a wake-up posted to a task that will not run now
   -- passes on to the next waiter
@@ -1034,11 +1052,13 @@ function Scheduler:step()
   if active ~= nil then
     error("step cannot be called while a scheduler runs in this state", 2)
   end
+  if not self.holds then -- the wrappers stand in place until close
+    self.holds = true
+    hold()
+  end
   active = s
-  arm()
   local ok, err = pcall(drive, s)
   active = nil
-  disarm()
   act(nil) -- even if an error cut a task's turn short, no task acts now
   if not ok then
     error(err, 0)
@@ -1067,6 +1087,10 @@ function Scheduler:close()
   if not self.closed then
     self.closed = true
     close_scheduler(self.sched)
+  end
+  if self.holds then
+    self.holds = false
+    let_go()
   end
 end
 
@@ -1225,9 +1249,9 @@ end
 
 --[[
 A blocking method's wrapper stands in its type's methods table only while
-a scheduler runs in this state (arm and disarm, above): while none runs,
-the table holds the C method, so loading this module costs the rest of
-the program nothing. A wrapper called by anything but a task (a coroutine
+a scheduler may run tasks in this state (hold and let_go, above): while
+none may, the table holds the C method, so loading this module costs the
+rest of the program nothing. A wrapper called by anything but a task (a coroutine
 that a task made, say) calls the C method, and an argument error reads as
 the C method's would (c_pass): outside tasks nothing changes, not even an
 error message.
