@@ -1263,6 +1263,19 @@ describe("the task wrappers of blocking methods", function()
     assert.equal("C", getinfo(lock.acquire, "S").what)
   end)
 
+  it("stay in place for a task that closed its own stepped scheduler until the step ends", function()
+    local q = threading.Queue()
+    local s = async.scheduler()
+    local during
+    s:spawn(function()
+      s:close()
+      during = q.get
+    end)
+    s:step()
+    assert.equal("Lua", getinfo(during, "S").what)
+    assert.equal("C", getinfo(q.get, "S").what)
+  end)
+
   it("give a task the wrapper, and a thread the C method, of the same method", function()
     local lock = threading.Lock()
     local in_task = async.run(function() return lock.acquire end)

@@ -1059,6 +1059,10 @@ function Scheduler:step()
   active = s
   local ok, err = pcall(drive, s)
   active = nil
+  if self.closed and self.holds then -- closed by one of its tasks
+    self.holds = false
+    let_go()
+  end
   act(nil) -- even if an error cut a task's turn short, no task acts now
   if not ok then
     error(err, 0)
@@ -1088,7 +1092,9 @@ function Scheduler:close()
     self.closed = true
     close_scheduler(self.sched)
   end
-  if self.holds then
+  -- closed by one of its own tasks: the wrappers stay until the step ends,
+  -- so that the task's calls until then still suspend it
+  if self.holds and active ~= self.sched then
     self.holds = false
     let_go()
   end
@@ -1251,10 +1257,10 @@ end
 A blocking method's wrapper stands in its type's methods table only while
 a scheduler may run tasks in this state (hold and let_go, above): while
 none may, the table holds the C method, so loading this module costs the
-rest of the program nothing. A wrapper called by anything but a task (a coroutine
-that a task made, say) calls the C method, and an argument error reads as
-the C method's would (c_pass): outside tasks nothing changes, not even an
-error message.
+rest of the program nothing. A wrapper called by anything but a task (a
+coroutine that a task made, say) calls the C method, and an argument
+error reads as the C method's would (c_pass): outside tasks nothing
+changes, not even an error message.
 ]]
 
 -- Give the methods `makers` names of type_name a task's wrapper each
