@@ -65,6 +65,7 @@ local core_sources = {
   "src/table.c",
   "src/future.c",
   "src/select.c",
+  "src/task.c",
   "src/pool.c",
 }
 -- a rockspec runs without the standard library: no table.concat

@@ -1253,14 +1253,14 @@ describe("the task wrappers of blocking methods", function()
   end)
 
   it("stay in place between the steps of a stepped scheduler until it is closed", function()
-    local lock = threading.Lock()
+    local q = threading.Queue()
     local s = async.scheduler()
     s:spawn(function() async.sleep(0) end)
     s:step() -- from the first step on, a step swaps no method
-    local between = lock.acquire
+    local between = q.join
     s:close()
     assert.equal("Lua", getinfo(between, "S").what)
-    assert.equal("C", getinfo(lock.acquire, "S").what)
+    assert.equal("C", getinfo(q.join, "S").what)
   end)
 
   it("stay in place for a task that closed its own stepped scheduler until the step ends", function()
@@ -1269,18 +1269,18 @@ describe("the task wrappers of blocking methods", function()
     local during
     s:spawn(function()
       s:close()
-      during = q.get
+      during = q.join
     end)
     s:step()
     assert.equal("Lua", getinfo(during, "S").what)
-    assert.equal("C", getinfo(q.get, "S").what)
+    assert.equal("C", getinfo(q.join, "S").what)
   end)
 
   it("give a task the wrapper, and a thread the C method, of the same method", function()
-    local lock = threading.Lock()
-    local in_task = async.run(function() return lock.acquire end)
+    local q = threading.Queue()
+    local in_task = async.run(function() return q.join end)
     assert.equal("Lua", getinfo(in_task, "S").what)
-    assert.equal("C", getinfo(lock.acquire, "S").what)
+    assert.equal("C", getinfo(q.join, "S").what)
   end)
 
   it("leave a method that the program set in a type's methods as it set it", function()
@@ -1344,11 +1344,74 @@ describe("the task wrappers of blocking methods", function()
 
   it("keep a wrapper looked up in a task working outside the scheduler", function()
     local q = threading.Queue()
-    local get = async.run(function() return q.get end)
-    q:put(7)
-    assert.equal(7, get(q, 1))
-    local ok, err = pcall(get, q, -1)
+    local join = async.run(function() return q.join end)
+    assert.is_true(join(q, 1))
+    local ok, err = pcall(join, q, -1)
     assert.is_false(ok)
-    assert.matches("bad argument #1 to 'get' %(timeout must be a non%-negative number%)", err)
+    assert.matches("bad argument #1 to 'join' %(timeout must be a non%-negative number%)", err)
+  end)
+end)
+
+-- Lua 5.2+ (not LuaJIT, which reports 5.1): lua_callk lets a C method
+-- suspend the task that called it, so the methods below need no wrapper.
+local native = _VERSION ~= "Lua 5.1"
+
+describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
+  local getinfo = debug.getinfo
+  local function native_it(name, fn)
+    if native then it(name, fn) else pending(name .. " (Lua 5.2+ only)") end
+  end
+
+  native_it("stand in a task as outside: acquire, get, put and Event:wait", function()
+    local lock, q, sq, ev = threading.Lock(), threading.Queue(), threading.SimpleQueue(),
+      threading.Event()
+    local outside = { lock.acquire, q.get, q.put, sq.get, ev.wait }
+    local inside = async.run(function()
+      return { lock.acquire, q.get, q.put, sq.get, ev.wait }
+    end)
+    assert.same(outside, inside)
+    for i = 1, #inside do
+      assert.equal("C", getinfo(inside[i], "S").what)
+    end
+  end)
+
+  native_it("suspend a task that calls a method taken into a local before run", function()
+    local q, lock = threading.Queue(), threading.Lock()
+    local get, acquire = q.get, lock.acquire
+    local log = {}
+    async.run(function()
+      local getter = async.spawn(function()
+        log[#log + 1] = "get"
+        local item = get(q, true, 10)
+        log[#log + 1] = item
+      end)
+      lock:acquire()
+      local taker = async.spawn(function()
+        log[#log + 1] = "acquire"
+        local took = acquire(lock, true, 10)
+        log[#log + 1] = tostring(took)
+      end)
+      async.sleep(0) -- both wait now; had one blocked the thread, nothing would run
+      log[#log + 1] = "put"
+      q:put("item")
+      lock:release()
+      getter:await(10)
+      taker:await(10)
+    end)
+    assert.same({ "get", "acquire", "put", "item", "true" }, log)
+  end)
+
+  native_it("suspend a task whose call comes through a pcall", function()
+    local q = threading.Queue()
+    local got = async.run(function()
+      local getter = async.spawn(function()
+        return pcall(q.get, q, true, 10)
+      end)
+      async.sleep(0)
+      q:put("item")
+      local _, ok, item = getter:await(10)
+      return ok and item
+    end)
+    assert.equal("item", got)
   end)
 end)

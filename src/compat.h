@@ -72,6 +72,40 @@ static TH_UNUSED void compat_rawsetp(lua_State *L, int i, const void *p) {
 }
 #endif
 
+/* compat_call_yieldable(L, nargs, base): call the function below the
+** nargs values on top of the stack as lua_call would, with every result
+** (LUA_MULTRET), and return how many values the stack holds above `base`
+** once it has returned. The called function may yield (Lua 5.2+, through
+** lua_callk): the calling C function must then return what this returns
+** (`return compat_call_yieldable(...)`), and its caller gets the results
+** when the coroutine is resumed and the function returns. 5.1 and LuaJIT
+** cannot continue a C function after a yield: COMPAT_CALLK is 0 there,
+** and no code calls this. */
+#if LUA_VERSION_NUM >= 503
+#define COMPAT_CALLK 1
+static inline int compat_callk_done_(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  return lua_gettop(L) - (int)base;
+}
+static inline int compat_call_yieldable(lua_State *L, int nargs, int base) {
+  lua_callk(L, nargs, LUA_MULTRET, (lua_KContext)base, compat_callk_done_);
+  return lua_gettop(L) - base;
+}
+#elif LUA_VERSION_NUM == 502
+#define COMPAT_CALLK 1
+static inline int compat_callk_done_(lua_State *L) {
+  int base = 0;
+  (void)lua_getctx(L, &base);
+  return lua_gettop(L) - base;
+}
+static inline int compat_call_yieldable(lua_State *L, int nargs, int base) {
+  lua_callk(L, nargs, LUA_MULTRET, base, compat_callk_done_);
+  return lua_gettop(L) - base;
+}
+#else
+#define COMPAT_CALLK 0
+#endif
+
 /* LuaJIT 2.1 has luaL_setfuncs, luaL_traceback and luaL_testudata already. */
 #if LUA_VERSION_NUM == 501 && !defined(LUA_JITLIBNAME)
 static TH_UNUSED void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {

@@ -238,8 +238,16 @@ static int cond_acquire(lua_State *L) {
   int blocking = lock_acquire_args(L, 2, &dl);
   int r;
   wait_check_cancel(L);
-  r = lock_acquire_as(c->lock, wait_owner(),
-                      blocking && !wait_expired(&dl), &dl);
+  blocking = blocking && !wait_expired(&dl);
+  /* a task's call waits in its scheduler, not in this thread */
+  if (blocking && task_calling(L)) {
+    if (lock_acquire_as(c->lock, wait_owner(), 0, &dl) == LOCK_TAKEN) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    return task_defer(L, TASK_ACQUIRE, cond_acquire, wait_left(&dl), 0);
+  }
+  r = lock_acquire_as(c->lock, wait_owner(), blocking, &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, r == LOCK_TAKEN);
   return 1;

@@ -125,6 +125,18 @@ static int event_wait(lua_State *L) {
   deadline_t dl = wait_deadline_arg(L, 2);
   int r = WAIT_OK, set;
   ewatch_t w;
+  if (task_calling(L)) {
+    /* a task's wait suspends it in its scheduler, which retries it with
+    ** the count seen now (a set since the wait began counts, even if
+    ** cleared at once) */
+    lua_Integer sets = (lua_Integer)(atomic_load(&e->sets) & 0x7fffffffUL);
+    if (atomic_load(&e->flag) || wait_expired(&dl)) {
+      lua_pushboolean(L, atomic_load(&e->flag));
+      return 1;
+    }
+    lua_pushinteger(L, sets);
+    return task_defer(L, TASK_EVENT_WAIT, event_is_set, wait_left(&dl), lua_gettop(L));
+  }
   wait_check_cancel(L);
   w.e = e;
   w.sets = atomic_load(&e->sets);

@@ -376,31 +376,38 @@ static int fifo_put_value(lua_State *L, fifo_t *q, int idx, int type, int block,
   return r;
 }
 
+/* A task's call that may wait (task_calling) tries without waiting, and
+** waits in its scheduler if it must. */
 static int fifo_put_common(lua_State *L, fifo_t *q, int block, double tmo) {
   int type = lua_type(L, 2), r;
+  int task = block && tmo != 0 && !q->simple && task_calling(L);
   luaL_argcheck(L, type > LUA_TNIL, 2, "item must not be nil");
-  if (block && !q->simple) wait_check_cancel(L);
-  r = fifo_put_value(L, q, 2, type, block, tmo, "item");
+  if (block && !q->simple && !task) wait_check_cancel(L);
+  r = fifo_put_value(L, q, 2, type, block && !task, tmo, "item");
   switch (r) {
     case QR_OK:
       lua_pushboolean(L, 1);
       return 1;
-    case QR_FULL: return queue_push_fail(L, "full");
+    case QR_FULL:
+      if (task) return task_defer(L, TASK_PUT, NULL, tmo, 2);
+      return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
     default: return wait_raise_cancel(L);
   }
 }
 
-static int fifo_get_common(lua_State *L, fifo_t *q, int block, double tmo) {
+static int fifo_get_common(lua_State *L, fifo_t *q, int block, double tmo, int method) {
   tslot_t item[TSLOT_RUN_MAX];
-  int r;
-  if (block) wait_check_cancel(L);
-  r = fifo_get(q, block, tmo, item);
+  int r, task = method && block && tmo != 0 && task_calling(L);
+  if (block && !task) wait_check_cancel(L);
+  r = fifo_get(q, block && !task, tmo, item);
   switch (r) {
     case QR_OK:
       transfer_slot_take(L, item);
       return 1;
-    case QR_EMPTY: return queue_push_fail(L, "empty");
+    case QR_EMPTY:
+      if (task) return task_defer(L, TASK_GET, NULL, tmo, 0);
+      return queue_push_fail(L, "empty");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
     default: return wait_raise_cancel(L);
   }
@@ -450,12 +457,12 @@ static int fifo_get_m(lua_State *L) {
   fifo_t *q = check_fifo(L);
   double tmo;
   int block = queue_block_args(L, 2, &tmo);
-  return fifo_get_common(L, q, block, tmo);
+  return fifo_get_common(L, q, block, tmo, 1);
 }
 
 /* q:get_nowait() */
 static int fifo_get_nowait(lua_State *L) {
-  return fifo_get_common(L, check_fifo(L), 0, -1);
+  return fifo_get_common(L, check_fifo(L), 0, -1, 1);
 }
 
 /* q:qsize() -> items queued (already stale when it returns) */
@@ -581,7 +588,9 @@ static int fifo_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
   if (h->obj == NULL) return queue_iter_released(L);
-  if (fifo_get_common(L, (fifo_t *)h->obj, 1, tmo) == 1) return 1;
+  /* not a method: a task's call that waits cannot be handed on from here
+  ** (async.lua wraps iter), and blocks the thread */
+  if (fifo_get_common(L, (fifo_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);
   return 1;
 }

@@ -187,8 +187,16 @@ static int lock_acquire(lua_State *L) {
   if (lua_gettop(L) > 1) blocking = lock_acquire_args(L, 2, &dl);
   else dl.forever = 1;                 /* the common call: no arguments */
   if (self != NULL && atomic_load(&self->cancelled)) return wait_raise_cancel(L);
-  r = lock_acquire_as(lk, wait_owner_of(self),
-                      blocking && !(!dl.forever && wait_expired(&dl)), &dl);
+  blocking = blocking && !(!dl.forever && wait_expired(&dl));
+  /* a task's call waits in its scheduler, not in this thread */
+  if (blocking && task_calling(L)) {
+    if (lock_acquire_as(lk, wait_owner_of(self), 0, &dl) == LOCK_TAKEN) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    return task_defer(L, TASK_ACQUIRE, lock_acquire, wait_left(&dl), 0);
+  }
+  r = lock_acquire_as(lk, wait_owner_of(self), blocking, &dl);
   if (r == LOCK_CANCELLED) return wait_raise_cancel(L);
   lua_pushboolean(L, r == LOCK_TAKEN);
   return 1;

@@ -746,20 +746,29 @@ static int port_owner_new(lua_State *L) {
   return 1;
 }
 
-/* threading._act(id | nil) -> the id acting before, or nil: name the task
-** that the calling thread runs from now on (nil: the thread itself) */
+/* threading._act(id | nil[, co]) -> the id acting before, or nil: name the
+** task that the calling thread runs from now on (nil: the thread itself),
+** and co, the task's coroutine, whose blocking calls are then a task's
+** calls (task_calling; none without co). The scheduler names them for the
+** length of one resume; the coroutine is alive all that time. */
 static int port_act(lua_State *L) {
   waiter_t *w = wait_current_fast();
   void *prev;
+  lua_State *co = NULL;
   uintptr_t id = 0;
   if (!lua_isnoneornil(L, 1)) {
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n > 0, 1, "not an owner id");
     id = (uintptr_t)n;
   }
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTHREAD);
+    co = lua_tothread(L, 2);
+  }
   if (w == NULL) return luaL_error(L, "not enough memory");
   prev = w->acting;
   w->acting = id != 0 ? (void *)(2 * id + 1) : NULL;
+  w->acting_L = id != 0 ? co : NULL;
   if (prev == NULL) lua_pushnil(L);
   else lua_pushinteger(L, (lua_Integer)(((uintptr_t)prev - 1) / 2));
   return 1;

@@ -595,13 +595,18 @@ static int queue_put_value(lua_State *L, queue_t *q, int idx, int block, double 
   return r;
 }
 
+/* A task's call that may wait (task_calling) tries without waiting, and
+** waits in its scheduler if it must. */
 static int queue_put_common(lua_State *L, queue_t *q, int block, double tmo) {
+  int task = block && tmo != 0 && task_calling(L);
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "item must not be nil");
-  switch (queue_put_value(L, q, 2, block, tmo, NULL)) {
+  switch (queue_put_value(L, q, 2, block && !task, tmo, NULL)) {
     case QR_OK:
       lua_pushboolean(L, 1);
       return 1;
-    case QR_FULL: return queue_push_fail(L, "full");
+    case QR_FULL:
+      if (task) return task_defer(L, TASK_PUT, NULL, tmo, 2);
+      return queue_push_fail(L, "full");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
     default: return wait_raise_cancel(L);
   }
@@ -633,18 +638,20 @@ static int queue_select_take(lua_State *L, object_t *o) {
 }
 
 /* The next item onto L (1 result) or nil plus the reason (2 results). */
-static int queue_get_common(lua_State *L, queue_t *q, int block, double tmo) {
+static int queue_get_common(lua_State *L, queue_t *q, int block, double tmo, int method) {
   tslot_t item;
   char *key;
-  int r;
-  if (block) wait_check_cancel(L);
-  r = queue_get_item(q, block, tmo, &item, &key);
+  int r, task = method && block && tmo != 0 && task_calling(L);
+  if (block && !task) wait_check_cancel(L);
+  r = queue_get_item(q, block && !task, tmo, &item, &key);
   switch (r) {
     case QR_OK:
       free(key);
       transfer_slot_take(L, &item);
       return 1;
-    case QR_EMPTY: return queue_push_fail(L, "empty");
+    case QR_EMPTY:
+      if (task) return task_defer(L, TASK_GET, NULL, tmo, 0);
+      return queue_push_fail(L, "empty");
     case QR_SHUT: return queue_push_fail(L, "shutdown");
     default: return wait_raise_cancel(L);
   }
@@ -672,12 +679,12 @@ static int queue_get(lua_State *L) {
   queue_t *q = check_queue(L);
   double tmo;
   int block = queue_block_args(L, 2, &tmo);
-  return queue_get_common(L, q, block, tmo);
+  return queue_get_common(L, q, block, tmo, 1);
 }
 
 /* q:get_nowait() */
 static int queue_get_nowait(lua_State *L) {
-  return queue_get_common(L, check_queue(L), 0, -1);
+  return queue_get_common(L, check_queue(L), 0, -1, 1);
 }
 
 /* q:qsize() -> number of items (already stale when it returns) */
@@ -788,7 +795,9 @@ static int queue_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
   if (h->obj == NULL) return queue_iter_released(L);
-  if (queue_get_common(L, (queue_t *)h->obj, 1, tmo) == 1) return 1;
+  /* not a method: a task's call that waits cannot be handed on from here
+  ** (async.lua wraps iter), and blocks the thread */
+  if (queue_get_common(L, (queue_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);
   return 1;
 }

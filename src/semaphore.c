@@ -121,6 +121,9 @@ static int sem_acquire(lua_State *L) {
     lua_pushboolean(L, got);
     return 1;
   }
+  /* a task's call waits in its scheduler, not in this thread */
+  if (task_calling(L) && !wait_expired(&dl))
+    return task_defer(L, TASK_ACQUIRE, sem_acquire, wait_left(&dl), 0);
   WAIT_CHECK(pthread_mutex_lock(&s->mu));
   atomic_fetch_add(&s->waiters, 1);
   for (;;) {

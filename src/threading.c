@@ -101,6 +101,7 @@ int luaopen_threading_core(lua_State *L) {
   pool_open(L);
   port_open(L);
   select_open(L);
+  task_open(L);
   lua_pushliteral(L, THREADING_VERSION);
   lua_setfield(L, -2, "_VERSION");
   thread_register_state(L);

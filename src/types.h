@@ -19,6 +19,7 @@ TH_HIDDEN void table_open(lua_State *L);
 TH_HIDDEN void fifo_open(lua_State *L);
 TH_HIDDEN void future_open(lua_State *L);
 TH_HIDDEN void select_open(lua_State *L);
+TH_HIDDEN void task_open(lua_State *L);
 TH_HIDDEN void pool_open(lua_State *L);
 
 #endif

@@ -39,6 +39,7 @@ void wait_waiter_init(waiter_t *w) {
   w->wcv = NULL;
   w->what = NULL;
   w->acting = NULL;
+  w->acting_L = NULL;
 }
 
 void wait_waiter_destroy(waiter_t *w) {
@@ -49,6 +50,15 @@ double wait_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double wait_left(const deadline_t *dl) {
+  struct timespec now;
+  double left;
+  if (dl->forever) return -1;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  left = (double)(dl->at.tv_sec - now.tv_sec) + (double)(dl->at.tv_nsec - now.tv_nsec) * 1e-9;
+  return left > 0 ? left : 0;
 }
 
 deadline_t wait_deadline_in(double seconds) {

@@ -39,6 +39,8 @@ typedef struct waiter {
   void *acting;                /* the owner token of the coroutine task this
                                   thread runs now, or NULL; the thread's own
                                   (wait_owner) */
+  lua_State *acting_L;         /* that task's coroutine while its scheduler
+                                  resumes it (task_calling), else NULL */
 } waiter_t;
 
 TH_HIDDEN void wait_waiter_init(waiter_t *w);
@@ -165,6 +167,39 @@ static inline void *wait_owner_of(waiter_t *w) {
 static inline void *wait_owner(void) {
   return wait_owner_of(wait_current_fast());
 }
+
+/*
+** A task's call (task.c). When a coroutine scheduler (threading.async)
+** resumes a task, the thread's waiter names the task's coroutine too
+** (threading._act). A blocking method called by that very coroutine, not
+** by one it made, is a task's call: task_calling(L). Such a call tries its
+** non-blocking form in C first, which is all a call that finds its object
+** ready costs; when it would have to wait, it returns task_defer(...),
+** which hands it to the scheduler's Lua half for `kind`: that half gets
+** (try, self, timeout or nil[, the value at extra_idx]), where try is
+** try_fn or (NULL) the method running (its closure, upvalues and all;
+** the caller must be the method called from Lua), and suspends the
+** task until try(self, false) (try(self, item, false) for TASK_PUT) gives
+** what the call waits for, or the timeout passes. `timeout` < 0 is none.
+** It returns the half's results; a yield inside it suspends the task
+** (5.2+: lua_callk). Lua 5.1 and LuaJIT cannot continue a C function after
+** a yield: there task_calling is always 0, and the scheduler swaps its Lua
+** wrappers into the methods tables instead. task_defer holds no lock.
+*/
+enum { TASK_ACQUIRE = 1, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_KINDS };
+static inline int task_calling(lua_State *L) {
+#if COMPAT_CALLK
+  waiter_t *w = wait_self;
+  return w != NULL && w->acting_L == L;
+#else
+  (void)L;
+  return 0;
+#endif
+}
+TH_HIDDEN int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout,
+                         int extra_idx);
+/* Seconds left until dl (0 once passed); -1 if it waits forever. */
+TH_HIDDEN double wait_left(const deadline_t *dl);
 
 /*
 ** Ctrl-C in the main thread (interrupt.c). wait_on calls interrupt_begin

@@ -25,6 +25,11 @@ local unpack = table.unpack or unpack
 local monotonic = threading.monotonic
 local new_port = threading._port
 local new_owner, act = threading._owner, threading._act
+-- Lua 5.2+: the C methods that know a task's call hand one that must wait
+-- to a half registered here (task.c); nil on 5.1 and LuaJIT, where the
+-- wrappers of those methods stand in the methods tables instead
+local defer = threading._defer
+local TASK_ACQUIRE, TASK_GET, TASK_PUT, TASK_EVENT_WAIT = 1, 2, 3, 4 -- wait.h
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -465,8 +470,9 @@ local function step(s, task)
   local args = task.resume_args
   task.resume_args = nil
   task.state = "running"
-  -- the locks it takes are the task's, not its thread's
-  local acting = act(task.owner)
+  -- the locks it takes are the task's, not its thread's, and its own
+  -- blocking calls (not those of a coroutine it made) are a task's (task.c)
+  local acting = act(task.owner, task.co)
   local r = pack(resume(task.co, unpack(args, 1, args.n)))
   act(acting)
   if costatus(task.co) == "dead" then
@@ -1323,6 +1329,22 @@ local function task_waits(blocking, timeout)
   return ok and blocks and t ~= 0, t
 end
 
+-- The halves of a task's calls that wait (task.c): each gets the C
+-- method that tries without waiting, the object, the timeout (nil: none)
+-- and what the kind needs, and suspends the task until the try succeeds.
+-- On Lua 5.2+ the C methods call them; on 5.1 and LuaJIT the wrappers do,
+-- after their own try.
+
+-- TASK_ACQUIRE: Lock, RLock, Condition, Semaphore, BoundedSemaphore
+local function acquire_half(try, self, t)
+  return (block(function()
+    return try(self, false)
+  end, t, self, TAKE))
+end
+if defer then
+  defer(TASK_ACQUIRE, acquire_half)
+end
+
 -- Lock and Semaphore: acquire(false) is the non-blocking form.
 local function make_acquire(c_acquire, fname)
   return function(self, blocking, timeout)
@@ -1337,10 +1359,23 @@ local function make_acquire(c_acquire, fname)
     elseif got then
       return true
     end
-    return (block(function()
-      return c_acquire(self, false)
-    end, t, self, TAKE))
+    return acquire_half(c_acquire, self, t)
   end
+end
+
+-- The methods that C makes wait in a task by itself on Lua 5.2+ (task.c)
+-- get a wrapper on 5.1 and LuaJIT only.
+local function install_unless_native(type_name, makers)
+  if defer == nil then
+    return install(type_name, makers)
+  end
+  local mt = registry[type_name]
+  local methods = type(mt) == "table" and rawget(mt, "methods")
+  local raw = {}
+  for name in pairs(makers) do
+    raw[name] = type(methods) == "table" and rawget(methods, name) or nil
+  end
+  return raw
 end
 
 -- An RLock, and a Condition's lock, belong to the task that took them: C
@@ -1348,7 +1383,7 @@ end
 -- release, re-entry and notify need no wrapper.
 for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
   "threading.Semaphore", "threading.BoundedSemaphore" }) do
-  install(name, { acquire = make_acquire })
+  install_unless_native(name, { acquire = make_acquire })
 end
 
 do -- Condition
@@ -1428,7 +1463,17 @@ do -- Event
   local m = registry["threading.Event"] and rawget(registry["threading.Event"], "methods")
   local c_is_set = m and rawget(m, "is_set")
   local c_sets = m and rawget(m, "_sets")
-  install("threading.Event", {
+  -- TASK_EVENT_WAIT: try is is_set; sets the count seen when the wait
+  -- began (a set since then counts, even if cleared at once)
+  local function wait_half(try, self, t, sets)
+    return await_poll(function()
+      return try(self) or c_sets(self) ~= sets
+    end, t, self)
+  end
+  if defer then
+    defer(TASK_EVENT_WAIT, wait_half)
+  end
+  install_unless_native("threading.Event", {
     wait = function(c_wait, fname)
       return function(self, timeout)
         local ok, t = true, nil
@@ -1445,11 +1490,7 @@ do -- Event
         elseif set or t == 0 then
           return set
         end
-        -- set since the wait began counts, even if cleared at once
-        local sets = c_sets(self)
-        return await_poll(function()
-          return c_is_set(self) or c_sets(self) ~= sets
-        end, t, self)
+        return wait_half(c_is_set, self, t, c_sets(self))
       end
     end,
   })
@@ -1476,8 +1517,24 @@ local function await_try(try, busy, t, watch, kind)
   return nil, why
 end
 
+-- TASK_GET and TASK_PUT: the queues
+local function get_half(try, self, t)
+  return await_try(function()
+    return try(self, false)
+  end, "empty", t, self, TAKE)
+end
+local function put_half(try, self, t, item)
+  return await_try(function()
+    return try(self, item, false)
+  end, "full", t, self, ROOM)
+end
+if defer then
+  defer(TASK_GET, get_half)
+  defer(TASK_PUT, put_half)
+end
+
 -- Queues: get(false) and put(item, false) are the non-blocking forms.
-local queue_makers = {
+local queue_get_put = {
   get = function(c_get, fname)
     return function(self, blocking, timeout)
       local waits, t = task_waits(blocking, timeout)
@@ -1494,9 +1551,7 @@ local queue_makers = {
       elseif why ~= "empty" then
         return nil, why
       end
-      return await_try(function()
-        return c_get(self, false)
-      end, "empty", t, self, TAKE)
+      return get_half(c_get, self, t)
     end
   end,
   put = function(c_put, fname)
@@ -1515,11 +1570,11 @@ local queue_makers = {
       elseif why ~= "full" then
         return done, why
       end
-      return await_try(function()
-        return c_put(self, item, false)
-      end, "full", t, self, ROOM)
+      return put_half(c_put, self, t, item)
     end
   end,
+}
+local queue_makers = {
   join = function(c_join, fname)
     return function(self, timeout)
       local ok, t = timeout_arg(timeout)
@@ -1550,6 +1605,7 @@ local queue_makers = {
 
 for _, name in ipairs({ "threading.Queue", "threading.LifoQueue",
   "threading.PriorityQueue", "threading.SimpleQueue" }) do
+  install_unless_native(name, queue_get_put)
   install(name, queue_makers)
 end
 
