@@ -187,7 +187,7 @@ static inline void *wait_owner(void) {
 ** wrappers into the methods tables instead. task_defer holds no lock.
 */
 enum { TASK_ACQUIRE = 1, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_KINDS };
-static inline int task_calling(lua_State *L) {
+static inline int task_calling(const lua_State *L) {
 #if COMPAT_CALLK
   waiter_t *w = wait_self;
   return w != NULL && w->acting_L == L;
