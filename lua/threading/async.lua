@@ -11,7 +11,9 @@
 -- object through its port (port.c): the object's next change posts the
 -- task, and the scheduler retries only the tasks posted to it (see the
 -- scheduler section). Outside a task every call goes straight to C and
--- blocks as before.
+-- blocks as before. On Lua 5.2+, acquire, get, put and Event:wait need no
+-- wrapper: C tries them, and hands only a call that must wait to its half
+-- here (task.c), which yields the same request.
 local threading = require("threading")
 
 local async = {}
