@@ -1369,15 +1369,8 @@ end
 -- get a wrapper on 5.1 and LuaJIT only.
 local function install_unless_native(type_name, makers)
   if defer == nil then
-    return install(type_name, makers)
+    install(type_name, makers)
   end
-  local mt = registry[type_name]
-  local methods = type(mt) == "table" and rawget(mt, "methods")
-  local raw = {}
-  for name in pairs(makers) do
-    raw[name] = type(methods) == "table" and rawget(methods, name) or nil
-  end
-  return raw
 end
 
 -- An RLock, and a Condition's lock, belong to the task that took them: C
