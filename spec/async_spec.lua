@@ -1205,8 +1205,16 @@ describe("the scheduler's watches", function()
   end)
 end)
 
+-- Lua 5.2+ (not LuaJIT, which reports 5.1): lua_callk lets a C method
+-- suspend the task that called it, so no method needs a wrapper there.
+local native = _VERSION ~= "Lua 5.1"
+
 describe("the task wrappers of blocking methods", function()
   local sethook, getinfo = debug.sethook, debug.getinfo
+  -- the wrappers exist on Lua 5.1 and LuaJIT only
+  local function wrapped_it(name, fn)
+    if not native then it(name, fn) else pending(name .. " (Lua 5.1 and LuaJIT only)") end
+  end
 
   -- How many functions of the module's Lua files run while fn does (a
   -- method lookup that asks async's __index runs one).
@@ -1252,35 +1260,35 @@ describe("the task wrappers of blocking methods", function()
     assert.equal(0, lookups())
   end)
 
-  it("stay in place between the steps of a stepped scheduler until it is closed", function()
+  wrapped_it("stay in place between the steps of a stepped scheduler until it is closed", function()
     local q = threading.Queue()
     local s = async.scheduler()
     s:spawn(function() async.sleep(0) end)
     s:step() -- from the first step on, a step swaps no method
-    local between = q.join
+    local between = q.iter
     s:close()
     assert.equal("Lua", getinfo(between, "S").what)
-    assert.equal("C", getinfo(q.join, "S").what)
+    assert.equal("C", getinfo(q.iter, "S").what)
   end)
 
-  it("stay in place for a task that closed its own stepped scheduler until the step ends", function()
+  wrapped_it("stay in place for a task that closed its own stepped scheduler until the step ends", function()
     local q = threading.Queue()
     local s = async.scheduler()
     local during
     s:spawn(function()
       s:close()
-      during = q.join
+      during = q.iter
     end)
     s:step()
     assert.equal("Lua", getinfo(during, "S").what)
-    assert.equal("C", getinfo(q.join, "S").what)
+    assert.equal("C", getinfo(q.iter, "S").what)
   end)
 
-  it("give a task the wrapper, and a thread the C method, of the same method", function()
+  wrapped_it("give a task the wrapper, and a thread the C method, of the same method", function()
     local q = threading.Queue()
-    local in_task = async.run(function() return q.join end)
+    local in_task = async.run(function() return q.iter end)
     assert.equal("Lua", getinfo(in_task, "S").what)
-    assert.equal("C", getinfo(q.join, "S").what)
+    assert.equal("C", getinfo(q.iter, "S").what)
   end)
 
   it("leave a method that the program set in a type's methods as it set it", function()
@@ -1299,6 +1307,9 @@ describe("the task wrappers of blocking methods", function()
   it("raise the error a thread gets for bad arguments in a task", function()
     local lock, sem = threading.Lock(), threading.Semaphore(1)
     local q, ev = threading.Queue(), threading.Event()
+    local fut, cond, barrier = threading.Future(), threading.Condition(), threading.Barrier(2)
+    local thread = threading.start(function() end)
+    thread:join()
     -- no tail calls: LuaJIT cannot name the function of one in its errors
     local calls = {
       function() local _ = lock:acquire("x") end,
@@ -1307,6 +1318,13 @@ describe("the task wrappers of blocking methods", function()
       function() local _ = q:get(true, -1) end,
       function() local _ = q:put(1, true, "x") end,
       function() local _ = ev:wait(-1) end,
+      function() local _ = q:join(-1) end,
+      function() local _ = fut:result("x") end,
+      function() local _ = fut:exception(-1) end,
+      function() local _ = thread:join(-1) end,
+      function() local _ = cond:wait() end,
+      function() local _ = cond:wait_for(42) end,
+      function() local _ = barrier:wait(-1) end,
     }
     -- the message without its "file:line: " (a C method adds none)
     local function message(f)
@@ -1342,19 +1360,16 @@ describe("the task wrappers of blocking methods", function()
     assert.equal((c_err:gsub("^[^:]*:%d+: ", "")), (err:gsub("^[^:]*:%d+: ", "")))
   end)
 
-  it("keep a wrapper looked up in a task working outside the scheduler", function()
+  wrapped_it("keep a wrapper looked up in a task working outside the scheduler", function()
     local q = threading.Queue()
-    local join = async.run(function() return q.join end)
-    assert.is_true(join(q, 1))
-    local ok, err = pcall(join, q, -1)
+    local iter = async.run(function() return q.iter end)
+    q:put("item")
+    assert.equal("item", iter(q, 1)())
+    local ok, err = pcall(iter, q, -1)
     assert.is_false(ok)
-    assert.matches("bad argument #1 to 'join' %(timeout must be a non%-negative number%)", err)
+    assert.matches("bad argument #1 to 'iter' %(timeout must be a non%-negative number%)", err)
   end)
 end)
-
--- Lua 5.2+ (not LuaJIT, which reports 5.1): lua_callk lets a C method
--- suspend the task that called it, so the methods below need no wrapper.
-local native = _VERSION ~= "Lua 5.1"
 
 describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
   local getinfo = debug.getinfo
@@ -1373,6 +1388,77 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
     for i = 1, #inside do
       assert.equal("C", getinfo(inside[i], "S").what)
     end
+  end)
+
+  native_it("stand in a task as outside: the other waits (queue, Condition, Barrier, Future...)", function()
+    local fut, q, c = threading.Future(), threading.Queue(), threading.Condition()
+    local t, b = threading.Thread(function() end), threading.Barrier(2)
+    local pool = threading.Pool(1)
+    local outside = { fut.result, fut.exception, fut.await, t.join, t.await, q.join,
+      q.iter, c.wait, c.wait_for, b.wait, pool.shutdown }
+    local inside = async.run(function()
+      return { fut.result, fut.exception, fut.await, t.join, t.await, q.join,
+        q.iter, c.wait, c.wait_for, b.wait, pool.shutdown }
+    end)
+    pool:shutdown()
+    assert.same(outside, inside)
+    for i = 1, #inside do
+      assert.equal("C", getinfo(inside[i], "S").what)
+    end
+  end)
+
+  native_it("suspend a task that calls Future:result taken into a local before run", function()
+    local fut = threading.Future()
+    local result = fut.result
+    local log = {}
+    async.run(function()
+      local waiter = async.spawn(function()
+        log[#log + 1] = "wait"
+        local ok, v = result(fut, 10)
+        log[#log + 1] = tostring(ok) .. " " .. tostring(v)
+      end)
+      async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
+      log[#log + 1] = "set"
+      fut:set_result("v")
+      waiter:await(10)
+    end)
+    assert.same({ "wait", "set", "true v" }, log)
+  end)
+
+  native_it("let two tasks meet at a Barrier through its wait taken into a local before run", function()
+    local b = threading.Barrier(2)
+    local wait = b.wait
+    local got = async.run(function()
+      -- had the first blocked the thread, it would time out and break the barrier
+      local first = async.spawn(function() return wait(b, 10) end)
+      local second = async.spawn(function() return wait(b, 10) end)
+      local _, i = first:await(20)
+      local _, j = second:await(20)
+      return { i, j }
+    end)
+    table.sort(got)
+    assert.same({ 1, 2 }, got)
+  end)
+
+  native_it("suspend a task that iterates a queue with an iterator made before run", function()
+    local q = threading.Queue()
+    local items = q:iter(10)
+    local log = {}
+    async.run(function()
+      local reader = async.spawn(function()
+        log[#log + 1] = "iterate"
+        for item in items do
+          log[#log + 1] = item
+        end
+      end)
+      async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
+      log[#log + 1] = "put"
+      q:put("a")
+      q:put("b")
+      q:shutdown()
+      reader:await(10)
+    end)
+    assert.same({ "iterate", "put", "a", "b" }, log)
   end)
 
   native_it("suspend a task that calls a method taken into a local before run", function()

@@ -185,6 +185,11 @@ static int barrier_wait(lua_State *L) {
   memset(&forever, 0, sizeof forever);
   forever.forever = 1;
   wait_check_cancel(L);
+  /* a task arrives and waits in its scheduler (with no timeout given, none
+  ** passed on: the half takes the barrier's default when it arrives) */
+  if (task_calling(L))
+    return task_defer(L, TASK_BARRIER, barrier_wait,
+                      lua_isnoneornil(L, 2) ? -1 : dl.forever ? HUGE_VAL : wait_left(&dl), 0);
   WAIT_CHECK(pthread_mutex_lock(&b->mu));
   /* every party is in and the action runs: this arrival belongs to the next
   ** generation (not counted against the timeout, as in Python) */

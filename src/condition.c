@@ -12,7 +12,8 @@
 ** alive by its reference to c) after the waiter has left, which then is at
 ** worst a spurious wake-up for the node's next user.
 **
-** A coroutine task's wait (threading.async) queues a node the same way,
+** A coroutine task's wait (threading.async; on Lua 5.2+ handed from
+** wait and wait_for to the scheduler by task_defer) queues a node the same way,
 ** held by a ticket (see cond_enlist), with its scheduler's port and its
 ** token: notify posts the token to the port itself (port_post_to), so it
 ** wakes exactly the tasks it picked, as it does threads.
@@ -272,6 +273,9 @@ static int cond_wait(lua_State *L) {
   if (!cond_owned(c, self))
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
   wait_check_cancel(L);
+  /* a task's wait, which always waits (for a notify, then for the lock),
+  ** does so in its scheduler */
+  if (task_calling(L)) return task_defer(L, TASK_CONDITION, cond_wait, wait_left(&dl), 0);
   r = cond_block(c, self, &dl);
   if (r == COND_NOMEM) return luaL_error(L, "not enough memory");
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);
@@ -290,6 +294,7 @@ static int cond_wait_for(lua_State *L) {
     return luaL_argerror(L, 1, "cannot wait on un-acquired lock");
   wait_check_cancel(L);
   lua_settop(L, 2);
+  if (task_calling(L)) return task_defer(L, TASK_CONDITION, cond_wait_for, wait_left(&dl), 2);
   for (;;) {
     lua_pushvalue(L, 2);
     lua_call(L, 0, 1);                          /* the lock is held, no mutex */

@@ -531,6 +531,10 @@ static int fifo_join(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (tmo != 0 && task_calling(L)) {  /* a task's join waits in its scheduler */
+    lua_pushinteger(L, WATCH_DONE);
+    return task_defer(L, TASK_DONE, NULL, tmo, lua_gettop(L));
+  }
   dl = deadline_for(tmo);
   WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));
   atomic_fetch_add(&q->joiners, 1);
@@ -588,8 +592,13 @@ static int fifo_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
   if (h->obj == NULL) return queue_iter_released(L);
-  /* not a method: a task's call that waits cannot be handed on from here
-  ** (async.lua wraps iter), and blocks the thread */
+  /* a task's get tries without waiting, and waits in its scheduler */
+  if (tmo != 0 && task_calling(L)) {
+    if (fifo_get_common(L, (fifo_t *)h->obj, 0, 0, 0) == 1) return 1;
+    if (strcmp(lua_tostring(L, -1), "empty") == 0) return queue_iter_defer(L, tmo);
+    lua_pushnil(L);
+    return 1;
+  }
   if (fifo_get_common(L, (fifo_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);
   return 1;

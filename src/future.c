@@ -206,11 +206,25 @@ static int push_outcome(lua_State *L, future_t *f, int state) {
   return 2;
 }
 
+static int future_state(future_t *f);
+
+/* A task's wait for f (task_calling) goes to its scheduler while f is not
+** done and the timeout allows it: 1 and the half's results pushed (*n). */
+static int future_task_wait(lua_State *L, future_t *f, const deadline_t *dl, int *n) {
+  if (!task_calling(L) || F_FINAL(future_state(f)) || (!dl->forever && wait_expired(dl)))
+    return 0;
+  lua_pushinteger(L, WATCH_ANY);
+  *n = task_defer(L, TASK_DONE, NULL, wait_left(dl), lua_gettop(L));
+  return 1;
+}
+
 /* Future:result([timeout]) -> true, ... | false, err | nil, "timeout" */
 static int future_result(lua_State *L) {
   future_t *f = check_future(L, 1);
   deadline_t dl = wait_deadline_arg(L, 2);
-  int state = future_wait(L, f, &dl);
+  int state, n;
+  if (future_task_wait(L, f, &dl, &n)) return n;
+  state = future_wait(L, f, &dl);
   lua_settop(L, 1);
   if (!F_FINAL(state)) return push_timeout(L);
   return push_outcome(L, f, state);
@@ -220,7 +234,9 @@ static int future_result(lua_State *L) {
 static int future_exception(lua_State *L) {
   future_t *f = check_future(L, 1);
   deadline_t dl = wait_deadline_arg(L, 2);
-  int state = future_wait(L, f, &dl);
+  int state, n;
+  if (future_task_wait(L, f, &dl, &n)) return n;
+  state = future_wait(L, f, &dl);
   lua_settop(L, 1);
   if (!F_FINAL(state)) return push_timeout(L);
   if (state == F_DONE) {
@@ -230,8 +246,6 @@ static int future_exception(lua_State *L) {
   push_error(L, f, state);
   return 1;
 }
-
-static int future_state(future_t *f);
 
 /* Future:_into(results, offset[, size]) -> n, results: copy a finished map
 ** chunk's results to results[offset + 1 .. offset + n]. With results nil,

@@ -995,6 +995,11 @@ static void work_join(lua_State *L, work_t *wk) {
   int r = WAIT_OK, i, n = 0;
   deadline_t dl = forever();
   object_t **threads = NULL;
+  /* the joins below are called through lua_pcall, which a task cannot
+  ** yield across: they wait as a thread's do (briefly: each worker has left
+  ** its loop), also in a task (task_calling) */
+  waiter_t *self = wait_self;
+  lua_State *acting = self != NULL ? self->acting_L : NULL;
   WAIT_CHECK(pthread_mutex_lock(&wk->mu));
   while ((wk->nthreads > 0 || wk->starting > 0) && r == WAIT_OK)
     r = wait_on(&wk->obj, &wk->mu, &wk->exit_cv, &dl);
@@ -1007,6 +1012,7 @@ static void work_join(lua_State *L, work_t *wk) {
   if (r == WAIT_CANCELLED) wait_raise_cancel(L);
   /* every worker has left its loop: what remains is the end of each Thread
   ** (joined with the C method itself, even where threading.async wraps it) */
+  if (self != NULL) self->acting_L = NULL;
   for (i = 0; i < n; i++) {
     compat_rawgetp(L, LUA_REGISTRYINDEX, &join_key);
     object_push(L, threads[i]);
@@ -1021,10 +1027,21 @@ static void work_join(lua_State *L, work_t *wk) {
       int j;
       for (j = i + 1; j < n; j++) object_release(threads[j]);
       free(threads);
+      if (self != NULL) self->acting_L = acting;
       lua_error(L);
     }
   }
+  if (self != NULL) self->acting_L = acting;
   free(threads);
+}
+
+/* Do any of wk's workers run (or start)? */
+static int work_busy(work_t *wk) {
+  int busy;
+  WAIT_CHECK(pthread_mutex_lock(&wk->mu));
+  busy = wk->nthreads > 0 || wk->starting > 0;
+  WAIT_CHECK(pthread_mutex_unlock(&wk->mu));
+  return busy;
 }
 
 static int opt_boolean(lua_State *L, int idx, int def) {
@@ -1040,6 +1057,12 @@ static int pool_shutdown(lua_State *L) {
   if (wait && work_self_index(p->work) >= 0)
     return luaL_error(L, "cannot wait for a pool's workers from one of them");
   work_shutdown(p->work, cancel);
+  /* a task waits in its scheduler for the workers to leave (the pool
+  ** announces each that does), then joins them here */
+  if (wait && task_calling(L) && work_busy(p->work)) {
+    lua_settop(L, 1);
+    return task_defer(L, TASK_SHUTDOWN, NULL, -1, 0);
+  }
   if (wait) work_join(L, p->work);
   return 0;
 }

@@ -513,6 +513,15 @@ int queue_iter_released(lua_State *L) {
   return luaL_error(L, "cannot iterate: the queue's handle was already released");
 }
 
+int queue_iter_defer(lua_State *L, double tmo) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));       /* self: the queue's handle */
+  if (!lua_getmetatable(L, 1)) return luaL_error(L, "cannot iterate: not a queue");
+  lua_getfield(L, 2, "methods");
+  lua_getfield(L, 3, "get");
+  return task_defer_at(L, TASK_ITER, 4, tmo);
+}
+
 /* A bad item for a PriorityQueue: a bad-argument error of put's, or, for
 ** the item of a select's send case (root: where it was), of select's. */
 static int prio_refuse(lua_State *L, int idx, const char *root, const char *msg) {
@@ -746,6 +755,18 @@ static int queue_join(lua_State *L) {
   ld.tmo = lua_isnoneornil(L, 2) ? -1 : wait_check_seconds(L, 2);
   ld.set = 0;
   wait_check_cancel(L);
+  if (ld.tmo != 0 && task_calling(L)) {  /* a task's join waits in its scheduler */
+    size_t busy;
+    WAIT_CHECK(pthread_mutex_lock(&q->mu));
+    busy = q->unfinished;
+    WAIT_CHECK(pthread_mutex_unlock(&q->mu));
+    if (busy > 0) {
+      lua_pushinteger(L, WATCH_DONE);
+      return task_defer(L, TASK_DONE, NULL, ld.tmo, lua_gettop(L));
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   WAIT_CHECK(pthread_mutex_lock(&q->mu));
   q->joiners++;
   while (q->unfinished > 0) {
@@ -795,8 +816,13 @@ static int queue_iter_next(lua_State *L) {
   handle_t *h = (handle_t *)lua_touserdata(L, lua_upvalueindex(1));
   double tmo = lua_isnil(L, lua_upvalueindex(2)) ? -1 : lua_tonumber(L, lua_upvalueindex(2));
   if (h->obj == NULL) return queue_iter_released(L);
-  /* not a method: a task's call that waits cannot be handed on from here
-  ** (async.lua wraps iter), and blocks the thread */
+  /* a task's get tries without waiting, and waits in its scheduler */
+  if (tmo != 0 && task_calling(L)) {
+    if (queue_get_common(L, (queue_t *)h->obj, 0, 0, 0) == 1) return 1;
+    if (strcmp(lua_tostring(L, -1), "empty") == 0) return queue_iter_defer(L, tmo);
+    lua_pushnil(L);
+    return 1;
+  }
   if (queue_get_common(L, (queue_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);
   return 1;

@@ -27,7 +27,10 @@
 static const char halves_key = 'h';
 #endif
 
-int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout, int extra_idx) {
+/* Call the half for `kind` with (try, self, timeout[, extra]): try is
+** try_fn, else the value at try_idx, else (both 0) the method running. */
+static int defer_call(lua_State *L, int kind, lua_CFunction try_fn, int try_idx, double timeout,
+                      int extra_idx) {
 #if COMPAT_CALLK
   int base = lua_gettop(L), nargs = 3;
   luaL_checkstack(L, 6, NULL);
@@ -41,6 +44,8 @@ int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout, int
     return luaL_error(L, "threading.async: a task's wait of kind %d has no scheduler half", kind);
   if (try_fn != NULL) {
     lua_pushcfunction(L, try_fn);
+  } else if (try_idx != 0) {
+    lua_pushvalue(L, try_idx);
   } else {                  /* the method itself, with its upvalues */
     lua_Debug ar;
     if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "f", &ar))
@@ -56,10 +61,19 @@ int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout, int
   return compat_call_yieldable(L, nargs, base);
 #else
   (void)try_fn;
+  (void)try_idx;
   (void)timeout;
   (void)extra_idx;
   return luaL_error(L, "threading.async: a task's wait of kind %d needs Lua 5.2+", kind);
 #endif
+}
+
+int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout, int extra_idx) {
+  return defer_call(L, kind, try_fn, 0, timeout, extra_idx);
+}
+
+int task_defer_at(lua_State *L, int kind, int try_idx, double timeout) {
+  return defer_call(L, kind, NULL, try_idx, timeout, 0);
 }
 
 #if COMPAT_CALLK

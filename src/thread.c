@@ -496,6 +496,18 @@ static int thread_join(lua_State *L) {
   int status, r = WAIT_OK;
   join_check(L, t);
   wait_check_cancel(L);
+  if (task_calling(L) && !atomic_load_explicit(&t->ended, memory_order_acquire) &&
+      !(!dl.forever && wait_expired(&dl))) {
+    /* a task's join waits in its scheduler (task.c), once started */
+    WAIT_CHECK(pthread_mutex_lock(&t->mu));
+    status = t->status;
+    WAIT_CHECK(pthread_mutex_unlock(&t->mu));
+    if (status == ST_NEW) return luaL_error(L, "cannot join a thread before it is started");
+    if (status == ST_RUNNING) {
+      lua_pushinteger(L, WATCH_ANY);
+      return task_defer(L, TASK_DONE, NULL, wait_left(&dl), lua_gettop(L));
+    }
+  }
   /* a short thread often ends within microseconds: watch for it before
   ** paying for a sleep and a wake-up */
   if (!atomic_load_explicit(&t->ended, memory_order_acquire) && !t->foreign &&

@@ -180,13 +180,24 @@ static inline void *wait_owner(void) {
 ** try_fn or (NULL) the method running (its closure, upvalues and all;
 ** the caller must be the method called from Lua), and suspends the
 ** task until try(self, false) (try(self, item, false) for TASK_PUT) gives
-** what the call waits for, or the timeout passes. `timeout` < 0 is none.
+** what the call waits for, or the timeout passes. TASK_DONE (Future:result
+** and :exception, Thread:join, a queue's join) retries with try(self, 0),
+** which answers nil, "timeout" until the object is done; its extra value
+** is what to watch the object for (WATCH_ANY, WATCH_DONE).
+** TASK_CONDITION (Condition:wait, and :wait_for with the predicate as its
+** extra value) comes after C has checked the arguments and the lock, and
+** runs the whole wait in the scheduler; so does TASK_BARRIER
+** (Barrier:wait). TASK_ITER is a queue iterator's get, whose try is the
+** queue's get method; the half gives the item or nil. TASK_SHUTDOWN is
+** Pool:shutdown's wait for the workers to leave, after C has shut the pool
+** down; try(self, true) then joins them. `timeout` < 0 is none.
 ** It returns the half's results; a yield inside it suspends the task
 ** (5.2+: lua_callk). Lua 5.1 and LuaJIT cannot continue a C function after
 ** a yield: there task_calling is always 0, and the scheduler swaps its Lua
 ** wrappers into the methods tables instead. task_defer holds no lock.
 */
-enum { TASK_ACQUIRE = 1, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_KINDS };
+enum { TASK_ACQUIRE = 1, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_DONE,
+       TASK_CONDITION, TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN, TASK_KINDS };
 static inline int task_calling(const lua_State *L) {
 #if COMPAT_CALLK
   waiter_t *w = wait_self;
@@ -198,6 +209,9 @@ static inline int task_calling(const lua_State *L) {
 }
 TH_HIDDEN int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout,
                          int extra_idx);
+/* task_defer with the function at try_idx as try (not a method: a queue's
+** iterator, whose try is the queue's get) and no extra value. */
+TH_HIDDEN int task_defer_at(lua_State *L, int kind, int try_idx, double timeout);
 /* Seconds left until dl (0 once passed); -1 if it waits forever. */
 TH_HIDDEN double wait_left(const deadline_t *dl);
 

@@ -11,9 +11,10 @@
 -- object through its port (port.c): the object's next change posts the
 -- task, and the scheduler retries only the tasks posted to it (see the
 -- scheduler section). Outside a task every call goes straight to C and
--- blocks as before. On Lua 5.2+, acquire, get, put and Event:wait need no
--- wrapper: C tries them, and hands only a call that must wait to its half
--- here (task.c), which yields the same request.
+-- blocks as before. On Lua 5.2+ the blocking methods need no wrapper: C
+-- tries them, and hands only a call that must wait to its half here
+-- (task.c), which yields the same request, and no method is swapped; the
+-- module's functions (wait, select, http...) are replaced on every version.
 local threading = require("threading")
 
 local async = {}
@@ -31,7 +32,8 @@ local new_owner, act = threading._owner, threading._act
 -- to a half registered here (task.c); nil on 5.1 and LuaJIT, where the
 -- wrappers of those methods stand in the methods tables instead
 local defer = threading._defer
-local TASK_ACQUIRE, TASK_GET, TASK_PUT, TASK_EVENT_WAIT = 1, 2, 3, 4 -- wait.h
+local TASK_ACQUIRE, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_DONE, TASK_CONDITION,
+  TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN = 1, 2, 3, 4, 5, 6, 7, 8, 9 -- wait.h
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -1415,7 +1417,34 @@ do -- Condition
     end
     return notified
   end
-  install("threading.Condition", {
+  -- Condition:wait_for's loop, once the arguments and the lock are checked
+  local function task_wait_for(self, predicate, t, fname)
+    local deadline = t and monotonic() + t
+    local v = predicate()
+    while not v do
+      local left
+      if deadline then
+        left = deadline - monotonic()
+        if left <= 0 then
+          break
+        end
+      end
+      task_wait(self, left, fname)
+      v = predicate()
+    end
+    return v
+  end
+  -- TASK_CONDITION: wait (no predicate) and wait_for, which C has checked
+  local function condition_half(_, self, t, predicate)
+    if predicate == nil then
+      return task_wait(self, t, "wait")
+    end
+    return task_wait_for(self, predicate, t, "wait_for")
+  end
+  if defer then
+    defer(TASK_CONDITION, condition_half)
+  end
+  install_unless_native("threading.Condition", {
     wait = function(c_wait, fname)
       return function(self, timeout)
         local ok, t = timeout_arg(timeout)
@@ -1435,20 +1464,7 @@ do -- Condition
           error(("%scalling '%s' on bad self (cannot wait on un-acquired lock)"):format(
             where(), fname), 0)
         end
-        local deadline = t and monotonic() + t
-        local v = predicate()
-        while not v do
-          local left
-          if deadline then
-            left = deadline - monotonic()
-            if left <= 0 then
-              break
-            end
-          end
-          task_wait(self, left, fname)
-          v = predicate()
-        end
-        return v
+        return task_wait_for(self, predicate, t, fname)
       end
     end,
   })
@@ -1569,21 +1585,54 @@ local queue_get_put = {
     end
   end,
 }
-local queue_makers = {
-  join = function(c_join, fname)
+-- TASK_DONE: Future:result and :exception, Thread:join, a queue's join.
+-- try is the method: try(self, 0) answers nil, "timeout" until the object
+-- is done, and then what the call gives. `kind` is what to watch the
+-- object for (ANY, DONE).
+local function done_half(try, self, t, kind)
+  local got, r = block(function()
+    local x = pack(try(self, 0))
+    if x[1] == nil and x[2] == "timeout" then
+      return false
+    end
+    return true, x
+  end, t, self, kind)
+  if not got then
+    return nil, "timeout"
+  end
+  return unpack(r, 1, r.n)
+end
+if defer then
+  defer(TASK_DONE, done_half)
+end
+
+-- The wrapper of a TASK_DONE method on 5.1 and LuaJIT: its call with
+-- timeout 0 answers at once (the answer, a timeout, or a misuse's error).
+local function make_done(kind)
+  return function(c_fn, fname)
     return function(self, timeout)
       local ok, t = timeout_arg(timeout)
       if current_task() == nil or not ok then
-        return c_pass(fname, true, c_join, self, timeout)
+        return c_pass(fname, true, c_fn, self, timeout)
       end
-      if await_poll(function()
-        return c_join(self, 0) == true
-      end, t, self, DONE) then
-        return true
+      local r = pack(c_pass(fname, true, c_fn, self, 0))
+      if not (r[1] == nil and r[2] == "timeout") or t == 0 then
+        return unpack(r, 1, r.n)
       end
-      return nil, "timeout"
+      return done_half(c_fn, self, t, kind)
     end
-  end,
+  end
+end
+
+-- TASK_ITER: a queue iterator's get (try: the queue's get); gives the
+-- item, or nil once the queue is shut down or the timeout passes
+if defer then
+  defer(TASK_ITER, function(try, self, t)
+    return (get_half(try, self, t))
+  end)
+end
+
+local queue_makers = {
   iter = function(c_iter, fname)
     return function(self, timeout)
       if current_task() == nil then
@@ -1601,61 +1650,30 @@ local queue_makers = {
 for _, name in ipairs({ "threading.Queue", "threading.LifoQueue",
   "threading.PriorityQueue", "threading.SimpleQueue" }) do
   install_unless_native(name, queue_get_put)
-  install(name, queue_makers)
+  install_unless_native(name, { join = make_done(DONE) })
+  install_unless_native(name, queue_makers)
 end
 
-local c_future_result -- Future:result itself (install takes it off the methods)
-do -- Future
-  local c_done = rawget(rawget(registry["threading.Future"], "methods"), "done")
-  local function make_waiter(c_fn, fname)
-    return function(self, timeout)
-      local ok, t = timeout_arg(timeout)
-      if current_task() == nil or not ok then
-        return c_pass(fname, true, c_fn, self, timeout)
-      end
-      if not await_poll(function()
-        return c_done(self)
-      end, t, self) then
-        return nil, "timeout"
-      end
-      return c_pass(fname, true, c_fn, self)
-    end
-  end
-  local raw = install("threading.Future", { result = make_waiter, exception = make_waiter })
-  c_future_result = raw.result
-  local await = make_waiter(raw.result, "await")
-  --- fut:await([timeout]): Future:result that suspends only the calling task
-  threading._extend("threading.Future", { await = await })
-end
+-- Future:result itself (a wrapper may stand in the methods table)
+local c_future_result = rawget(rawget(registry["threading.Future"], "methods"), "result")
+-- fut:await([timeout]) and t:await([timeout]): Future:result and
+-- Thread:join that suspend only the calling task. On 5.2+ they are those
+-- C methods, which do so by themselves.
+local make_result, make_join = make_done(nil), make_done(nil)
+local thread_join = rawget(rawget(registry["threading.Thread"], "methods"), "join")
+install_unless_native("threading.Future", { result = make_result, exception = make_result })
+install_unless_native("threading.Thread", { join = make_join })
+threading._extend("threading.Future", {
+  await = defer and c_future_result or make_result(c_future_result, "await"),
+})
+threading._extend("threading.Thread", {
+  await = defer and thread_join or make_join(thread_join, "await"),
+})
 
-do -- Thread
-  local c_is_alive = rawget(rawget(registry["threading.Thread"], "methods"), "is_alive")
-  local function make_join(c_join, fname)
-    return function(self, timeout)
-      local ok, t = timeout_arg(timeout)
-      if current_task() == nil or not ok then
-        return c_pass(fname, true, c_join, self, timeout)
-      end
-      -- join(0) returns at once: the results, a timeout, or a misuse's error
-      local r = pack(c_pass(fname, true, c_join, self, 0))
-      if r[1] ~= nil or t == 0 then
-        return unpack(r, 1, r.n)
-      end
-      if not await_poll(function()
-        return not c_is_alive(self)
-      end, t, self) then
-        return nil, "timeout"
-      end
-      return c_pass(fname, true, c_join, self)
-    end
-  end
-  local raw = install("threading.Thread", { join = make_join })
-  --- t:await([timeout]): Thread:join that suspends only the calling task
-  threading._extend("threading.Thread", { await = make_join(raw.join, "await") })
-end
-
--- lock:with(fn, ...) inside a task: the call is protected with async.pcall,
--- so fn may block (yield) also on Lua 5.1.
+-- lock:with(fn, ...) inside a task on 5.1 and LuaJIT: the call is
+-- protected with async.pcall, so fn may block (yield). On 5.2+ the Lua
+-- `with` (init.lua) serves tasks as it is: its acquire suspends the task
+-- by itself and its pcall lets fn yield.
 local function make_with(c_with)
   return function(self, fn, ...)
     if current_task() == nil then
@@ -1673,96 +1691,122 @@ end
 
 for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
   "threading.Semaphore", "threading.BoundedSemaphore" }) do
-  install(name, { with = make_with })
+  install_unless_native(name, { with = make_with })
 end
 
 do -- Barrier: a task arrives with a ticket that its scheduler watches
   local bm = registry["threading.Barrier"] and rawget(registry["threading.Barrier"], "methods")
   local c_arrive = bm and rawget(bm, "_arrive")
-  install("threading.Barrier", {
+  -- t: the timeout given (nil: the barrier's default, which arrive tells)
+  local function task_wait(self, t, fname)
+    local tk, default = c_pass(fname, true, c_arrive, self)
+    if tk == nil and default == "busy" then
+      -- the last generation's action runs: arrive once it has ended
+      await_poll(function()
+        tk, default = c_arrive(self)
+        return not (tk == nil and default == "busy")
+      end, nil, self)
+    end
+    if type(tk) == "number" then
+      return tk -- the last arrival: released at once
+    elseif tk == nil then
+      return nil, default -- broken
+    end
+    if t == nil then
+      t = default
+    end
+    local me = current_task()
+    me.ticket = tk -- its scheduler's close breaks the barrier for it
+    local pok, err = async.pcall(await_poll, function()
+      return tk:outcome() ~= "waiting"
+    end, t, self)
+    me.ticket = nil
+    if not pok then
+      tk:leave(true) -- a cancelled task breaks the barrier
+      error(err, 0)
+    end
+    local state, index = tk:outcome()
+    if state == "waiting" then
+      -- timed out: break it, unless the action decides the outcome
+      state, index = tk:leave(false)
+      if state == "releasing" then
+        await_poll(function()
+          return tk:outcome() ~= "waiting"
+        end, nil, self)
+        state, index = tk:outcome()
+      end
+    end
+    if state == "released" then
+      return index
+    end
+    return nil, "broken"
+  end
+  -- TASK_BARRIER: wait, whose arguments C has checked
+  if defer then
+    defer(TASK_BARRIER, function(_, self, t)
+      return task_wait(self, t, "wait")
+    end)
+  end
+  install_unless_native("threading.Barrier", {
     wait = function(c_wait, fname)
       return function(self, timeout)
         local ok, t = timeout_arg(timeout)
         if current_task() == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
-        local tk, default = c_pass(fname, true, c_arrive, self)
-        if tk == nil and default == "busy" then
-          -- the last generation's action runs: arrive once it has ended
-          await_poll(function()
-            tk, default = c_arrive(self)
-            return not (tk == nil and default == "busy")
-          end, nil, self)
-        end
-        if type(tk) == "number" then
-          return tk -- the last arrival: released at once
-        elseif tk == nil then
-          return nil, default -- broken
-        end
-        if timeout == nil then
-          t = default
-        end
-        local me = current_task()
-        me.ticket = tk -- its scheduler's close breaks the barrier for it
-        local pok, err = async.pcall(await_poll, function()
-          return tk:outcome() ~= "waiting"
-        end, t, self)
-        me.ticket = nil
-        if not pok then
-          tk:leave(true) -- a cancelled task breaks the barrier
-          error(err, 0)
-        end
-        local state, index = tk:outcome()
-        if state == "waiting" then
-          -- timed out: break it, unless the action decides the outcome
-          state, index = tk:leave(false)
-          if state == "releasing" then
-            await_poll(function()
-              return tk:outcome() ~= "waiting"
-            end, nil, self)
-            state, index = tk:outcome()
-          end
-        end
-        if state == "released" then
-          return index
-        end
-        return nil, "broken"
+        return task_wait(self, t, fname)
       end
     end,
   })
 end
 
 do -- Pool: shutdown(wait) and the end of a `local pool <close>` scope wait
-  -- for the workers to leave
-  local function leave(c_shutdown, fname, self, cancel_futures)
-    c_pass(fname, true, c_shutdown, self, false, cancel_futures)
-    await_poll(function() -- the pool announces each worker that leaves
+  -- for the workers to leave (the pool announces each worker that leaves)
+  local function workers_left(self)
+    await_poll(function()
       return self.workers == 0
     end, nil, self)
+  end
+  -- TASK_SHUTDOWN: C has shut the pool down; try(self, true) joins
+  if defer then
+    defer(TASK_SHUTDOWN, function(try, self)
+      workers_left(self)
+      return try(self, true)
+    end)
+  end
+  local methods = rawget(registry["threading.Pool"], "methods")
+  local c_shutdown = rawget(methods, "shutdown")
+  local function leave(fname, self, cancel_futures)
+    c_pass(fname, true, c_shutdown, self, false, cancel_futures)
+    workers_left(self)
     return c_pass(fname, true, c_shutdown, self, true)
   end
-  local raw = install("threading.Pool", {
-    shutdown = function(c_shutdown, fname)
+  install_unless_native("threading.Pool", {
+    shutdown = function(_, fname)
       return function(self, wait, cancel_futures)
         -- from one of its own workers, C refuses to wait before anything
         if current_task() == nil or wait == false or self._in_worker then
           return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
         end
-        return leave(c_shutdown, fname, self, cancel_futures)
+        return leave(fname, self, cancel_futures)
       end
     end,
   })
   local mt = registry["threading.Pool"]
   local c_close = rawget(mt, "__close")
-  if raw and raw.shutdown and c_close then
+  if c_close then
     -- Lua 5.4 lets __close yield when the scope ends normally, not while
-    -- an error unwinds it (then the C close waits, blocking the thread)
-    local c_shutdown = raw.shutdown
+    -- an error unwinds it (then the C close waits, blocking the thread);
+    -- the C shutdown suspends a task there by itself
     mt.__close = function(self, err)
       if err ~= nil or current_task() == nil or self._in_worker then
         return c_close(self, err)
       end
-      leave(c_shutdown, "shutdown", self, false)
+      if defer then
+        c_shutdown(self)
+      else
+        leave("shutdown", self, false)
+      end
     end
   end
 end
