@@ -109,6 +109,7 @@ build = {
       ["threading.pool"] = "lua/threading/pool.lua",
       ["threading.async"] = "lua/threading/async.lua",
       ["threading.async.luv"] = "lua/threading/async/luv.lua",
+      ["threading.async.wrappers"] = "lua/threading/async/wrappers.lua",
     },
   },
 }

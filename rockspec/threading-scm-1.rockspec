@@ -108,6 +108,7 @@ build = {
       ["threading.pool"] = "lua/threading/pool.lua",
       ["threading.async"] = "lua/threading/async.lua",
       ["threading.async.luv"] = "lua/threading/async/luv.lua",
+      ["threading.async.wrappers"] = "lua/threading/async/wrappers.lua",
     },
   },
 }

@@ -1407,6 +1407,30 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
     end
   end)
 
+  native_it("stand in a task as outside: threading.select, wait and sleep", function()
+    local outside = { threading.select, threading.wait, threading.sleep }
+    local inside = async.run(function()
+      return { threading.select, threading.wait, threading.sleep }
+    end)
+    assert.same(outside, inside)
+    for i = 1, #inside do
+      assert.equal("C", getinfo(inside[i], "S").what)
+    end
+  end)
+
+  native_it("let the other tasks run while one sleeps in threading.sleep", function()
+    local log = {}
+    async.run(function()
+      local sleeper = async.spawn(function()
+        threading.sleep(0.05)
+        log[#log + 1] = "slept"
+      end)
+      async.spawn(function() log[#log + 1] = "ran" end):await(10)
+      sleeper:await(10)
+    end)
+    assert.same({ "ran", "slept" }, log)
+  end)
+
   native_it("suspend a task that calls Future:result taken into a local before run", function()
     local fut = threading.Future()
     local result = fut.result

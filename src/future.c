@@ -450,6 +450,11 @@ static int pool_wait(lua_State *L) {
     push_lists(L, 1, e, n);
     return 2;
   }
+  if (task_calling(L)) {   /* a task waits in its scheduler */
+    lua_settop(L, 1);
+    lua_pushstring(L, rw_names[how]);
+    return task_defer(L, TASK_WAIT, NULL, wait_left(&dl), 2);
+  }
   port = port_make();
   if (port == NULL) return luaL_error(L, "not enough memory");
   if (!watch_entries(port, e, n, &c)) {

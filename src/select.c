@@ -7,7 +7,9 @@
 ** semaphore acquired, an event seen set, a future's result, a thread's
 ** join. A send case, the plain table { queue, item }, puts the item. A
 ** call tries the waitables in order and takes the first one ready, and
-** only that one. If none is, the calling thread watches every object on a
+** only that one. If none is, a task's call (task_calling, Lua 5.2+) hands
+** the wait to its scheduler with the list of objects to watch, and
+** otherwise the calling thread watches every object on a
 ** port (port.c), tries them all once more (so a change made in between is
 ** not missed), and sleeps until one of them changes; it then watches that
 ** one again (a watch fires once) and tries it.
@@ -178,6 +180,8 @@ static int select_wait(lua_State *L, object_t *port, int base, int n, const dead
   return r;
 }
 
+static int select_try_m(lua_State *L);
+
 /* threading.select(waitables[, timeout]) -> index, what taking it gave |
 ** nil, "timeout" */
 static int select_select(lua_State *L) {
@@ -189,6 +193,15 @@ static int select_select(lua_State *L) {
     deadline_t dl = wait_deadline_arg(L, 2);
     object_t *port;
     int pidx;
+    if (task_calling(L)) {   /* a task watches them all from its scheduler */
+      int i;
+      lua_createtable(L, n, 0);
+      for (i = 1; i <= n; i++) {
+        lua_pushvalue(L, base + 2 * (i - 1));
+        lua_rawseti(L, -2, i);
+      }
+      return task_defer(L, TASK_SELECT, select_try_m, wait_left(&dl), lua_gettop(L));
+    }
     compat_rawgetp(L, LUA_REGISTRYINDEX, &spare_key);
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);

@@ -718,6 +718,8 @@ static int thread_sleep(lua_State *L) {
   deadline_t dl = wait_deadline_in(s);
   int r = WAIT_OK;
   wait_check_cancel(L);
+  /* a task sleeps in its scheduler; sleep(0) lets the other tasks run */
+  if (task_calling(L)) return task_defer(L, TASK_SLEEP, NULL, s > 0 ? s : 0, 0);
   if (s <= 0) return 0;
   WAIT_CHECK(pthread_mutex_lock(&t->mu));
   while (r == WAIT_OK && !wait_expired(&dl))

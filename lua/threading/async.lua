@@ -3,18 +3,20 @@
 --
 -- async.run(fn, ...) runs fn as a task under a scheduler and returns its
 -- results once every task spawned under it has finished. Inside a task,
--- the blocking calls of the module (sleep, Lock/RLock/Semaphore acquire,
--- Condition waits, Event:wait, queue get/put/join, Future:result,
--- Thread:join, threading.wait, ...) are wrapped here: the wrapper tries the
--- call's non-blocking form and, if it would block, yields a request to the
--- scheduler, naming the object it waits on. The scheduler watches that
--- object through its port (port.c): the object's next change posts the
--- task, and the scheduler retries only the tasks posted to it (see the
--- scheduler section). Outside a task every call goes straight to C and
--- blocks as before. On Lua 5.2+ the blocking methods need no wrapper: C
--- tries them, and hands only a call that must wait to its half here
--- (task.c), which yields the same request, and no method is swapped; the
--- module's functions (wait, select, http...) are replaced on every version.
+-- a blocking call of the module (a Lock's acquire, a queue's get, a
+-- Condition's wait, Future:result, Thread:join, ...) tries its
+-- non-blocking form and, if it must wait, calls its half here (the
+-- "halves" section), which yields a request to the scheduler naming the
+-- object it waits on. The scheduler watches that object through its port
+-- (port.c): the object's next change posts the task, and the scheduler
+-- retries only the tasks posted to it (see the scheduler section). On Lua
+-- 5.2+ the C methods do this themselves (task.c: they know a task's call
+-- and reach its half through lua_callk); on Lua 5.1 and LuaJIT, which
+-- cannot continue a C function after a yield, Lua wrappers stand in the
+-- methods tables while a scheduler may run (threading.async.wrappers).
+-- Outside a task every call goes straight to C and blocks as before. The
+-- module's functions that wait are replaced here: sleep, wait and select
+-- on 5.1 and LuaJIT only, as_completed's step and http on every version.
 local threading = require("threading")
 
 local async = {}
@@ -33,7 +35,8 @@ local new_owner, act = threading._owner, threading._act
 -- wrappers of those methods stand in the methods tables instead
 local defer = threading._defer
 local TASK_ACQUIRE, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_DONE, TASK_CONDITION,
-  TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN = 1, 2, 3, 4, 5, 6, 7, 8, 9 -- wait.h
+  TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN, TASK_SELECT, TASK_WAIT, TASK_SLEEP =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 -- wait.h
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -65,7 +68,8 @@ local Tasks = {}
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
 
--- The blocking methods that have a task's wrapper (see "wrappers"): each
+-- The blocking methods that have a task's wrapper (Lua 5.1 and LuaJIT:
+-- threading.async.wrappers; none on 5.2+): each
 -- is { methods table, name, C method, wrapper }. While a scheduler may run
 -- tasks (arm), the wrappers stand in their methods tables; otherwise
 -- (disarm) the C methods do. Only a C method still in its place is
@@ -108,6 +112,23 @@ local function let_go()
   holders = holders - 1
   if holders == 0 then
     disarm()
+  end
+end
+
+-- Give the methods `makers` names of type_name a task's wrapper each
+-- (make(C method, name) returns it), swapped in by arm (Lua 5.1 and
+-- LuaJIT: threading.async.wrappers).
+local function install(type_name, makers)
+  local mt = registry[type_name]
+  local methods = type(mt) == "table" and rawget(mt, "methods")
+  if type(methods) ~= "table" then
+    return
+  end
+  for name, make in pairs(makers) do
+    local c = rawget(methods, name)
+    if c ~= nil then
+      installed[#installed + 1] = { methods, name, c, make(c, name) }
+    end
   end
 end
 
@@ -1261,36 +1282,16 @@ function async.to_thread(fn, ...)
   error(r[2], 0)
 end
 
--- ------------------------------------------------------------ wrappers
+-- ------------------------------------------------------------ halves
 
 --[[
-A blocking method's wrapper stands in its type's methods table only while
-a scheduler may run tasks in this state (hold and let_go, above): while
-none may, the table holds the C method, so loading this module costs the
-rest of the program nothing. A wrapper called by anything but a task (a
-coroutine that a task made, say) calls the C method, and an argument
-error reads as the C method's would (c_pass): outside tasks nothing
-changes, not even an error message.
+The halves of a task's calls that wait (task.c): each gets the C method
+that tries without waiting, the object, the timeout (nil: none) and what
+its kind needs, and suspends the task until the try succeeds. On Lua 5.2+
+the C methods call them (threading._defer registers them); on 5.1 and
+LuaJIT the wrappers of threading.async.wrappers do, after their own try.
 ]]
-
--- Give the methods `makers` names of type_name a task's wrapper each
--- (make(C method, name) returns it); returns the C methods by name.
-local function install(type_name, makers)
-  local mt = registry[type_name]
-  local methods = type(mt) == "table" and rawget(mt, "methods")
-  if type(methods) ~= "table" then
-    return nil
-  end
-  local raw = {}
-  for name, make in pairs(makers) do
-    local c = rawget(methods, name)
-    if c ~= nil then
-      raw[name] = c
-      installed[#installed + 1] = { methods, name, c, make(c, name) }
-    end
-  end
-  return raw
-end
+local halves = {}
 
 -- Wait in the calling task until poll() is true or the timeout passes.
 local function await_poll(poll, timeout, watch, kind)
@@ -1303,90 +1304,16 @@ local function await_poll(poll, timeout, watch, kind)
   return (block(poll, timeout, watch, kind))
 end
 
--- ([blocking[, timeout]]) or (timeout), as lock.c and queue.c read them:
--- returns ok, blocking, timeout (ok false: let C raise).
-local function block_args(blocking, timeout)
-  if type(blocking) == "number" then
-    local ok, t = timeout_arg(blocking)
-    return ok, true, t
-  end
-  if blocking ~= nil and type(blocking) ~= "boolean" then
-    return false
-  end
-  if blocking == false then
-    return timeout == nil, false, nil
-  end
-  local ok, t = timeout_arg(timeout)
-  return ok, true, t
-end
-
--- Is this a task's call, with ([blocking[, timeout]]) that are good and
--- ask it to wait if it must? Then true and the timeout (nil: none); else
--- false, and the C method takes the call (and raises on bad arguments).
-local function task_waits(blocking, timeout)
-  if active == nil or task_of[running()] == nil then
-    return false
-  elseif blocking == nil and timeout == nil then -- the common call
-    return true, nil
-  end
-  local ok, blocks, t = block_args(blocking, timeout)
-  return ok and blocks and t ~= 0, t
-end
-
--- The halves of a task's calls that wait (task.c): each gets the C
--- method that tries without waiting, the object, the timeout (nil: none)
--- and what the kind needs, and suspends the task until the try succeeds.
--- On Lua 5.2+ the C methods call them; on 5.1 and LuaJIT the wrappers do,
--- after their own try.
-
 -- TASK_ACQUIRE: Lock, RLock, Condition, Semaphore, BoundedSemaphore
-local function acquire_half(try, self, t)
+function halves.acquire(try, self, t)
   return (block(function()
     return try(self, false)
   end, t, self, TAKE))
 end
-if defer then
-  defer(TASK_ACQUIRE, acquire_half)
-end
-
--- Lock and Semaphore: acquire(false) is the non-blocking form.
-local function make_acquire(c_acquire, fname)
-  return function(self, blocking, timeout)
-    local waits, t = task_waits(blocking, timeout)
-    if not waits then
-      return c_pass(fname, true, c_acquire, self, blocking, timeout)
-    end
-    -- the common case first, with nothing made for it: the lock is free
-    local pok, got = pcall(c_acquire, self, false)
-    if not pok then
-      c_fail(fname, true, got)
-    elseif got then
-      return true
-    end
-    return acquire_half(c_acquire, self, t)
-  end
-end
-
--- The methods that C makes wait in a task by itself on Lua 5.2+ (task.c)
--- get a wrapper on 5.1 and LuaJIT only.
-local function install_unless_native(type_name, makers)
-  if defer == nil then
-    install(type_name, makers)
-  end
-end
-
--- An RLock, and a Condition's lock, belong to the task that took them: C
--- compares their owner with the task its scheduler runs (port.c), so that
--- release, re-entry and notify need no wrapper.
-for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
-  "threading.Semaphore", "threading.BoundedSemaphore" }) do
-  install_unless_native(name, { acquire = make_acquire })
-end
 
 do -- Condition
-  local cm = registry["threading.Condition"] and rawget(registry["threading.Condition"], "methods")
-  local c_enlist = cm and rawget(cm, "_enlist")
-  local c_is_owned = cm and rawget(cm, "_is_owned")
+  local cm = rawget(registry["threading.Condition"], "methods")
+  local c_enlist = rawget(cm, "_enlist")
   -- Enlist in the condition's queue of waiters and release the lock (at
   -- once, in C: no notify can slip in between), wait until a notify picks
   -- this wait or the timeout passes, and take the lock back at the depth it
@@ -1434,77 +1361,25 @@ do -- Condition
     end
     return v
   end
+  halves.cond_wait, halves.cond_wait_for = task_wait, task_wait_for
   -- TASK_CONDITION: wait (no predicate) and wait_for, which C has checked
-  local function condition_half(_, self, t, predicate)
+  function halves.condition(_, self, t, predicate)
     if predicate == nil then
       return task_wait(self, t, "wait")
     end
     return task_wait_for(self, predicate, t, "wait_for")
   end
-  if defer then
-    defer(TASK_CONDITION, condition_half)
-  end
-  install_unless_native("threading.Condition", {
-    wait = function(c_wait, fname)
-      return function(self, timeout)
-        local ok, t = timeout_arg(timeout)
-        if current_task() == nil or not ok then
-          return c_pass(fname, true, c_wait, self, timeout)
-        end
-        return task_wait(self, t, fname)
-      end
-    end,
-    wait_for = function(c_wait_for, fname)
-      return function(self, predicate, timeout)
-        local ok, t = timeout_arg(timeout)
-        if current_task() == nil or not ok or not callable(predicate) then
-          return c_pass(fname, true, c_wait_for, self, predicate, timeout)
-        end
-        if not c_pass1(fname, true, c_is_owned, self) then
-          error(("%scalling '%s' on bad self (cannot wait on un-acquired lock)"):format(
-            where(), fname), 0)
-        end
-        return task_wait_for(self, predicate, t, fname)
-      end
-    end,
-  })
 end
 
 do -- Event
-  local m = registry["threading.Event"] and rawget(registry["threading.Event"], "methods")
-  local c_is_set = m and rawget(m, "is_set")
-  local c_sets = m and rawget(m, "_sets")
+  local c_sets = rawget(rawget(registry["threading.Event"], "methods"), "_sets")
   -- TASK_EVENT_WAIT: try is is_set; sets the count seen when the wait
   -- began (a set since then counts, even if cleared at once)
-  local function wait_half(try, self, t, sets)
+  function halves.event_wait(try, self, t, sets)
     return await_poll(function()
       return try(self) or c_sets(self) ~= sets
     end, t, self)
   end
-  if defer then
-    defer(TASK_EVENT_WAIT, wait_half)
-  end
-  install_unless_native("threading.Event", {
-    wait = function(c_wait, fname)
-      return function(self, timeout)
-        local ok, t = true, nil
-        if timeout ~= nil then
-          ok, t = timeout_arg(timeout)
-        end
-        if active == nil or task_of[running()] == nil or not ok then
-          return c_pass(fname, true, c_wait, self, timeout)
-        end
-        -- the common case first, with nothing made for it: it is set
-        local pok, set = pcall(c_is_set, self)
-        if not pok then
-          c_fail(fname, true, set)
-        elseif set or t == 0 then
-          return set
-        end
-        return wait_half(c_is_set, self, t, c_sets(self))
-      end
-    end,
-  })
 end
 
 -- The waiting half of a task's get or put: suspend the task until try()
@@ -1529,67 +1404,27 @@ local function await_try(try, busy, t, watch, kind)
 end
 
 -- TASK_GET and TASK_PUT: the queues
-local function get_half(try, self, t)
+function halves.get(try, self, t)
   return await_try(function()
     return try(self, false)
   end, "empty", t, self, TAKE)
 end
-local function put_half(try, self, t, item)
+function halves.put(try, self, t, item)
   return await_try(function()
     return try(self, item, false)
   end, "full", t, self, ROOM)
 end
-if defer then
-  defer(TASK_GET, get_half)
-  defer(TASK_PUT, put_half)
+-- TASK_ITER: a queue iterator's get (try: the queue's get); gives the
+-- item, or nil once the queue is shut down or the timeout passes
+function halves.iter(try, self, t)
+  return (halves.get(try, self, t))
 end
 
--- Queues: get(false) and put(item, false) are the non-blocking forms.
-local queue_get_put = {
-  get = function(c_get, fname)
-    return function(self, blocking, timeout)
-      local waits, t = task_waits(blocking, timeout)
-      if not waits then
-        return c_pass(fname, true, c_get, self, blocking, timeout)
-      end
-      -- what get returns: the item alone, or nil and why; the common case
-      -- (an item is there) first, with nothing made for it
-      local pok, item, why = pcall(c_get, self, false)
-      if not pok then
-        c_fail(fname, true, item)
-      elseif item ~= nil then
-        return item
-      elseif why ~= "empty" then
-        return nil, why
-      end
-      return get_half(c_get, self, t)
-    end
-  end,
-  put = function(c_put, fname)
-    return function(self, item, blocking, timeout)
-      local waits, t = task_waits(blocking, timeout)
-      if not waits then
-        return c_pass(fname, true, c_put, self, item, blocking, timeout)
-      end
-      -- what put returns: true alone, or nil and why; the common case
-      -- (there is room) first, with nothing made for it
-      local pok, done, why = pcall(c_put, self, item, false)
-      if not pok then
-        c_fail(fname, true, done)
-      elseif done then
-        return done
-      elseif why ~= "full" then
-        return done, why
-      end
-      return put_half(c_put, self, t, item)
-    end
-  end,
-}
 -- TASK_DONE: Future:result and :exception, Thread:join, a queue's join.
 -- try is the method: try(self, 0) answers nil, "timeout" until the object
 -- is done, and then what the call gives. `kind` is what to watch the
 -- object for (ANY, DONE).
-local function done_half(try, self, t, kind)
+function halves.done(try, self, t, kind)
   local got, r = block(function()
     local x = pack(try(self, 0))
     if x[1] == nil and x[2] == "timeout" then
@@ -1602,101 +1437,9 @@ local function done_half(try, self, t, kind)
   end
   return unpack(r, 1, r.n)
 end
-if defer then
-  defer(TASK_DONE, done_half)
-end
-
--- The wrapper of a TASK_DONE method on 5.1 and LuaJIT: its call with
--- timeout 0 answers at once (the answer, a timeout, or a misuse's error).
-local function make_done(kind)
-  return function(c_fn, fname)
-    return function(self, timeout)
-      local ok, t = timeout_arg(timeout)
-      if current_task() == nil or not ok then
-        return c_pass(fname, true, c_fn, self, timeout)
-      end
-      local r = pack(c_pass(fname, true, c_fn, self, 0))
-      if not (r[1] == nil and r[2] == "timeout") or t == 0 then
-        return unpack(r, 1, r.n)
-      end
-      return done_half(c_fn, self, t, kind)
-    end
-  end
-end
-
--- TASK_ITER: a queue iterator's get (try: the queue's get); gives the
--- item, or nil once the queue is shut down or the timeout passes
-if defer then
-  defer(TASK_ITER, function(try, self, t)
-    return (get_half(try, self, t))
-  end)
-end
-
-local queue_makers = {
-  iter = function(c_iter, fname)
-    return function(self, timeout)
-      if current_task() == nil then
-        return c_pass(fname, true, c_iter, self, timeout)
-      end
-      c_pass(fname, true, c_iter, self, timeout) -- checks the arguments
-      return function()
-        local item = self:get(true, timeout)
-        return item
-      end
-    end
-  end,
-}
-
-for _, name in ipairs({ "threading.Queue", "threading.LifoQueue",
-  "threading.PriorityQueue", "threading.SimpleQueue" }) do
-  install_unless_native(name, queue_get_put)
-  install_unless_native(name, { join = make_done(DONE) })
-  install_unless_native(name, queue_makers)
-end
-
--- Future:result itself (a wrapper may stand in the methods table)
-local c_future_result = rawget(rawget(registry["threading.Future"], "methods"), "result")
--- fut:await([timeout]) and t:await([timeout]): Future:result and
--- Thread:join that suspend only the calling task. On 5.2+ they are those
--- C methods, which do so by themselves.
-local make_result, make_join = make_done(nil), make_done(nil)
-local thread_join = rawget(rawget(registry["threading.Thread"], "methods"), "join")
-install_unless_native("threading.Future", { result = make_result, exception = make_result })
-install_unless_native("threading.Thread", { join = make_join })
-threading._extend("threading.Future", {
-  await = defer and c_future_result or make_result(c_future_result, "await"),
-})
-threading._extend("threading.Thread", {
-  await = defer and thread_join or make_join(thread_join, "await"),
-})
-
--- lock:with(fn, ...) inside a task on 5.1 and LuaJIT: the call is
--- protected with async.pcall, so fn may block (yield). On 5.2+ the Lua
--- `with` (init.lua) serves tasks as it is: its acquire suspends the task
--- by itself and its pcall lets fn yield.
-local function make_with(c_with)
-  return function(self, fn, ...)
-    if current_task() == nil then
-      return c_with(self, fn, ...)
-    end
-    self:acquire()
-    local r = pack(async.pcall(fn, ...))
-    self:release()
-    if not r[1] then
-      error(r[2], 0)
-    end
-    return unpack(r, 2, r.n)
-  end
-end
-
-for _, name in ipairs({ "threading.Lock", "threading.RLock", "threading.Condition",
-  "threading.Semaphore", "threading.BoundedSemaphore" }) do
-  install_unless_native(name, { with = make_with })
-end
 
 do -- Barrier: a task arrives with a ticket that its scheduler watches
-  local bm = registry["threading.Barrier"] and rawget(registry["threading.Barrier"], "methods")
-  local c_arrive = bm and rawget(bm, "_arrive")
+  local c_arrive = rawget(rawget(registry["threading.Barrier"], "methods"), "_arrive")
   -- t: the timeout given (nil: the barrier's default, which arrive tells)
   local function task_wait(self, t, fname)
     local tk, default = c_pass(fname, true, c_arrive, self)
@@ -1741,110 +1484,133 @@ do -- Barrier: a task arrives with a ticket that its scheduler watches
     end
     return nil, "broken"
   end
+  halves.barrier_wait = task_wait
   -- TASK_BARRIER: wait, whose arguments C has checked
-  if defer then
-    defer(TASK_BARRIER, function(_, self, t)
-      return task_wait(self, t, "wait")
-    end)
+  function halves.barrier(_, self, t)
+    return task_wait(self, t, "wait")
   end
-  install_unless_native("threading.Barrier", {
-    wait = function(c_wait, fname)
-      return function(self, timeout)
-        local ok, t = timeout_arg(timeout)
-        if current_task() == nil or not ok then
-          return c_pass(fname, true, c_wait, self, timeout)
-        end
-        return task_wait(self, t, fname)
+end
+
+-- Pool:shutdown(wait) and the end of a `local pool <close>` scope wait for
+-- the workers to leave (the pool announces each worker that leaves).
+function halves.workers_left(self)
+  await_poll(function()
+    return self.workers == 0
+  end, nil, self)
+end
+-- TASK_SHUTDOWN: C has shut the pool down; try(self, true) joins
+function halves.shutdown(try, self)
+  halves.workers_left(self)
+  return try(self, true)
+end
+
+-- TASK_SELECT: threading.select; try is one pass over the list, which
+-- gives nothing while no case is ready; objects are what to watch
+function halves.select(try, list, t, objects)
+  local ok, r = block(function()
+    local x = pack(try(list))
+    if x.n > 0 then
+      return true, x
+    end
+    return false
+  end, t, many(objects))
+  if not ok then
+    return nil, "timeout"
+  end
+  return unpack(r, 1, r.n)
+end
+
+-- Does what threading.wait(futures, 0, how) gave satisfy `how`?
+local function wait_satisfied(done, not_done, how)
+  if #not_done == 0 then
+    return true
+  end
+  if how == "first_completed" then
+    return #done > 0
+  elseif how == "first_exception" then
+    for i = 1, #done do
+      local f = done[i]
+      if not f:cancelled() and f:exception(0) ~= nil then
+        return true
       end
-    end,
+    end
+  end
+  return false
+end
+
+-- TASK_WAIT: threading.wait; try(futures, 0, how) gives done, not_done
+-- at once; the task watches the futures not done
+function halves.wait(try, futures, t, how)
+  local done, not_done = try(futures, 0, how)
+  await_poll(function()
+    done, not_done = try(futures, 0, how)
+    return wait_satisfied(done, not_done, how)
+  end, t, many(not_done))
+  return try(futures, 0, how)
+end
+
+-- TASK_SLEEP: threading.sleep; sleep(0) lets the other tasks run
+function halves.sleep(_, _, t)
+  if t == 0 then
+    yield()
+  else
+    block(nil, t)
+  end
+end
+
+-- Future:result itself (a wrapper may stand in the methods table)
+local c_future_result = rawget(rawget(registry["threading.Future"], "methods"), "result")
+
+if defer then
+  defer(TASK_ACQUIRE, halves.acquire)
+  defer(TASK_GET, halves.get)
+  defer(TASK_PUT, halves.put)
+  defer(TASK_EVENT_WAIT, halves.event_wait)
+  defer(TASK_DONE, halves.done)
+  defer(TASK_CONDITION, halves.condition)
+  defer(TASK_BARRIER, halves.barrier)
+  defer(TASK_ITER, halves.iter)
+  defer(TASK_SHUTDOWN, halves.shutdown)
+  defer(TASK_SELECT, halves.select)
+  defer(TASK_WAIT, halves.wait)
+  defer(TASK_SLEEP, halves.sleep)
+  -- fut:await([timeout]) and t:await([timeout]): Future:result and
+  -- Thread:join, which suspend only the calling task by themselves
+  threading._extend("threading.Future", { await = c_future_result })
+  threading._extend("threading.Thread", {
+    await = rawget(rawget(registry["threading.Thread"], "methods"), "join"),
+  })
+else
+  -- Lua 5.1 and LuaJIT: a wrapper for each blocking method
+  local function in_task()
+    return active ~= nil and task_of[running()] ~= nil
+  end
+  require("threading.async.wrappers")({
+    threading = threading, registry = registry, halves = halves, install = install,
+    current_task = current_task, in_task = in_task, pcall = async.pcall,
+    c_pass = c_pass, c_pass1 = c_pass1, c_fail = c_fail, where = where,
+    timeout_arg = timeout_arg, callable = callable, pack = pack, DONE = DONE,
+    wait_satisfied = wait_satisfied, sleep = async.sleep,
   })
 end
 
-do -- Pool: shutdown(wait) and the end of a `local pool <close>` scope wait
-  -- for the workers to leave (the pool announces each worker that leaves)
-  local function workers_left(self)
-    await_poll(function()
-      return self.workers == 0
-    end, nil, self)
-  end
-  -- TASK_SHUTDOWN: C has shut the pool down; try(self, true) joins
-  if defer then
-    defer(TASK_SHUTDOWN, function(try, self)
-      workers_left(self)
-      return try(self, true)
-    end)
-  end
-  local methods = rawget(registry["threading.Pool"], "methods")
-  local c_shutdown = rawget(methods, "shutdown")
-  local function leave(fname, self, cancel_futures)
-    c_pass(fname, true, c_shutdown, self, false, cancel_futures)
-    workers_left(self)
-    return c_pass(fname, true, c_shutdown, self, true)
-  end
-  install_unless_native("threading.Pool", {
-    shutdown = function(_, fname)
-      return function(self, wait, cancel_futures)
-        -- from one of its own workers, C refuses to wait before anything
-        if current_task() == nil or wait == false or self._in_worker then
-          return c_pass(fname, true, c_shutdown, self, wait, cancel_futures)
-        end
-        return leave(fname, self, cancel_futures)
-      end
-    end,
-  })
+do -- Pool's __close
   local mt = registry["threading.Pool"]
   local c_close = rawget(mt, "__close")
   if c_close then
     -- Lua 5.4 lets __close yield when the scope ends normally, not while
     -- an error unwinds it (then the C close waits, blocking the thread);
-    -- the C shutdown suspends a task there by itself
+    -- shutdown suspends a task there
     mt.__close = function(self, err)
       if err ~= nil or current_task() == nil or self._in_worker then
         return c_close(self, err)
       end
-      if defer then
-        c_shutdown(self)
-      else
-        leave("shutdown", self, false)
-      end
+      self:shutdown()
     end
   end
 end
 
 do -- module functions
-  local c_wait = threading.wait
-  local function satisfied(done, not_done, how)
-    if #not_done == 0 then
-      return true
-    end
-    if how == "first_completed" then
-      return #done > 0
-    elseif how == "first_exception" then
-      for i = 1, #done do
-        local f = done[i]
-        if not f:cancelled() and f:exception(0) ~= nil then
-          return true
-        end
-      end
-    end
-    return false
-  end
-  --- threading.wait: inside a task, suspends only the task
-  threading.wait = function(futures, timeout, how)
-    local ok, t = timeout_arg(timeout)
-    if current_task() == nil or not ok then
-      return c_pass("wait", false, c_wait, futures, timeout, how)
-    end
-    local done, not_done = c_pass("wait", false, c_wait, futures, 0, how)
-    if t == 0 or satisfied(done, not_done, how) then
-      return done, not_done
-    end
-    await_poll(function()
-      done, not_done = c_wait(futures, 0, how)
-      return satisfied(done, not_done, how)
-    end, t, many(not_done))
-    return c_wait(futures, 0, how)
-  end
   --- as_completed's step: inside a task, suspends only the task. The set's
   -- port relays each end of one of its futures to the scheduler's port,
   -- with the task's token, while the task waits: one retry per end.
@@ -1869,33 +1635,6 @@ do -- module functions
       error(err, 0)
     end
     return i, why
-  end
-  threading.sleep = async.sleep
-  --- threading.select: inside a task, suspends only the task (it watches
-  -- every object of the list, as threading.wait watches its futures)
-  local c_select, select_check, select_objects, select_try =
-    threading.select, threading._select_check, threading._select_objects,
-    threading._select_try
-  threading.select = function(list, timeout)
-    if current_task() == nil then
-      return c_select(list, timeout)
-    end
-    select_check(list, timeout, 2)
-    local r = pack(select_try(list))
-    if r.n == 0 and timeout ~= 0 then
-      local ok, got = block(function()
-        local x = pack(select_try(list))
-        if x.n > 0 then
-          return true, x
-        end
-        return false
-      end, timeout, many(select_objects(list)))
-      r = ok and got or nil
-    end
-    if r == nil or r.n == 0 then
-      return nil, "timeout"
-    end
-    return unpack(r, 1, r.n)
   end
 end
 
