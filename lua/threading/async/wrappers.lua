@@ -100,19 +100,24 @@ return function(a)
     install(name, { acquire = make_acquire, with = make_with })
   end
 
-  local cond_wait, cond_wait_for = halves.cond_wait, halves.cond_wait_for
-  local cm = rawget(registry["threading.Condition"], "methods")
-  local c_is_owned = rawget(cm, "_is_owned")
-  install("threading.Condition", {
-    wait = function(c_wait, fname)
+  -- A wait(timeout) whose half runs the whole wait: half(self, t, fname)
+  local function make_timed(half)
+    return function(c_wait, fname)
       return function(self, timeout)
         local ok, t = timeout_arg(timeout)
         if current_task() == nil or not ok then
           return c_pass(fname, true, c_wait, self, timeout)
         end
-        return cond_wait(self, t, fname)
+        return half(self, t, fname)
       end
-    end,
+    end
+  end
+
+  local cond_wait_for = halves.cond_wait_for
+  local cm = rawget(registry["threading.Condition"], "methods")
+  local c_is_owned = rawget(cm, "_is_owned")
+  install("threading.Condition", {
+    wait = make_timed(halves.cond_wait),
     wait_for = function(c_wait_for, fname)
       return function(self, predicate, timeout)
         local ok, t = timeout_arg(timeout)
@@ -243,18 +248,7 @@ return function(a)
   threading._extend("threading.Future", { await = make_result(c_result, "await") })
   threading._extend("threading.Thread", { await = make_join(c_join, "await") })
 
-  local barrier_wait = halves.barrier_wait
-  install("threading.Barrier", {
-    wait = function(c_wait, fname)
-      return function(self, timeout)
-        local ok, t = timeout_arg(timeout)
-        if current_task() == nil or not ok then
-          return c_pass(fname, true, c_wait, self, timeout)
-        end
-        return barrier_wait(self, t, fname)
-      end
-    end,
-  })
+  install("threading.Barrier", { wait = make_timed(halves.barrier_wait) })
 
   -- the module's functions that wait
   threading.sleep = a.sleep
