@@ -1458,26 +1458,29 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
     assert.same({ 1, 2 }, got)
   end)
 
-  native_it("suspend a task that iterates a queue with an iterator made before run", function()
-    local q = threading.Queue()
-    local items = q:iter(10)
-    local log = {}
-    async.run(function()
-      local reader = async.spawn(function()
-        log[#log + 1] = "iterate"
-        for item in items do
-          log[#log + 1] = item
-        end
+  for _, kind in ipairs({ "Queue", "LifoQueue" }) do
+    native_it("suspend a task that iterates a " .. kind .. " with an iterator made before run", function()
+      local q = threading[kind]()
+      local items = q:iter(10)
+      local log = {}
+      async.run(function()
+        local reader = async.spawn(function()
+          log[#log + 1] = "iterate"
+          for item in items do
+            log[#log + 1] = item
+          end
+        end)
+        async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
+        log[#log + 1] = "put"
+        q:put("a")
+        async.sleep(0) -- the reader takes it
+        q:put("b")
+        q:shutdown()
+        reader:await(10)
       end)
-      async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
-      log[#log + 1] = "put"
-      q:put("a")
-      q:put("b")
-      q:shutdown()
-      reader:await(10)
+      assert.same({ "iterate", "put", "a", "b" }, log)
     end)
-    assert.same({ "iterate", "put", "a", "b" }, log)
-  end)
+  end
 
   native_it("suspend a task that calls a method taken into a local before run", function()
     local q, lock = threading.Queue(), threading.Lock()

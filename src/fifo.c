@@ -595,9 +595,7 @@ static int fifo_iter_next(lua_State *L) {
   /* a task's get tries without waiting, and waits in its scheduler */
   if (tmo != 0 && task_calling(L)) {
     if (fifo_get_common(L, (fifo_t *)h->obj, 0, 0, 0) == 1) return 1;
-    if (strcmp(lua_tostring(L, -1), "empty") == 0) return queue_iter_defer(L, tmo);
-    lua_pushnil(L);
-    return 1;
+    return queue_iter_wait(L, tmo);
   }
   if (fifo_get_common(L, (fifo_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);

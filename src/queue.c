@@ -513,7 +513,11 @@ int queue_iter_released(lua_State *L) {
   return luaL_error(L, "cannot iterate: the queue's handle was already released");
 }
 
-int queue_iter_defer(lua_State *L, double tmo) {
+int queue_iter_wait(lua_State *L, double tmo) {
+  if (strcmp(lua_tostring(L, -1), "empty") != 0) {   /* shut down */
+    lua_pushnil(L);
+    return 1;
+  }
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(1));       /* self: the queue's handle */
   if (!lua_getmetatable(L, 1)) return luaL_error(L, "cannot iterate: not a queue");
@@ -819,9 +823,7 @@ static int queue_iter_next(lua_State *L) {
   /* a task's get tries without waiting, and waits in its scheduler */
   if (tmo != 0 && task_calling(L)) {
     if (queue_get_common(L, (queue_t *)h->obj, 0, 0, 0) == 1) return 1;
-    if (strcmp(lua_tostring(L, -1), "empty") == 0) return queue_iter_defer(L, tmo);
-    lua_pushnil(L);
-    return 1;
+    return queue_iter_wait(L, tmo);
   }
   if (queue_get_common(L, (queue_t *)h->obj, 1, tmo, 0) == 1) return 1;
   lua_pushnil(L);

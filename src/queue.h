@@ -27,9 +27,11 @@ TH_HIDDEN size_t queue_maxsize_arg(lua_State *L, int idx);
 TH_HIDDEN int queue_push_fail(lua_State *L, const char *why);
 /* Raise the error of an iterator whose queue handle was collected. */
 TH_HIDDEN int queue_iter_released(lua_State *L);
-/* A queue iterator's get in a task (task_calling) that must wait: hand it
-** to the scheduler (task.c), with the queue's get method as the retry. */
-TH_HIDDEN int queue_iter_defer(lua_State *L, double tmo);
+/* A queue iterator's get in a task (task_calling), after a try without
+** waiting left nil and why on the stack: an empty queue's is handed to the
+** scheduler (task.c), with the queue's get method as the retry; a shut
+** down queue's gives nil, the end of the iteration. */
+TH_HIDDEN int queue_iter_wait(lua_State *L, double tmo);
 /* Before a getter sleeps it watches its queue for QUEUE_SPIN_US (with more
 ** than one CPU) until ready(arg); returns whether ready() became true. */
 TH_HIDDEN int queue_spin(int (*ready)(void *), void *arg);
