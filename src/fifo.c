@@ -532,8 +532,7 @@ static int fifo_join(lua_State *L) {
     return 1;
   }
   if (tmo != 0 && task_calling(L)) {  /* a task's join waits in its scheduler */
-    lua_pushinteger(L, WATCH_DONE);
-    return task_defer(L, TASK_DONE, NULL, tmo, lua_gettop(L));
+    return task_defer_done(L, WATCH_DONE, tmo);
   }
   dl = deadline_for(tmo);
   WAIT_CHECK(pthread_mutex_lock(&q->wait_mu));

@@ -213,8 +213,7 @@ static int future_state(future_t *f);
 static int future_task_wait(lua_State *L, future_t *f, const deadline_t *dl, int *n) {
   if (!task_calling(L) || F_FINAL(future_state(f)) || (!dl->forever && wait_expired(dl)))
     return 0;
-  lua_pushinteger(L, WATCH_ANY);
-  *n = task_defer(L, TASK_DONE, NULL, wait_left(dl), lua_gettop(L));
+  *n = task_defer_done(L, WATCH_ANY, wait_left(dl));
   return 1;
 }
 

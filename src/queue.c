@@ -765,8 +765,7 @@ static int queue_join(lua_State *L) {
     busy = q->unfinished;
     WAIT_CHECK(pthread_mutex_unlock(&q->mu));
     if (busy > 0) {
-      lua_pushinteger(L, WATCH_DONE);
-      return task_defer(L, TASK_DONE, NULL, ld.tmo, lua_gettop(L));
+      return task_defer_done(L, WATCH_DONE, ld.tmo);
     }
     lua_pushboolean(L, 1);
     return 1;

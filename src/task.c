@@ -72,6 +72,11 @@ int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout, int
   return defer_call(L, kind, try_fn, 0, timeout, extra_idx);
 }
 
+int task_defer_done(lua_State *L, int watch, double timeout) {
+  lua_pushinteger(L, watch);
+  return defer_call(L, TASK_DONE, NULL, 0, timeout, lua_gettop(L));
+}
+
 int task_defer_at(lua_State *L, int kind, int try_idx, double timeout) {
   return defer_call(L, kind, NULL, try_idx, timeout, 0);
 }

@@ -504,8 +504,7 @@ static int thread_join(lua_State *L) {
     WAIT_CHECK(pthread_mutex_unlock(&t->mu));
     if (status == ST_NEW) return luaL_error(L, "cannot join a thread before it is started");
     if (status == ST_RUNNING) {
-      lua_pushinteger(L, WATCH_ANY);
-      return task_defer(L, TASK_DONE, NULL, wait_left(&dl), lua_gettop(L));
+      return task_defer_done(L, WATCH_ANY, wait_left(&dl));
     }
   }
   /* a short thread often ends within microseconds: watch for it before

@@ -213,6 +213,9 @@ static inline int task_calling(const lua_State *L) {
 }
 TH_HIDDEN int task_defer(lua_State *L, int kind, lua_CFunction try_fn, double timeout,
                          int extra_idx);
+/* task_defer for TASK_DONE: the method running as try, and `watch`
+** (WATCH_ANY, WATCH_DONE) as the extra value. */
+TH_HIDDEN int task_defer_done(lua_State *L, int watch, double timeout);
 /* task_defer with the function at try_idx as try (not a method: a queue's
 ** iterator, whose try is the queue's get) and no extra value. */
 TH_HIDDEN int task_defer_at(lua_State *L, int kind, int try_idx, double timeout);

@@ -1220,16 +1220,20 @@ end
 
 --- async.sleep(seconds): suspend the calling task (threading.sleep outside one)
 local c_sleep = threading.sleep
+-- The calling task sleeps t seconds; 0 lets the other tasks run.
+local function task_sleep(t)
+  if t == 0 then
+    yield()
+  else
+    block(nil, t)
+  end
+end
 function async.sleep(seconds)
   local ok, t = timeout_arg(seconds)
   if current_task() == nil or not ok or seconds == nil then
     return c_pass("sleep", false, c_sleep, seconds)
   end
-  if t == 0 then
-    yield() -- let the other tasks run
-    return
-  end
-  block(nil, t)
+  task_sleep(t)
 end
 
 --- async.pcall(fn, ...): pcall in which fn may still await. On Lua 5.1 a
@@ -1551,11 +1555,7 @@ end
 
 -- TASK_SLEEP: threading.sleep; sleep(0) lets the other tasks run
 function halves.sleep(_, _, t)
-  if t == 0 then
-    yield()
-  else
-    block(nil, t)
-  end
+  task_sleep(t)
 end
 
 -- Future:result itself (a wrapper may stand in the methods table)
