@@ -595,13 +595,16 @@ static int port_watch_many(lua_State *L) {
 
 /* The most tokens one port:wait returns; the rest stay posted for the next,
 ** which returns at once. They are copied to the C stack under mu, so a
-** wait allocates nothing but the table it returns. */
+** wait allocates nothing but the table it returns, and nothing at all when
+** given the table of the last one to fill. */
 #define PORT_WAIT_MAX 64
 
-/* port:wait([timeout]) -> { tokens... } (empty on timeout), everything:
-** blocks until a token is posted; raises the thread's cancellation. With
-** everything true, some tokens were lost: retry every waiting task. A
-** wait(0) that finds nothing posted returns nil, false. */
+/* port:wait([timeout[, tokens]]) -> { tokens... } (empty on timeout),
+** everything: blocks until a token is posted; raises the thread's
+** cancellation. With everything true, some tokens were lost: retry every
+** waiting task. The tokens come in the table given, if one is (what it
+** held after them is cleared), else in a new one. A wait(0) that finds
+** nothing posted returns nil, false. */
 static int port_wait(lua_State *L) {
   port_t *p = check_port(L);
   deadline_t dl = wait_deadline_arg(L, 2);
@@ -647,7 +650,17 @@ static int port_wait(lua_State *L) {
   everything = p->everything;
   p->everything = 0;
   WAIT_CHECK(pthread_mutex_unlock(&p->mu));
-  lua_createtable(L, (int)n, 0);
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    size_t was = (size_t)compat_rawlen(L, 3);
+    lua_settop(L, 3);
+    for (i = n; i < was; i++) {          /* from the top: no border inside */
+      lua_pushnil(L);
+      lua_rawseti(L, 3, (int)(was - (i - n)));
+    }
+  } else {
+    lua_settop(L, 2);
+    lua_createtable(L, (int)n, 0);
+  }
   for (i = 0; i < n; i++) {
     lua_pushinteger(L, copy[i]);
     lua_rawseti(L, -2, (int)i + 1);

@@ -141,29 +141,32 @@ local function current_task()
   return co and task_of[co] or nil
 end
 
--- Suspend the calling task until poll() returns true (then return true and
--- poll's other values) or the timeout passes (then return false). poll runs
--- in the scheduler; an error it raises is raised here. `watch` is what
--- poll depends on: an object of the module (the scheduler retries poll
--- when it changes; `kind` says which changes, ANY if nil), a list of them
--- (many), a Task or list of Tasks (when they end), or DIRECT (its wake-up
--- comes to the port by itself); nil only with no poll (a sleep, woken by
--- its deadline). A shielded wait is not cancelled: a cancellation that
--- comes meanwhile stays requested (Condition:wait taking its lock back).
-local function block(poll, timeout, watch, kind, shielded)
-  local deadline = timeout and monotonic() + timeout
-  local r = pack(yield(REQUEST, poll, deadline, watch, kind, shielded))
-  local tag = r[1]
+-- Suspend the calling task until poll(pa, pb, pc) returns true (then
+-- return true and poll's other values) or the timeout passes (then return
+-- false). poll runs in the scheduler; an error it raises is raised here.
+-- pa, pb and pc let one poll function serve every wait of its kind, with
+-- no closure made per wait. `watch` is what poll depends on: an object of
+-- the module (the scheduler retries poll when it changes; `kind` says
+-- which changes, ANY if nil), a list of them (many), a Task or list of
+-- Tasks (when they end), or DIRECT (its wake-up comes to the port by
+-- itself); nil only with no poll (a sleep, woken by its deadline). A
+-- shielded wait is not cancelled: a cancellation that comes meanwhile
+-- stays requested (Condition:wait taking its lock back).
+local function settle(tag, ...)
   if tag == OK then
-    return true, unpack(r, 2, r.n)
+    return true, ...
   elseif tag == TIMEOUT then
     return false
   elseif tag == FAIL then
-    error(r[2], 0)
+    error((...), 0)
   elseif tag == CANCEL then
     error("cancelled", 0)
   end
   error("a threading.async task was resumed by something other than its scheduler", 0)
+end
+local function block(poll, timeout, watch, kind, shielded, pa, pb, pc)
+  local deadline = timeout and monotonic() + timeout
+  return settle(yield(REQUEST, poll, deadline, watch, kind, shielded, pa, pb, pc))
 end
 
 -- A timeout argument as the C functions read it: ok, seconds (nil: none).
@@ -363,8 +366,17 @@ local function make_ready_packed(s, task, args)
   s.tail = s.tail + 1
 end
 
+-- File a task as ready, to be resumed with the values given. Up to three
+-- (a wake-up's tag and the values most polls give) are kept in fields of
+-- the task, not in a table: most wake-ups allocate nothing.
 local function make_ready(s, task, ...)
-  make_ready_packed(s, task, pack(...))
+  local n = select("#", ...)
+  if n > 3 then
+    make_ready_packed(s, task, pack(...))
+    return
+  end
+  task.resume_n, task.resume_1, task.resume_2, task.resume_3 = n, ...
+  make_ready_packed(s, task, nil)
 end
 
 local next_id = 0
@@ -432,7 +444,7 @@ local function unblock(s, task, took)
     s.port:unwatch(task.token, took)
   end
   task.poll, task.deadline, task.watch_obj, task.watch_kind = nil, nil, nil, nil
-  task.shielded = nil
+  task.poll_a, task.poll_b, task.poll_c, task.shielded = nil, nil, nil, nil
 end
 
 -- Retry `task` when `t` ends (finish makes its awaiters dirty).
@@ -445,32 +457,34 @@ local function await_end(t, task)
 end
 
 -- File a task that yielded a request as blocked, and arm its watch.
-local function park(s, task, poll, deadline, watch, kind, shielded)
+local function park(s, task, poll, deadline, watch, kind, shielded, pa, pb, pc)
   task.poll, task.deadline, task.shielded = poll, deadline, shielded
+  task.poll_a, task.poll_b, task.poll_c = pa, pb, pc
   task.state = "blocked"
   s.blocked[task.token] = task
-  if getmetatable(watch) == Task then
+  local mt = getmetatable(watch)
+  if type(watch) == "userdata" and s.port:watch(watch, task.token, kind) then
+    task.watching = "object"
+    task.watch_obj, task.watch_kind = watch, kind
+  elseif mt == Task then
     await_end(watch, task)
     task.watching = "task"
-  elseif getmetatable(watch) == Tasks then
+  elseif mt == Tasks then
     for i = 1, #watch do
       await_end(watch[i], task)
     end
     task.watching = "task"
   elseif watch == DIRECT then
     task.watching = "direct"
-  elseif getmetatable(watch) == Many and s.port:watch_many(watch.list, task.token) then
+  elseif mt == Many and s.port:watch_many(watch.list, task.token) then
     task.watching = "many"
     task.watch_obj = watch.list
-  elseif watch ~= nil and s.port:watch(watch, task.token, kind) then
-    task.watching = "object"
-    task.watch_obj, task.watch_kind = watch, kind
   elseif poll ~= nil then
     -- nothing it names can be watched (a handle no longer alive): no
     -- change would come, so the last try settles it, failing if need be
     local try = poll
-    task.poll = function()
-      local r = pack(try())
+    task.poll = function(...)
+      local r = pack(try(...))
       if r[1] then
         return unpack(r, 1, r.n)
       end
@@ -485,6 +499,35 @@ local function park(s, task, poll, deadline, watch, kind, shielded)
   end
 end
 
+-- File a task by what its resume gave: its end, a bare yield, or a
+-- request (block: what it waits for). acting: who acted before the
+-- resume, named again first.
+local function stepped(s, task, acting, ok, tag, ...)
+  act(acting)
+  if costatus(task.co) == "dead" then
+    if ok then
+      finish(s, task, "done", pack(ok, tag, ...))
+    elseif tag == "cancelled" and (task.cancelled_by_us or s.cancelled) then
+      finish(s, task, "cancelled")
+    else
+      finish(s, task, "failed", { n = 2, ok, tag })
+    end
+    return
+  end
+  if tag ~= REQUEST then -- a bare coroutine.yield(): let the others run
+    make_ready(s, task)
+    return
+  end
+  local poll, deadline, watch, kind, shielded, pa, pb, pc = ...
+  if (s.cancelled or task.cancel_requested) and not shielded then
+    task.cancel_requested = false
+    task.cancelled_by_us = true
+    make_ready(s, task, CANCEL)
+    return
+  end
+  park(s, task, poll, deadline, watch, kind, shielded, pa, pb, pc)
+end
+
 -- Resume one ready task and file it by what it did.
 local function step(s, task)
   if not task.started and task.cancel_requested then
@@ -492,35 +535,43 @@ local function step(s, task)
     return
   end
   task.started = true
-  local args = task.resume_args
-  task.resume_args = nil
   task.state = "running"
   -- the locks it takes are the task's, not its thread's, and its own
   -- blocking calls (not those of a coroutine it made) are a task's (task.c)
   local acting = act(task.owner, task.co)
-  local r = pack(resume(task.co, unpack(args, 1, args.n)))
+  local args = task.resume_args
+  if args ~= nil then
+    task.resume_args = nil
+    return stepped(s, task, acting, resume(task.co, unpack(args, 1, args.n)))
+  end
+  local n, a, b, c = task.resume_n, task.resume_1, task.resume_2, task.resume_3
+  task.resume_1, task.resume_2, task.resume_3 = nil, nil, nil
+  if n == 0 then
+    return stepped(s, task, acting, resume(task.co))
+  elseif n == 1 then
+    return stepped(s, task, acting, resume(task.co, a))
+  elseif n == 2 then
+    return stepped(s, task, acting, resume(task.co, a, b))
+  end
+  return stepped(s, task, acting, resume(task.co, a, b, c))
+end
+
+-- What a blocked task's poll gave (pcall's results): wake it if it failed
+-- or succeeded (true), else leave it blocked (false). acting: who acted
+-- before the poll, named again first.
+local function polled(s, task, acting, ok, done, ...)
   act(acting)
-  if costatus(task.co) == "dead" then
-    if r[1] then
-      finish(s, task, "done", r)
-    elseif r[2] == "cancelled" and (task.cancelled_by_us or s.cancelled) then
-      finish(s, task, "cancelled")
-    else
-      finish(s, task, "failed", r)
-    end
-    return
+  if not ok then
+    unblock(s, task)
+    make_ready(s, task, FAIL, done)
+    s.check_cancel = true
+    return true
+  elseif done then
+    unblock(s, task, true)
+    make_ready(s, task, OK, ...)
+    return true
   end
-  if r[2] ~= REQUEST then -- a bare coroutine.yield(): let the others run
-    make_ready(s, task)
-    return
-  end
-  if (s.cancelled or task.cancel_requested) and not r[7] then
-    task.cancel_requested = false
-    task.cancelled_by_us = true
-    make_ready(s, task, CANCEL)
-    return
-  end
-  park(s, task, r[3], r[4], r[5], r[6], r[7])
+  return false
 end
 
 -- Retry one blocked task: wake it if its request completed, failed, timed
@@ -536,19 +587,11 @@ local function retry(s, task, now)
     make_ready(s, task, CANCEL)
     return now
   end
-  if task.poll then
+  local poll = task.poll
+  if poll then
     s.polls = s.polls + 1
     local acting = act(task.owner) -- what the poll takes is the task's
-    local r = pack(pcall(task.poll))
-    act(acting)
-    if not r[1] then
-      unblock(s, task)
-      make_ready(s, task, FAIL, r[2])
-      s.check_cancel = true
-      return now
-    elseif r[2] then
-      unblock(s, task, true)
-      make_ready(s, task, OK, unpack(r, 3, r.n))
+    if polled(s, task, acting, pcall(poll, task.poll_a, task.poll_b, task.poll_c)) then
       return now
     end
   end
@@ -595,10 +638,17 @@ local function retry_woken(s, tokens, everything)
   end
   local dirty = s.dirty
   if #dirty > 0 then
-    s.dirty = {}
+    -- the tasks these retries mark dirty go to the other list, for the
+    -- next round; the two lists take turns
+    s.dirty = s.spare_dirty or {}
+    s.spare_dirty = nil
     for i = 1, #dirty do
       now = retry(s, dirty[i], now)
     end
+    for i = #dirty, 1, -1 do
+      dirty[i] = nil
+    end
+    s.spare_dirty = dirty
   end
   local h = s.heap
   while true do
@@ -615,8 +665,9 @@ local function retry_woken(s, tokens, everything)
   end
 end
 
-local port_wait = function(port, timeout)
-  return port:wait(timeout)
+-- The tokens posted to s's port, in a table that each wait fills again.
+local port_wait = function(s, timeout)
+  return s.port:wait(timeout, s.tokens)
 end
 local testcancel = threading.testcancel
 local wait_point = threading._wait_point
@@ -635,7 +686,7 @@ local new_http_driver -- threading.http's _driver, once the module is loaded
 local function sleep_in(s, timeout)
   local d = s.http
   if d == nil then
-    return port_wait(s.port, timeout)
+    return port_wait(s, timeout)
   end
   if s.fd == nil then
     s.fd = s.port:fd()
@@ -672,7 +723,7 @@ local function sleep_in(s, timeout)
       end
     end
   end
-  return port_wait(s.port, timeout)
+  return port_wait(s, timeout)
 end
 
 -- Once only daemons are left: retry those blocked on what has happened
@@ -758,7 +809,7 @@ local function new_scheduler()
   return {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
     blocked = {}, dirty = {}, heap = { n = 0 },
-    port = new_port(), polls = 0,
+    port = new_port(), polls = 0, tokens = {},
   }
 end
 
@@ -1033,7 +1084,7 @@ threading._register_class(Scheduler, "threading.async.Scheduler", false)
 local function drive(s)
   repeat
     run_round(s)
-    local ok, tokens, everything = pcall(port_wait, s.port, 0)
+    local ok, tokens, everything = pcall(port_wait, s, 0)
     if not ok then
       s.cancelled = true
       s.cancel_error = tokens
@@ -1297,22 +1348,26 @@ LuaJIT the wrappers of threading.async.wrappers do, after their own try.
 ]]
 local halves = {}
 
--- Wait in the calling task until poll() is true or the timeout passes.
-local function await_poll(poll, timeout, watch, kind)
-  if poll() then
+-- Wait in the calling task until poll(pa, pb, pc) is true or the timeout
+-- passes.
+local function await_poll(poll, timeout, watch, kind, pa, pb, pc)
+  if poll(pa, pb, pc) then
     return true
   end
   if timeout == 0 then
     return false
   end
-  return (block(poll, timeout, watch, kind))
+  return (block(poll, timeout, watch, kind, nil, pa, pb, pc))
+end
+
+-- A non-blocking try: try(self, false) (acquire, get).
+local function try_now(try, self)
+  return try(self, false)
 end
 
 -- TASK_ACQUIRE: Lock, RLock, Condition, Semaphore, BoundedSemaphore
 function halves.acquire(try, self, t)
-  return (block(function()
-    return try(self, false)
-  end, t, self, TAKE))
+  return (block(try_now, t, self, TAKE, nil, try, self))
 end
 
 do -- Condition
@@ -1328,15 +1383,11 @@ do -- Condition
     local me = current_task()
     local ticket = c_pass(fname, true, c_enlist, self, me.sched.port, me.token)
     me.ticket = ticket -- its scheduler's close leaves the queue for it
-    local ok, err = async.pcall(await_poll, function()
-      return ticket:notified()
-    end, t, DIRECT)
+    local ok, err = async.pcall(await_poll, ticket.notified, t, DIRECT, nil, ticket)
     me.ticket = nil
     local notified = ticket:leave(not ok)
     if not ticket:relock() then
-      block(function()
-        return ticket:relock()
-      end, nil, self, TAKE, true)
+      block(ticket.relock, nil, self, TAKE, true, ticket)
     end
     if ok and me.cancel_requested then
       me.cancel_requested = false
@@ -1379,26 +1430,26 @@ do -- Event
   local c_sets = rawget(rawget(registry["threading.Event"], "methods"), "_sets")
   -- TASK_EVENT_WAIT: try is is_set; sets the count seen when the wait
   -- began (a set since then counts, even if cleared at once)
+  local function set_since(try, self, sets)
+    return try(self) or c_sets(self) ~= sets
+  end
   function halves.event_wait(try, self, t, sets)
-    return await_poll(function()
-      return try(self) or c_sets(self) ~= sets
-    end, t, self)
+    return await_poll(set_since, t, self, nil, try, self, sets)
   end
 end
 
--- The waiting half of a task's get or put: suspend the task until try()
+-- The waiting half of a task's get or put: the task waits until its try
 -- gives something else than nil, `busy` (an item, true; or nil and why
--- not, a shutdown), and return that; nil, busy once the timeout passes.
-local function await_try(try, busy, t, watch, kind)
-  local got, v, why = block(function()
-    local x, w = try()
-    if x ~= nil then
-      return true, x
-    elseif w == busy then
-      return false
-    end
-    return true, nil, w
-  end, t, watch, kind)
+-- not, a shutdown), and gets that; nil, busy once the timeout passes.
+local function tried(busy, x, w)
+  if x ~= nil then
+    return true, x
+  elseif w == busy then
+    return false
+  end
+  return true, nil, w
+end
+local function got_or(busy, got, v, why)
   if not got then
     return nil, busy
   elseif v ~= nil then
@@ -1406,17 +1457,19 @@ local function await_try(try, busy, t, watch, kind)
   end
   return nil, why
 end
+local function try_get(try, self)
+  return tried("empty", try(self, false))
+end
+local function try_put(try, self, item)
+  return tried("full", try(self, item, false))
+end
 
 -- TASK_GET and TASK_PUT: the queues
 function halves.get(try, self, t)
-  return await_try(function()
-    return try(self, false)
-  end, "empty", t, self, TAKE)
+  return got_or("empty", block(try_get, t, self, TAKE, nil, try, self))
 end
 function halves.put(try, self, t, item)
-  return await_try(function()
-    return try(self, item, false)
-  end, "full", t, self, ROOM)
+  return got_or("full", block(try_put, t, self, ROOM, nil, try, self, item))
 end
 -- TASK_ITER: a queue iterator's get (try: the queue's get); gives the
 -- item, or nil once the queue is shut down or the timeout passes
@@ -1428,18 +1481,24 @@ end
 -- try is the method: try(self, 0) answers nil, "timeout" until the object
 -- is done, and then what the call gives. `kind` is what to watch the
 -- object for (ANY, DONE).
-function halves.done(try, self, t, kind)
-  local got, r = block(function()
-    local x = pack(try(self, 0))
-    if x[1] == nil and x[2] == "timeout" then
-      return false
-    end
-    return true, x
-  end, t, self, kind)
+local function ended(...)
+  local a, b = ...
+  if a == nil and b == "timeout" then
+    return false
+  end
+  return true, ...
+end
+local function try_done(try, self)
+  return ended(try(self, 0))
+end
+local function done_or_timeout(got, ...)
   if not got then
     return nil, "timeout"
   end
-  return unpack(r, 1, r.n)
+  return ...
+end
+function halves.done(try, self, t, kind)
+  return done_or_timeout(block(try_done, t, self, kind, nil, try, self))
 end
 
 do -- Barrier: a task arrives with a ticket that its scheduler watches
