@@ -1482,6 +1482,24 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
     end)
   end
 
+  native_it("suspend a task in as_completed's step, its completion set's own next", function()
+    local fut = threading.Future()
+    local set = threading._completions({ fut })
+    local log = {}
+    async.run(function()
+      local waiter = async.spawn(function()
+        log[#log + 1] = "wait"
+        local i = set:next(5)
+        log[#log + 1] = tostring(i)
+      end)
+      async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
+      log[#log + 1] = "set"
+      fut:set_result("v")
+      waiter:await(10)
+    end)
+    assert.same({ "wait", "set", "1" }, log)
+  end)
+
   native_it("suspend a task that calls a method taken into a local before run", function()
     local q, lock = threading.Queue(), threading.Lock()
     local get, acquire = q.get, lock.acquire

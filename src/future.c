@@ -480,8 +480,10 @@ static int pool_wait(lua_State *L) {
 ** list order), nil, "timeout" when none ends in time, or nil once every
 ** one was handed out. The set watches each future once, on a port of its
 ** own, so each end costs one wake-up and no look at the others (a
-** threading.wait per step looks at every future left). A task waiting on
-** it makes the port relay to its scheduler's (set:_relay(port, token)).
+** threading.wait per step looks at every future left). A task's next that
+** must wait goes to its scheduler (task_defer, TASK_NEXT; on Lua 5.1 and
+** LuaJIT through a wrapper of as_completed's step), which makes the port
+** relay to the scheduler's (set:_relay(port, token)) while the task waits.
 ** The set belongs to the state that made it: it is a plain userdata, never
 ** sent to another state.
 */
@@ -566,6 +568,9 @@ static int cset_next(lua_State *L) {
     }
     if (r != WAIT_OK) break;
     wait_check_cancel(L);
+    /* a task's wait: its scheduler's port hears of the set's ends */
+    if (task_calling(L) && !wait_expired(&dl))
+      return task_defer(L, TASK_NEXT, NULL, wait_left(&dl), 0);
     r = port_sleep(cs->port, &dl);
   }
   if (r == WAIT_CANCELLED) return wait_raise_cancel(L);

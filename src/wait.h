@@ -192,8 +192,9 @@ static inline void *wait_owner(void) {
 ** Pool:shutdown's wait for the workers to leave, after C has shut the pool
 ** down; try(self, true) then joins them. TASK_SELECT is threading.select
 ** (self: the list; try: one pass over it; extra: the objects to watch),
-** TASK_WAIT threading.wait (self: the futures; extra: return_when) and
-** TASK_SLEEP threading.sleep. `timeout` < 0 is none.
+** TASK_WAIT threading.wait (self: the futures; extra: return_when),
+** TASK_SLEEP threading.sleep and TASK_NEXT the step of as_completed (a
+** completion set's next: future.c). `timeout` < 0 is none.
 ** It returns the half's results; a yield inside it suspends the task
 ** (5.2+: lua_callk). Lua 5.1 and LuaJIT cannot continue a C function after
 ** a yield: there task_calling is always 0, and the scheduler swaps its Lua
@@ -201,7 +202,7 @@ static inline void *wait_owner(void) {
 */
 enum { TASK_ACQUIRE = 1, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_DONE,
        TASK_CONDITION, TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN, TASK_SELECT,
-       TASK_WAIT, TASK_SLEEP, TASK_KINDS };
+       TASK_WAIT, TASK_SLEEP, TASK_NEXT, TASK_KINDS };
 static inline int task_calling(const lua_State *L) {
 #if COMPAT_CALLK
   waiter_t *w = wait_self;

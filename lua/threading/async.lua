@@ -15,8 +15,9 @@
 -- cannot continue a C function after a yield, Lua wrappers stand in the
 -- methods tables while a scheduler may run (threading.async.wrappers).
 -- Outside a task every call goes straight to C and blocks as before. The
--- module's functions that wait are replaced here: sleep, wait and select
--- on 5.1 and LuaJIT only, as_completed's step and http on every version.
+-- module's functions that wait are replaced in the module table: sleep,
+-- wait, select and as_completed's step on 5.1 and LuaJIT only (by the
+-- wrappers), threading.http's get and request on every version (here).
 local threading = require("threading")
 
 local async = {}
@@ -35,8 +36,8 @@ local new_owner, act = threading._owner, threading._act
 -- wrappers of those methods stand in the methods tables instead
 local defer = threading._defer
 local TASK_ACQUIRE, TASK_GET, TASK_PUT, TASK_EVENT_WAIT, TASK_DONE, TASK_CONDITION,
-  TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN, TASK_SELECT, TASK_WAIT, TASK_SLEEP =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 -- wait.h
+  TASK_BARRIER, TASK_ITER, TASK_SHUTDOWN, TASK_SELECT, TASK_WAIT, TASK_SLEEP, TASK_NEXT =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 -- wait.h
 local registry = debug.getregistry()
 
 local function pack(...)
@@ -1603,18 +1604,50 @@ end
 
 -- TASK_WAIT: threading.wait; try(futures, 0, how) gives done, not_done
 -- at once; the task watches the futures not done
-function halves.wait(try, futures, t, how)
+local function wait_poll(try, futures, how)
   local done, not_done = try(futures, 0, how)
-  await_poll(function()
-    done, not_done = try(futures, 0, how)
-    return wait_satisfied(done, not_done, how)
-  end, t, many(not_done))
+  return wait_satisfied(done, not_done, how), done, not_done
+end
+function halves.wait(try, futures, t, how)
+  local ok, done, not_done = wait_poll(try, futures, how)
+  if ok or t == 0 then
+    return done, not_done
+  end
+  local got, d, nd = block(wait_poll, t, many(not_done), nil, nil, try, futures, how)
+  if got then
+    return d, nd
+  end
   return try(futures, 0, how)
 end
 
 -- TASK_SLEEP: threading.sleep; sleep(0) lets the other tasks run
 function halves.sleep(_, _, t)
   task_sleep(t)
+end
+
+-- TASK_NEXT: as_completed's step, a completion set's next (future.c);
+-- try(set, 0) gives the index of a future that ended, nil once every one
+-- was handed out, nil, "timeout" until then. The set's port relays each
+-- end of one of its futures to the scheduler's, with the task's token,
+-- while the task waits: one retry per end.
+local function next_poll(try, set)
+  local i, why = try(set, 0)
+  if i ~= nil or why == nil then
+    return true, i
+  end
+  return false
+end
+function halves.next(try, set, t)
+  local me = current_task()
+  set:_relay(me.sched.port, me.token)
+  local ok, got, i = async.pcall(block, next_poll, t, DIRECT, nil, nil, try, set)
+  set:_relay()
+  if not ok then
+    error(got, 0)
+  elseif not got then
+    return nil, "timeout"
+  end
+  return i
 end
 
 -- Future:result itself (a wrapper may stand in the methods table)
@@ -1633,6 +1666,7 @@ if defer then
   defer(TASK_SELECT, halves.select)
   defer(TASK_WAIT, halves.wait)
   defer(TASK_SLEEP, halves.sleep)
+  defer(TASK_NEXT, halves.next)
   -- fut:await([timeout]) and t:await([timeout]): Future:result and
   -- Thread:join, which suspend only the calling task by themselves
   threading._extend("threading.Future", { await = c_future_result })
@@ -1649,7 +1683,7 @@ else
     current_task = current_task, in_task = in_task, pcall = async.pcall,
     c_pass = c_pass, c_pass1 = c_pass1, c_fail = c_fail, where = where,
     timeout_arg = timeout_arg, callable = callable, pack = pack, DONE = DONE,
-    wait_satisfied = wait_satisfied, sleep = async.sleep,
+    sleep = async.sleep,
   })
 end
 
@@ -1669,33 +1703,6 @@ do -- Pool's __close
   end
 end
 
-do -- module functions
-  --- as_completed's step: inside a task, suspends only the task. The set's
-  -- port relays each end of one of its futures to the scheduler's port,
-  -- with the task's token, while the task waits: one retry per end.
-  local c_next_completed = threading._next_completed
-  threading._next_completed = function(set, timeout)
-    local ok, t = timeout_arg(timeout)
-    local me = current_task()
-    if me == nil or not ok then
-      return c_next_completed(set, timeout)
-    end
-    local i, why = set:next(0)
-    if i ~= nil or why == nil or t == 0 then
-      return i, why
-    end
-    set:_relay(me.sched.port, me.token)
-    local done, err = async.pcall(await_poll, function()
-      i, why = set:next(0)
-      return i ~= nil or why == nil
-    end, t, DIRECT)
-    set:_relay()
-    if not done then
-      error(err, 0)
-    end
-    return i, why
-  end
-end
 
 do -- threading.http: a task's request suspends only the task
   -- In async.run the request runs on this state's driver, in this thread

@@ -15,7 +15,8 @@
 -- the event loop's code between steps) calls the C method, and an
 -- argument error reads as the C method's would (a.c_pass): outside tasks
 -- nothing changes, not even an error message. threading.sleep, wait and
--- select are replaced in the module table the same way.
+-- select, and as_completed's step, are replaced in the module table the
+-- same way.
 local error, pcall, rawget, type = error, pcall, rawget, type
 local unpack = table.unpack or unpack
 
@@ -252,18 +253,29 @@ return function(a)
 
   -- the module's functions that wait
   threading.sleep = a.sleep
-  local c_wait, wait_half, wait_satisfied = threading.wait, halves.wait, a.wait_satisfied
+  local c_wait, wait_half = threading.wait, halves.wait
   --- threading.wait: inside a task, suspends only the task
   threading.wait = function(futures, timeout, how)
     local ok, t = timeout_arg(timeout)
     if current_task() == nil or not ok then
       return c_pass("wait", false, c_wait, futures, timeout, how)
     end
-    local done, not_done = c_pass("wait", false, c_wait, futures, 0, how)
-    if t == 0 or wait_satisfied(done, not_done, how) then
-      return done, not_done
-    end
+    c_pass("wait", false, c_wait, futures, 0, how) -- its argument errors
     return wait_half(c_wait, futures, t, how)
+  end
+  --- as_completed's step (looked up at each step): inside a task,
+  -- suspends only the task
+  local c_next_completed, next_half = threading._next_completed, halves.next
+  threading._next_completed = function(set, timeout)
+    local ok, t = timeout_arg(timeout)
+    if current_task() == nil or not ok then
+      return c_next_completed(set, timeout)
+    end
+    local i, why = set:next(0)
+    if i ~= nil or why == nil or t == 0 then
+      return i, why
+    end
+    return next_half(set.next, set, t)
   end
   --- threading.select: inside a task, suspends only the task (it watches
   -- every object of the list, as threading.wait watches its futures)
