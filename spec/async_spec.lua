@@ -1182,6 +1182,44 @@ describe("the scheduler's watches", function()
     assert.same({ true, "x" }, r)
   end)
 
+  it("times out a task whose wake-up another task took", function()
+    local r = async.run(function()
+      local q = threading.Queue()
+      local short = async.spawn(function() return { q:get(true, 0.2) } end)
+      local long = async.spawn(function() return { q:get(true, 10) } end)
+      settle()               -- both wait; short, the older, is woken first
+      q:put("x")
+      assert.equal("x", q:get(false)) -- taken back before short runs
+      async.sleep(0)         -- short wakes, finds nothing, waits on
+      local ok, got = short:await(5)
+      if not ok then         -- it would wait forever: let run return
+        short:cancel()
+        long:cancel()
+        return { "short never timed out" }
+      end
+      long:cancel()
+      return got
+    end)
+    assert.same({ nil, "empty" }, r)
+  end)
+
+  it("runs a task that a change woke before one that yielded meanwhile (as asyncio)", function()
+    local log = async.run(function()
+      local q, log = threading.Queue(), {}
+      local reader = async.spawn(function()
+        local item = q:get(10)
+        log[#log + 1] = "got " .. item
+      end)
+      settle()
+      q:put("a")
+      async.sleep(0)
+      log[#log + 1] = "main"
+      reader:await(10)
+      return log
+    end)
+    assert.same({ "got a", "main" }, log)
+  end)
+
   it("wakes tasks that wait on many futures at once (threading.wait) as each completes", function()
     local pool = new_pool(2)
     local done = async.run(function()

@@ -6,10 +6,10 @@
 -- a blocking call of the module (a Lock's acquire, a queue's get, a
 -- Condition's wait, Future:result, Thread:join, ...) tries its
 -- non-blocking form and, if it must wait, calls its half here (the
--- "halves" section), which yields a request to the scheduler naming the
--- object it waits on. The scheduler watches that object through its port
--- (port.c): the object's next change posts the task, and the scheduler
--- retries only the tasks posted to it (see the scheduler section). On Lua
+-- "halves" section), which watches the object it waits on through its
+-- scheduler's port (port.c) and yields: the object's next change posts
+-- the task, and the scheduler resumes only the tasks posted to it, which
+-- try their calls again (see block and the scheduler section). On Lua
 -- 5.2+ the C methods do this themselves (task.c: they know a task's call
 -- and reach its half through lua_callk); on Lua 5.1 and LuaJIT, which
 -- cannot continue a C function after a yield, Lua wrappers stand in the
@@ -47,6 +47,9 @@ end
 -- What a wrapper yields, and what the scheduler resumes it with.
 local REQUEST = {}
 local OK, TIMEOUT, FAIL, CANCEL = {}, {}, {}, {}
+-- What a task that waits with a poll is resumed with when it may proceed:
+-- it tries its poll again itself.
+local AGAIN = {}
 -- What a task waits for on an object (object.h): ANY hears of every change;
 -- TAKE (an item, a lock, a unit) and ROOM (a free slot) only of the changes
 -- that let one more waiter proceed, one task per change; DONE (a queue's
@@ -65,6 +68,8 @@ end
 -- The watch of a wait on several tasks at once (gather): the end of any
 -- of them retries the waiter.
 local Tasks = {}
+local Task = {} -- a task's methods (the tasks section)
+local FINAL = { done = true, failed = true, cancelled = true }
 
 local task_of = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
 local active -- the scheduler running in this state, or nil
@@ -142,17 +147,32 @@ local function current_task()
   return co and task_of[co] or nil
 end
 
--- Suspend the calling task until poll(pa, pb, pc) returns true (then
--- return true and poll's other values) or the timeout passes (then return
--- false). poll runs in the scheduler; an error it raises is raised here.
--- pa, pb and pc let one poll function serve every wait of its kind, with
--- no closure made per wait. `watch` is what poll depends on: an object of
--- the module (the scheduler retries poll when it changes; `kind` says
--- which changes, ANY if nil), a list of them (many), a Task or list of
--- Tasks (when they end), or DIRECT (its wake-up comes to the port by
--- itself); nil only with no poll (a sleep, woken by its deadline). A
--- shielded wait is not cancelled: a cancellation that comes meanwhile
--- stays requested (Condition:wait taking its lock back).
+--[[
+A task's wait (block). The task suspends until poll(pa, pb, pc) returns
+true, and block then returns true and poll's other values, or until the
+timeout passes, and block returns false; a poll's error is raised in the
+task. pa, pb and pc let one poll function serve every wait of its kind,
+with no closure made per wait. `watch` is what poll depends on: an object
+of the module (its next change of `kind`, ANY if nil, posts the task to
+its scheduler's port), a list of them (many), a Task or list of Tasks
+(their end), or DIRECT (the wake-up comes to the port by itself: a
+Condition's notify); nil only with no poll (a sleep, woken by its
+deadline). A shielded wait is not cancelled: a cancellation that comes
+meanwhile stays requested (Condition:wait taking its lock back).
+
+The task does its own polling, in its own coroutine: it arms its watch,
+tries once more (a change made before the watch was armed is not lost),
+and yields only if that fails. Its scheduler files it as blocked and
+resumes it with AGAIN when a change it watches comes (or its deadline
+passes); the task then tries again, and either proceeds, or watches again
+(a wake-up it was posted for went to someone else: it keeps its turn), or
+gives up once its deadline has passed. A task cancelled while it waits is
+resumed with CANCEL. Leaving, it disarms its watch, and a wake-up it was
+posted for but did not use passes on to the next waiter (port.c).
+]]
+
+-- What a wait without a poll is resumed with (a sleep, an HTTP request
+-- that the scheduler's loop drives).
 local function settle(tag, ...)
   if tag == OK then
     return true, ...
@@ -165,9 +185,140 @@ local function settle(tag, ...)
   end
   error("a threading.async task was resumed by something other than its scheduler", 0)
 end
+
+-- Arm the watch of me's wait: true if it has one that a change will wake
+-- (false: what it names cannot be watched, a handle no longer alive).
+local function arm_wait(me, watch, kind)
+  local how = false
+  if type(watch) == "userdata" then
+    if me.sched.port:watch(watch, me.token, kind) then
+      how = "object"
+    end
+  elseif watch == DIRECT then
+    how = "direct"
+  else
+    local mt = getmetatable(watch)
+    if mt == Task then
+      how = "task"
+      if not FINAL[watch.state] then
+        local a = watch.awaiters or {}
+        watch.awaiters = a
+        a[#a + 1] = me
+      end
+    elseif mt == Tasks then
+      how = "task"
+      for i = 1, #watch do
+        local t = watch[i]
+        if not FINAL[t.state] then
+          local a = t.awaiters or {}
+          t.awaiters = a
+          a[#a + 1] = me
+        end
+      end
+    elseif mt == Many and me.sched.port:watch_many(watch.list, me.token) then
+      how = "many"
+      watch = watch.list
+    end
+  end
+  me.watching, me.watch_obj, me.watch_kind = how, watch, kind
+  return how ~= false
+end
+
+-- The end of me's wait: its watch disarmed (a wake-up it was posted for
+-- passes on, unless took: it proceeds with what it was posted for).
+local function end_wait(me, took)
+  local how = me.watching
+  if how == "object" or how == "many" then
+    me.sched.port:unwatch(me.token, took)
+  end
+  me.watching, me.watch_obj, me.watch_kind = false, false, false
+  me.poll, me.poll_a, me.poll_b, me.poll_c = false, false, false, false
+  me.deadline, me.shielded = false, false
+end
+
+local wait_woken -- the wait after a yield (below)
+
+-- What a try of me's wait gave: proceed (true, poll's values), or yield
+-- until a change comes.
+local function tried_wait(me, ok, ...)
+  if ok then
+    end_wait(me, true)
+    return true, ...
+  end
+  return wait_woken(me, yield(REQUEST))
+end
+
+-- A try after a wake-up: proceed, give up once the deadline has passed,
+-- or watch again (keeping its turn) and try once more before yielding.
+local function tried_again(me, ok, ...)
+  if ok then
+    end_wait(me, true)
+    return true, ...
+  end
+  local d = me.deadline
+  if d and monotonic() >= d then
+    end_wait(me, false)
+    return false
+  end
+  local how, s = me.watching, me.sched
+  if how == "object" then
+    s.port:watch(me.watch_obj, me.token, me.watch_kind, true)
+  elseif how == "many" then
+    s.port:watch_many(me.watch_obj, me.token)
+  else
+    return wait_woken(me, yield(REQUEST))
+  end
+  s.polls = s.polls + 1
+  return tried_wait(me, me.poll(me.poll_a, me.poll_b, me.poll_c))
+end
+
+wait_woken = function(me, tag, ...)
+  if tag == AGAIN then
+    local s = me.sched
+    s.polls = s.polls + 1
+    return tried_again(me, me.poll(me.poll_a, me.poll_b, me.poll_c))
+  elseif tag == OK then -- its scheduler tried for it (daemons_ready)
+    end_wait(me, true)
+    return true, ...
+  end
+  end_wait(me, false)
+  if tag == CANCEL then
+    error("cancelled", 0)
+  elseif tag == FAIL then
+    error((...), 0)
+  end
+  error("a threading.async task was resumed by something other than its scheduler", 0)
+end
+
+-- A wait without a poll, resumed.
+local function slept(me, ...)
+  me.deadline, me.shielded = false, false
+  return settle(...)
+end
+
+-- A wait on something that cannot be watched: no change would come, so
+-- the one try settles it.
+local function tried_once(me, ok, ...)
+  end_wait(me, ok)
+  if ok then
+    return true, ...
+  end
+  error("threading.async: a wait on something that cannot be watched", 0)
+end
+
 local function block(poll, timeout, watch, kind, shielded, pa, pb, pc)
-  local deadline = timeout and monotonic() + timeout
-  return settle(yield(REQUEST, poll, deadline, watch, kind, shielded, pa, pb, pc))
+  local me = task_of[running()]
+  me.deadline, me.shielded = timeout and monotonic() + timeout or false, shielded or false
+  if poll == nil then
+    return slept(me, yield(REQUEST))
+  end
+  me.poll, me.poll_a, me.poll_b, me.poll_c = poll, pa, pb, pc
+  local s = me.sched
+  s.polls = s.polls + 1
+  if arm_wait(me, watch, kind) then
+    return tried_wait(me, poll(pa, pb, pc))
+  end
+  return tried_once(me, poll(pa, pb, pc))
 end
 
 -- A timeout argument as the C functions read it: ok, seconds (nil: none).
@@ -193,13 +344,10 @@ end
 
 -- ------------------------------------------------------------ tasks
 
-local Task = {}
 Task.__index = Task
 Task.__name = "threading.async.Task"
 -- A task belongs to its scheduler's state: refused by name if sent away.
 threading._register_class(Task, "threading.async.Task", false)
-
-local FINAL = { done = true, failed = true, cancelled = true }
 
 function Task:__tostring()
   return ("threading.async.Task: %s (%s)"):format(self.id, self.state)
@@ -292,19 +440,20 @@ end
 
 --[[
 A scheduler resumes the ready tasks one round at a time. A task that must
-wait yields a request: a poll function (its blocking call's non-blocking
-form), a deadline and what the poll depends on. The scheduler files it as
-blocked under its token and arms a watch: on the object, with the port
-(port.c: the object's next change posts the token), on each object of a
-list (threading.wait's futures, select's waitables: a change of any of them
-posts the token), or on a Task (its end marks the waiter dirty). Every
+wait has armed its watch (block): on the object, with the port (port.c:
+the object's next change posts the token), on each object of a list
+(threading.wait's futures, select's waitables: a change of any of them
+posts the token), or on a Task (its end marks the waiter dirty); every
 wait names what it waits on (a Pool announces each worker that leaves, for
-Pool:shutdown): nothing hears of every change. Then it retries the poll
-once (a change made before the watch was armed is not lost). When no task
-is ready, it sleeps in port:wait until a token comes or the nearest
-deadline (a binary heap) passes, and retries only the tasks whose tokens
-came, whose deadlines passed, or that were marked dirty (cancelled, or
-awaiting a task that ended). Nothing else is retried.
+Pool:shutdown), so nothing hears of every change. It then yields a
+request, and the scheduler files it as blocked under its token, with its
+deadline in a binary heap. When no task is ready, the scheduler sleeps in
+port:wait until a token comes or the nearest deadline passes, and wakes
+only the tasks whose tokens came, whose deadlines passed, or that were
+marked dirty (cancelled, or awaiting a task that ended): each is resumed
+to try its call again itself. Nothing else is woken. A task that yielded
+to let the others run (a bare coroutine.yield, sleep(0)) is ready again
+after those woken in the same round.
 ]]
 
 local function heap_push(h, deadline, task)
@@ -345,7 +494,8 @@ local function heap_pop(h)
 end
 
 -- The deadline at the top of the heap, dropping the entries of tasks that
--- woke meanwhile or wait for another deadline now.
+-- woke meanwhile or wait for another deadline now (a task woken that
+-- waits on with the same deadline is pushed again when it parks).
 local function next_deadline(s)
   local h = s.heap
   while h.n > 0 do
@@ -355,13 +505,16 @@ local function next_deadline(s)
       return e[1]
     end
     heap_pop(h)
+    if task.heap_at == e[1] then
+      task.heap_at = false
+    end
   end
   return nil
 end
 
 -- make_ready with what to resume it with packed already
 local function make_ready_packed(s, task, args)
-  task.resume_args = args
+  task.resume_args = args or false
   task.state = "ready"
   s.ready[s.tail] = task
   s.tail = s.tail + 1
@@ -375,9 +528,15 @@ local function make_ready(s, task, ...)
   if n > 3 then
     make_ready_packed(s, task, pack(...))
     return
+  elseif n == 1 then
+    task.resume_1 = ...
+  elseif n == 2 then
+    task.resume_1, task.resume_2 = ...
+  elseif n == 3 then
+    task.resume_1, task.resume_2, task.resume_3 = ...
   end
-  task.resume_n, task.resume_1, task.resume_2, task.resume_3 = n, ...
-  make_ready_packed(s, task, nil)
+  task.resume_n = n
+  make_ready_packed(s, task, false)
 end
 
 local next_id = 0
@@ -401,9 +560,15 @@ local function new_task(s, fn, ...)
     end
   end
   -- owner: who holds the RLocks and Condition locks it takes (port.c)
+  -- the fields of its waits exist from the start, false when unused: a
+  -- field set or read while absent costs a look at the metatable
   local task = setmetatable({
     id = next_id, token = token, sched = s, co = create(body), state = "ready",
-    started = false, owner = new_owner(),
+    started = false, owner = new_owner(), cancel_requested = false,
+    poll = false, poll_a = false, poll_b = false, poll_c = false, deadline = false,
+    shielded = false, watching = false, watch_obj = false, watch_kind = false,
+    heap_at = false, resume_args = false, resume_n = 0, resume_1 = false,
+    resume_2 = false, resume_3 = false,
   }, Task)
   task_of[task.co] = task
   s.ntasks = s.ntasks + 1
@@ -416,11 +581,16 @@ local function finish(s, task, state, r)
   if not task.daemon then
     s.ntasks = s.ntasks - 1
   end
+  if task.watching then
+    -- it ended inside a wait (its poll raised): a wake-up it was posted
+    -- for passes on
+    end_wait(task, false)
+  end
   s.free[#s.free + 1] = task.token
   task.state = state
   s.nended = s.nended + 1
   task.end_seq = s.nended -- the order tasks ended in (gather's first failure)
-  task.poll, task.deadline, task.resume_args = nil, nil, nil
+  task.poll, task.deadline, task.resume_args = false, false, false
   if state == "done" then
     task.results = { n = r.n - 1, unpack(r, 2, r.n) }
   elseif state == "failed" then
@@ -435,68 +605,27 @@ local function finish(s, task, state, r)
   end
 end
 
--- Disarm what a blocked task watched; it is no longer blocked. took: its
--- poll succeeded (else a wake-up it was posted for passes on).
-local function unblock(s, task, took)
+-- A blocked task is no longer blocked (its watch is its own to disarm:
+-- end_wait).
+local function unblock(s, task)
   s.blocked[task.token] = nil
-  local how = task.watching
-  task.watching = nil
-  if how == "object" or how == "many" then
-    s.port:unwatch(task.token, took)
-  end
-  task.poll, task.deadline, task.watch_obj, task.watch_kind = nil, nil, nil, nil
-  task.poll_a, task.poll_b, task.poll_c, task.shielded = nil, nil, nil, nil
 end
 
--- Retry `task` when `t` ends (finish makes its awaiters dirty).
-local function await_end(t, task)
-  if not FINAL[t.state] then
-    local a = t.awaiters or {}
-    t.awaiters = a
-    a[#a + 1] = task
-  end
+-- Make a blocked task ready, to be resumed with tag and the values given.
+local function wake(s, task, ...)
+  s.blocked[task.token] = nil
+  make_ready(s, task, ...)
 end
 
--- File a task that yielded a request as blocked, and arm its watch.
-local function park(s, task, poll, deadline, watch, kind, shielded, pa, pb, pc)
-  task.poll, task.deadline, task.shielded = poll, deadline, shielded
-  task.poll_a, task.poll_b, task.poll_c = pa, pb, pc
+-- File a task that yielded a request as blocked (block has armed its
+-- watch), with its deadline in the heap once per wait.
+local function park(s, task)
   task.state = "blocked"
   s.blocked[task.token] = task
-  local mt = getmetatable(watch)
-  if type(watch) == "userdata" and s.port:watch(watch, task.token, kind) then
-    task.watching = "object"
-    task.watch_obj, task.watch_kind = watch, kind
-  elseif mt == Task then
-    await_end(watch, task)
-    task.watching = "task"
-  elseif mt == Tasks then
-    for i = 1, #watch do
-      await_end(watch[i], task)
-    end
-    task.watching = "task"
-  elseif watch == DIRECT then
-    task.watching = "direct"
-  elseif mt == Many and s.port:watch_many(watch.list, task.token) then
-    task.watching = "many"
-    task.watch_obj = watch.list
-  elseif poll ~= nil then
-    -- nothing it names can be watched (a handle no longer alive): no
-    -- change would come, so the last try settles it, failing if need be
-    local try = poll
-    task.poll = function(...)
-      local r = pack(try(...))
-      if r[1] then
-        return unpack(r, 1, r.n)
-      end
-      error("threading.async: a wait on something that cannot be watched", 0)
-    end
-  end
-  if deadline then
+  local deadline = task.deadline
+  if deadline and task.heap_at ~= deadline then
+    task.heap_at = deadline
     heap_push(s.heap, deadline, task)
-  end
-  if poll ~= nil then
-    s.dirty[#s.dirty + 1] = task -- the last try, with the watch armed
   end
 end
 
@@ -511,22 +640,28 @@ local function stepped(s, task, acting, ok, tag, ...)
     elseif tag == "cancelled" and (task.cancelled_by_us or s.cancelled) then
       finish(s, task, "cancelled")
     else
+      -- if a poll raised this thread's cancellation, every task gets it
+      s.check_cancel = true
       finish(s, task, "failed", { n = 2, ok, tag })
     end
     return
   end
-  if tag ~= REQUEST then -- a bare coroutine.yield(): let the others run
-    make_ready(s, task)
+  if tag ~= REQUEST then
+    -- a bare coroutine.yield() lets the others run, those a change has
+    -- woken meanwhile too: it is ready again once the port's tokens are
+    -- taken (retry_woken), behind the tasks they wake, as in asyncio
+    task.state = "ready"
+    task.resume_n = 0
+    s.yielded[#s.yielded + 1] = task
     return
   end
-  local poll, deadline, watch, kind, shielded, pa, pb, pc = ...
-  if (s.cancelled or task.cancel_requested) and not shielded then
+  if (s.cancelled or task.cancel_requested) and not task.shielded then
     task.cancel_requested = false
     task.cancelled_by_us = true
     make_ready(s, task, CANCEL)
     return
   end
-  park(s, task, poll, deadline, watch, kind, shielded, pa, pb, pc)
+  park(s, task)
 end
 
 -- Resume one ready task and file it by what it did.
@@ -541,42 +676,33 @@ local function step(s, task)
   -- blocking calls (not those of a coroutine it made) are a task's (task.c)
   local acting = act(task.owner, task.co)
   local args = task.resume_args
-  if args ~= nil then
-    task.resume_args = nil
+  if args then
+    task.resume_args = false
     return stepped(s, task, acting, resume(task.co, unpack(args, 1, args.n)))
   end
-  local n, a, b, c = task.resume_n, task.resume_1, task.resume_2, task.resume_3
-  task.resume_1, task.resume_2, task.resume_3 = nil, nil, nil
+  -- the values are dropped before the resume, as the table was
+  local n = task.resume_n
   if n == 0 then
     return stepped(s, task, acting, resume(task.co))
-  elseif n == 1 then
+  end
+  local a = task.resume_1
+  task.resume_1 = false
+  if n == 1 then
     return stepped(s, task, acting, resume(task.co, a))
-  elseif n == 2 then
+  end
+  local b = task.resume_2
+  task.resume_2 = false
+  if n == 2 then
     return stepped(s, task, acting, resume(task.co, a, b))
   end
+  local c = task.resume_3
+  task.resume_3 = false
   return stepped(s, task, acting, resume(task.co, a, b, c))
 end
 
--- What a blocked task's poll gave (pcall's results): wake it if it failed
--- or succeeded (true), else leave it blocked (false). acting: who acted
--- before the poll, named again first.
-local function polled(s, task, acting, ok, done, ...)
-  act(acting)
-  if not ok then
-    unblock(s, task)
-    make_ready(s, task, FAIL, done)
-    s.check_cancel = true
-    return true
-  elseif done then
-    unblock(s, task, true)
-    make_ready(s, task, OK, ...)
-    return true
-  end
-  return false
-end
-
--- Retry one blocked task: wake it if its request completed, failed, timed
--- out or was cancelled.
+-- Wake one blocked task that may proceed: cancelled (unless shielded), or
+-- to try its poll again (it gives up itself once its deadline has
+-- passed), or, waiting with no poll, once its deadline has passed.
 local function retry(s, task, now)
   if s.blocked[task.token] ~= task then
     return now -- woke already
@@ -584,26 +710,28 @@ local function retry(s, task, now)
   if (task.cancel_requested or s.cancelled) and not task.shielded then
     task.cancel_requested = false
     task.cancelled_by_us = true
-    unblock(s, task)
-    make_ready(s, task, CANCEL)
-    return now
-  end
-  local poll = task.poll
-  if poll then
-    s.polls = s.polls + 1
-    local acting = act(task.owner) -- what the poll takes is the task's
-    if polled(s, task, acting, pcall(poll, task.poll_a, task.poll_b, task.poll_c)) then
-      return now
-    end
-  end
-  if task.deadline then
+    wake(s, task, CANCEL)
+  elseif task.poll then
+    wake(s, task, AGAIN)
+  elseif task.deadline then
     now = now or monotonic()
     if now >= task.deadline then
-      unblock(s, task)
-      make_ready(s, task, TIMEOUT)
+      wake(s, task, TIMEOUT)
     end
   end
   return now
+end
+
+-- What the scheduler's own try of a blocked task's poll gave
+-- (daemons_ready): wake it with the poll's values or its error, or leave
+-- it blocked. acting: who acted before the poll, named again first.
+local function probed(s, task, acting, ok, done, ...)
+  act(acting)
+  if not ok then
+    wake(s, task, FAIL, done)
+  elseif done then
+    wake(s, task, OK, ...)
+  end
 end
 
 -- Retry the tasks that may proceed: those whose tokens came, the dirty
@@ -620,21 +748,11 @@ local function retry_woken(s, tokens, everything)
       now = retry(s, all[i], now)
     end
   end
+  local blocked = s.blocked
   for i = 1, tokens and #tokens or 0 do
-    local tok = tokens[i]
-    local task = s.blocked[tok]
+    local task = blocked[tokens[i]]
     if task then
       now = retry(s, task, now)
-      if s.blocked[tok] == task and task.watching == "object" then
-        -- still waiting: the watch fired (it is one-shot) and someone
-        -- else took what it came for, so arm it again, keeping the
-        -- task's turn, and try once more
-        s.port:watch(task.watch_obj, tok, task.watch_kind, true)
-        now = retry(s, task, now)
-      elseif s.blocked[tok] == task and task.watching == "many" then
-        s.port:watch_many(task.watch_obj, tok)
-        now = retry(s, task, now)
-      end
     end
   end
   local dirty = s.dirty
@@ -662,7 +780,13 @@ local function retry_woken(s, tokens, everything)
       break
     end
     local e = heap_pop(h)
+    e[2].heap_at = false
     now = retry(s, e[2], now)
+  end
+  local yielded = s.yielded
+  for i = 1, #yielded do
+    make_ready_packed(s, yielded[i], false)
+    yielded[i] = nil
   end
 end
 
@@ -709,7 +833,7 @@ local function sleep_in(s, timeout)
     for i = 1, #ended, 2 do
       local task = s.blocked[ended[i]]
       if task ~= nil and task.driven then
-        unblock(s, task, true)
+        unblock(s, task)
         make_ready_packed(s, task, ended[i + 1]) -- OK, and what get returns
       end
     end
@@ -719,7 +843,7 @@ local function sleep_in(s, timeout)
     -- is done; it reads the outcome from the future
     for _, task in pairs(s.blocked) do
       if task.driven and task.request:done() then
-        unblock(s, task, true)
+        unblock(s, task)
         make_ready(s, task, OK)
       end
     end
@@ -734,7 +858,15 @@ local function daemons_ready(s)
   local now
   for _, task in pairs(s.blocked) do
     if task.daemon then
-      now = retry(s, task, now)
+      if task.poll and not task.cancel_requested and not s.cancelled then
+        -- tried here, not by the task: a daemon resumed to try and fail
+        -- would only block again, and the loop would spin
+        s.polls = s.polls + 1
+        local acting = act(task.owner) -- what the poll takes is the task's
+        probed(s, task, acting, pcall(task.poll, task.poll_a, task.poll_b, task.poll_c))
+      else
+        now = retry(s, task, now)
+      end
     end
   end
   return s.head < s.tail
@@ -757,11 +889,11 @@ local function loop(s)
   -- last task awaited run before async.run returns
   while s.ntasks > 0 or s.head < s.tail do
     run_round(s)
-    if s.ntasks == 0 and s.head == s.tail and not daemons_ready(s) then
+    if s.ntasks == 0 and s.head == s.tail and #s.yielded == 0 and not daemons_ready(s) then
       break
     end
     local timeout = 0
-    if s.head == s.tail and #s.dirty == 0 then
+    if s.head == s.tail and #s.dirty == 0 and #s.yielded == 0 then
       local d = next_deadline(s)
       if d then
         timeout = d - monotonic()
@@ -809,7 +941,7 @@ end
 local function new_scheduler()
   return {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
-    blocked = {}, dirty = {}, heap = { n = 0 },
+    blocked = {}, dirty = {}, yielded = {}, heap = { n = 0 },
     port = new_port(), polls = 0, tokens = {},
   }
 end
@@ -1092,7 +1224,7 @@ local function drive(s)
       tokens, everything = {}, true
     end
     retry_woken(s, tokens, everything)
-  until s.head == s.tail and #s.dirty == 0
+  until s.head == s.tail and #s.dirty == 0 and #s.yielded == 0
 end
 
 local function check_scheduler(self, fname)
