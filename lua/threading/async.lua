@@ -748,11 +748,20 @@ local function retry_woken(s, tokens, everything)
       now = retry(s, all[i], now)
     end
   end
-  local blocked = s.blocked
+  local blocked, ready = s.blocked, s.ready
   for i = 1, tokens and #tokens or 0 do
-    local task = blocked[tokens[i]]
+    local tok = tokens[i]
+    local task = blocked[tok]
     if task then
-      now = retry(s, task, now)
+      if task.poll and not task.cancel_requested then
+        -- the common wake-up, as retry and make_ready would file it
+        blocked[tok] = nil
+        task.state, task.resume_args, task.resume_n, task.resume_1 = "ready", false, 1, AGAIN
+        ready[s.tail] = task
+        s.tail = s.tail + 1
+      else
+        now = retry(s, task, now)
+      end
     end
   end
   local dirty = s.dirty
@@ -785,7 +794,8 @@ local function retry_woken(s, tokens, everything)
   end
   local yielded = s.yielded
   for i = 1, #yielded do
-    make_ready_packed(s, yielded[i], false)
+    ready[s.tail] = yielded[i] -- made "ready" with nothing to resume with
+    s.tail = s.tail + 1
     yielded[i] = nil
   end
 end
@@ -904,7 +914,12 @@ local function loop(s)
         timeout = nil
       end
     end
-    local ok, tokens, everything = pcall(sleep_in, s, timeout)
+    local ok, tokens, everything
+    if s.http == nil then
+      ok, tokens, everything = pcall(s.port_wait, s.port, timeout, s.tokens)
+    else
+      ok, tokens, everything = pcall(sleep_in, s, timeout)
+    end
     if not ok then
       -- this OS thread was cancelled: every task gets the cancellation
       s.cancelled = true
@@ -939,10 +954,11 @@ local function report_lost(s, main)
 end
 
 local function new_scheduler()
+  local port = new_port()
   return {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
     blocked = {}, dirty = {}, yielded = {}, heap = { n = 0 },
-    port = new_port(), polls = 0, tokens = {},
+    port = port, port_wait = port.wait, polls = 0, tokens = {},
   }
 end
 
