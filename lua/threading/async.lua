@@ -308,6 +308,11 @@ end
 
 local function block(poll, timeout, watch, kind, shielded, pa, pb, pc)
   local me = task_of[running()]
+  if me.watching then
+    -- a poll of its last wait raised, and the task caught the error: that
+    -- wait's watch goes now, passing on a wake-up it was posted for
+    end_wait(me, false)
+  end
   me.deadline, me.shielded = timeout and monotonic() + timeout or false, shielded or false
   if poll == nil then
     return slept(me, yield(REQUEST))
