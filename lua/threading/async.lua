@@ -1535,7 +1535,7 @@ do -- Condition
   -- it and is raised then, as asyncio does.
   local function task_wait(self, t, fname)
     local me = current_task()
-    local ticket = c_pass(fname, true, c_enlist, self, me.sched.port, me.token)
+    local ticket = c_pass1(fname, true, c_enlist, self, me.sched.port, me.token)
     me.ticket = ticket -- its scheduler's close leaves the queue for it
     local ok, err = async.pcall(await_poll, ticket.notified, t, DIRECT, nil, ticket)
     me.ticket = nil
