@@ -1463,22 +1463,31 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
     assert.same({ "ran", "slept" }, log)
   end)
 
-  native_it("suspend a task that calls Future:result taken into a local before run", function()
-    local fut = threading.Future()
-    local result = fut.result
+  -- The log of a task that logs "wait", then the text that wait() gives,
+  -- while the main task logs "set" and completes fut once the task waits.
+  local function wait_then_set(fut, wait)
     local log = {}
     async.run(function()
       local waiter = async.spawn(function()
         log[#log + 1] = "wait"
-        local ok, v = result(fut, 10)
-        log[#log + 1] = tostring(ok) .. " " .. tostring(v)
+        local text = wait()
+        log[#log + 1] = text
       end)
       async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
       log[#log + 1] = "set"
       fut:set_result("v")
       waiter:await(10)
     end)
-    assert.same({ "wait", "set", "true v" }, log)
+    return log
+  end
+
+  native_it("suspend a task that calls Future:result taken into a local before run", function()
+    local fut = threading.Future()
+    local result = fut.result
+    assert.same({ "wait", "set", "true v" }, wait_then_set(fut, function()
+      local ok, v = result(fut, 10)
+      return tostring(ok) .. " " .. tostring(v)
+    end))
   end)
 
   native_it("let two tasks meet at a Barrier through its wait taken into a local before run", function()
@@ -1523,19 +1532,9 @@ describe("the C methods that suspend a task themselves (Lua 5.2+)", function()
   native_it("suspend a task in as_completed's step, its completion set's own next", function()
     local fut = threading.Future()
     local set = threading._completions({ fut })
-    local log = {}
-    async.run(function()
-      local waiter = async.spawn(function()
-        log[#log + 1] = "wait"
-        local i = set:next(5)
-        log[#log + 1] = tostring(i)
-      end)
-      async.sleep(0) -- it waits now; had it blocked the thread, nothing would run
-      log[#log + 1] = "set"
-      fut:set_result("v")
-      waiter:await(10)
-    end)
-    assert.same({ "wait", "set", "1" }, log)
+    assert.same({ "wait", "set", "1" }, wait_then_set(fut, function()
+      return tostring(set:next(5))
+    end))
   end)
 
   native_it("suspend a task that calls a method taken into a local before run", function()
