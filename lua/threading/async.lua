@@ -186,6 +186,15 @@ local function settle(tag, ...)
   error("a threading.async task was resumed by something other than its scheduler", 0)
 end
 
+-- Retry `task` when `t` ends (finish makes its awaiters dirty).
+local function await_end(t, task)
+  if not FINAL[t.state] then
+    local a = t.awaiters or {}
+    t.awaiters = a
+    a[#a + 1] = task
+  end
+end
+
 -- Arm the watch of me's wait: true if it has one that a change will wake
 -- (false: what it names cannot be watched, a handle no longer alive).
 local function arm_wait(me, watch, kind)
@@ -200,20 +209,11 @@ local function arm_wait(me, watch, kind)
     local mt = getmetatable(watch)
     if mt == Task then
       how = "task"
-      if not FINAL[watch.state] then
-        local a = watch.awaiters or {}
-        watch.awaiters = a
-        a[#a + 1] = me
-      end
+      await_end(watch, me)
     elseif mt == Tasks then
       how = "task"
       for i = 1, #watch do
-        local t = watch[i]
-        if not FINAL[t.state] then
-          local a = t.awaiters or {}
-          t.awaiters = a
-          a[#a + 1] = me
-        end
+        await_end(watch[i], me)
       end
     elseif mt == Many and me.sched.port:watch_many(watch.list, me.token) then
       how = "many"
@@ -805,10 +805,6 @@ local function retry_woken(s, tokens, everything)
   end
 end
 
--- The tokens posted to s's port, in a table that each wait fills again.
-local port_wait = function(s, timeout)
-  return s.port:wait(timeout, s.tokens)
-end
 local testcancel = threading.testcancel
 local wait_point = threading._wait_point
 
@@ -826,7 +822,7 @@ local new_http_driver -- threading.http's _driver, once the module is loaded
 local function sleep_in(s, timeout)
   local d = s.http
   if d == nil then
-    return port_wait(s, timeout)
+    return s.port_wait(s.port, timeout, s.tokens)
   end
   if s.fd == nil then
     s.fd = s.port:fd()
@@ -863,7 +859,7 @@ local function sleep_in(s, timeout)
       end
     end
   end
-  return port_wait(s, timeout)
+  return s.port_wait(s.port, timeout, s.tokens)
 end
 
 -- Once only daemons are left: retry those blocked on what has happened
@@ -963,6 +959,8 @@ local function new_scheduler()
   return {
     ready = {}, head = 1, tail = 1, ntasks = 0, all = {}, ntok = 0, free = {}, nended = 0,
     blocked = {}, dirty = {}, yielded = {}, heap = { n = 0 },
+    -- port_wait(port, timeout, tokens): the tokens posted, in the table
+    -- that each wait fills again
     port = port, port_wait = port.wait, polls = 0, tokens = {},
   }
 end
@@ -1238,7 +1236,7 @@ threading._register_class(Scheduler, "threading.async.Scheduler", false)
 local function drive(s)
   repeat
     run_round(s)
-    local ok, tokens, everything = pcall(port_wait, s, 0)
+    local ok, tokens, everything = pcall(s.port_wait, s.port, 0, s.tokens)
     if not ok then
       s.cancelled = true
       s.cancel_error = tokens
