@@ -653,9 +653,9 @@ static int port_wait(lua_State *L) {
   if (lua_type(L, 3) == LUA_TTABLE) {
     size_t was = (size_t)compat_rawlen(L, 3);
     lua_settop(L, 3);
-    for (i = n; i < was; i++) {          /* from the top: no border inside */
+    for (i = was; i > n; i--) {          /* from the top: no border inside */
       lua_pushnil(L);
-      lua_rawseti(L, 3, (int)(was - (i - n)));
+      lua_rawseti(L, 3, (int)i);
     }
   } else {
     lua_settop(L, 2);
